@@ -1,0 +1,59 @@
+"""The code generator interface: a question plus a data context in, Python code out."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..context import DataContext
+
+
+@dataclass
+class FailedAttempt:
+    """Code that was refused or failed, fed back to a generator that can repair."""
+
+    code: str
+    error: str  # validator findings or the kernel's error, plain text
+
+
+@dataclass
+class GenerationRequest:
+    question: str
+    context: DataContext
+    analysis_type: str | None = None
+    # Earlier tries of this same question, newest last; non-empty means "repair".
+    failures: list[FailedAttempt] = field(default_factory=list)
+
+
+@dataclass
+class GeneratedCode:
+    code: str
+    explanation: str
+    generator: str  # "offline" or "claude"
+    model: str | None = None
+    # {"input_tokens": int, "output_tokens": int, "cost_usd": float | None}
+    usage: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+class CodeGenerator(abc.ABC):
+    """Turns a question about described frames into code for the sandbox kernel."""
+
+    name: str = ""
+    model: str | None = None
+    can_repair: bool = False
+
+    @abc.abstractmethod
+    async def generate(self, request: GenerationRequest) -> GeneratedCode:
+        """Code answering ``request.question``; raise GenerationError with a fix on failure."""
+
+    @abc.abstractmethod
+    async def insights(
+        self, request: GenerationRequest, metrics: dict[str, Any], output: str
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Short findings written only from executed ``metrics`` and ``output``, and usage."""
+
+    def describe(self) -> str:
+        """For the status line, e.g. 'offline templates' or 'Claude (claude-sonnet-4-5)'."""
+        return self.name if not self.model else f"{self.name} ({self.model})"

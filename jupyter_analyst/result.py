@@ -1,0 +1,61 @@
+"""The result of one analysis: what ran, what it produced, and how far to trust it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .runtime import json_safe  # noqa: F401  (re-exported for the host side)
+from .safety import SafetyReport
+
+
+@dataclass
+class Attempt:
+    """One try at the question: the code, its safety verdict and what went wrong, if anything."""
+
+    code: str
+    risk_level: str
+    error: str | None = None
+    stage: str = "execute"  # "validate" or "execute": where the error arose
+
+
+@dataclass
+class AnalysisResult:
+    success: bool
+    query: str
+    insights: list[str] = field(default_factory=list)
+    # Each: {"title": str, "format": "png" | "html", "data": base64 PNG or sanitised HTML}
+    visualizations: list[dict[str, str]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # Each: {"name": file name, "format": "csv" | "json" | "txt", "data": text}
+    data_outputs: list[dict[str, str]] = field(default_factory=list)
+    execution_time: float = 0.0
+    error: str | None = None
+    raw_output: str = ""
+    code: str = ""
+    explanation: str = ""
+    safety: SafetyReport | None = None
+    generator: dict[str, Any] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    backend: str = ""
+    # Tables the code displayed (sanitised HTML), shown inline but not files.
+    tables: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field (the safety report as its own dict)."""
+        data = asdict(self)
+        data["safety"] = self.safety.to_dict() if self.safety else None
+        return data
+
+    def __repr__(self) -> str:
+        state = "ok" if self.success else f"failed: {self.error}"
+        return (
+            f"<AnalysisResult {state}; {len(self.metrics)} metrics, "
+            f"{len(self.visualizations)} plots, backend={self.backend or '-'}>"
+        )
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .rendering import result_bundle
+
+        return result_bundle(self)
