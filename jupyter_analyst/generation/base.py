@@ -54,6 +54,10 @@ class CodeGenerator(abc.ABC):
     ) -> tuple[list[str], dict[str, Any]]:
         """Short findings written only from executed ``metrics`` and ``output``, and usage."""
 
+    def preview(self, request: GenerationRequest) -> str:
+        """Exactly what would be sent to a remote model for ``request`` (``--show-prompt``)."""
+        return f"{self.describe()} runs on this machine: nothing is sent anywhere."
+
     def describe(self) -> str:
         """For the status line, e.g. 'offline templates' or 'Claude (claude-sonnet-4-5)'."""
         return self.name if not self.model else f"{self.name} ({self.model})"
