@@ -24,6 +24,8 @@ class GenerationRequest:
     analysis_type: str | None = None
     # Earlier tries of this same question, newest last; non-empty means "repair".
     failures: list[FailedAttempt] = field(default_factory=list)
+    # Ask the generator for a new answer even if one is cached (the Regenerate button).
+    fresh: bool = False
 
 
 @dataclass
