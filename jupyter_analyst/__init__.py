@@ -1,6 +1,33 @@
-"""jupyter-analyst: ask questions about DataFrames; reviewed code runs in a sandboxed kernel."""
+"""jupyter-analyst: ask questions about DataFrames; reviewed code runs in a sandboxed kernel.
 
+In a notebook: ``%load_ext jupyter_analyst`` then ``%%analyze df`` with a question.
+From Python: ``PythonAnalysisAgent``, ``quick_analyze``.
+"""
+
+from .agent import PythonAnalysisAgent, Proposal, quick_analyze
+from .errors import AnalystError
 from .result import AnalysisResult, Attempt
 
-__all__ = ["AnalysisResult", "Attempt"]
+__all__ = [
+    "AnalysisResult",
+    "AnalystError",
+    "Attempt",
+    "Proposal",
+    "PythonAnalysisAgent",
+    "quick_analyze",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython) -> None:
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .magic import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,299 @@
+"""A Jupyter kernel in a sandbox, driven over jupyter_client's ipc transport.
+
+Backend-neutral: the local and Docker backends differ only in the kernel
+provisioner named in the in-memory kernel spec. The kernel is started once and
+kept warm; frames are written once (see ``datastore``) and loaded once per kernel.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Instance
+
+from ..errors import ExecutionTimeout, SandboxError
+from .datastore import write_frame
+from .limits import SandboxLimits
+
+KERNEL_NAME = "jupyter-analyst-sandbox"
+STARTUP_TIMEOUT = 120.0
+INTERRUPT_GRACE = 5.0
+# Run once in each new kernel: headless plots, helpers, copy-on-write frames.
+BOOTSTRAP = "from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja_setup(); del _ja_setup"
+
+OutputCallback = Callable[[dict[str, Any]], None]
+
+
+class _SandboxSpecManager(KernelSpecManager):
+    """Serves only this sandbox's in-memory spec, never the user's installed kernels."""
+
+    spec = Instance(KernelSpec)
+
+    def get_kernel_spec(self, kernel_name: str, *args: Any, **kwargs: Any) -> KernelSpec:
+        return self.spec
+
+
+@dataclass
+class Execution:
+    """What one execute request produced, as nbformat-style output dicts (untrusted)."""
+
+    status: str  # "ok", "error", "timeout" or "died"
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None  # {"ename", "evalue", "traceback"}
+    duration: float = 0.0
+    restarted: bool = False  # the kernel had to be restarted; frames are reloaded next time
+
+
+class KernelSandbox:
+    """One warm kernel behind a kernel provisioner, with a private sandbox directory."""
+
+    def __init__(
+        self,
+        provisioner: str,
+        backend: str,
+        label: str,
+        limits: SandboxLimits | None = None,
+        provisioner_config: dict[str, Any] | None = None,
+    ):
+        self.provisioner = provisioner
+        self.backend = backend
+        self.label = label
+        self.limits = limits or SandboxLimits.from_env()
+        self.provisioner_config = provisioner_config or {}
+        self.root: Path | None = None
+        self.manager: AsyncKernelManager | None = None
+        self.client = None
+        self.frames_written = 0  # Parquet files written (a test/bench hook for "data moved once")
+        self.restarts = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self.client is not None
+
+    @property
+    def data_dir(self) -> Path:
+        return self._require_root() / "data"
+
+    @property
+    def output_dir(self) -> Path:
+        return self._require_root() / "outputs"
+
+    def _require_root(self) -> Path:
+        if self.root is None:
+            raise SandboxError("The sandbox is not started.", "Call start() first.")
+        return self.root
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.root = Path(tempfile.mkdtemp(prefix="jupyter-analyst-"))
+        for sub in ("data", "outputs", "run"):
+            (self.root / sub).mkdir()
+        run = self.root / "run"
+        spec = KernelSpec(
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name="Python (jupyter-analyst sandbox)",
+            language="python",
+            interrupt_mode="message",
+            metadata={"kernel_provisioner": {"provisioner_name": self.provisioner,
+                                             "config": self._provisioner_config()}},
+        )
+        self.manager = AsyncKernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=_SandboxSpecManager(spec=spec),
+            transport="ipc",
+            ip=str(run / "kernel"),
+            connection_file=str(run / "kernel.json"),
+        )
+        try:
+            await self.manager.start_kernel()
+            self.client = self.manager.client()
+            self.client.start_channels()
+            await self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            await self._bootstrap()
+        except SandboxError:
+            await self.shutdown()
+            raise
+        except Exception as exc:
+            await self.shutdown()
+            raise SandboxError(
+                f"The {self.label} sandbox kernel did not start: {exc}",
+                "Run `jupyter-analyst doctor` to see what is missing.",
+            ) from exc
+
+    def _provisioner_config(self) -> dict[str, Any]:
+        limits = self.limits
+        config = {
+            "sandbox_dir": str(self.root),
+            "memory": limits.memory,
+            "cpus": limits.cpus,
+            "cpu_seconds": limits.cpu_seconds,
+            "processes": limits.processes,
+            "file_size": limits.file_size,
+        }
+        config.update(self.provisioner_config)
+        return config
+
+    async def _bootstrap(self) -> None:
+        result = await self._run(BOOTSTRAP, timeout=STARTUP_TIMEOUT)
+        if result.status != "ok":
+            detail = (result.error or {}).get("evalue", result.status)
+            raise SandboxError(
+                f"The sandbox kernel started but could not load its helpers: {detail}",
+                "Reinstall jupyter-analyst (or rebuild the sandbox image with "
+                "`jupyter-analyst build-image`).",
+            )
+
+    async def restart(self) -> None:
+        await self.manager.restart_kernel(now=True)
+        await self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        self.restarts += 1
+        await self._bootstrap()
+
+    async def shutdown(self) -> None:
+        if self.client is not None:
+            self.client.stop_channels()
+            self.client = None
+        if self.manager is not None:
+            try:
+                if self.manager.has_kernel:
+                    await self.manager.shutdown_kernel(now=True)
+            finally:
+                self.manager = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    async def is_alive(self) -> bool:
+        return self.manager is not None and await self.manager.is_alive()
+
+    def isolation_report(self) -> str:
+        """What the provisioner recorded about isolation (e.g. 'network: isolated')."""
+        report = self._require_root() / "run" / "isolation.txt"
+        return report.read_text().strip() if report.exists() else ""
+
+    # -- data ----------------------------------------------------------------------------
+    async def bind_frames(self, frames: dict[str, pd.DataFrame]) -> list[str]:
+        """Bind each frame under its name; write and load only what the kernel lacks."""
+        await self.start()
+        warnings: list[str] = []
+        files = {}
+        for name, frame in frames.items():
+            filename, frame_warnings, written = write_frame(frame, name, self.data_dir)
+            self.frames_written += written
+            warnings += frame_warnings
+            files[name] = filename
+        code = (
+            "from jupyter_analyst.runtime import bind_frames as _ja_bind\n"
+            f"_ja_bind(globals(), {files!r})\n"
+            "del _ja_bind"
+        )
+        result = await self._run(code, timeout=self.limits.timeout)
+        if result.status != "ok":
+            detail = (result.error or {}).get("evalue", result.status)
+            raise SandboxError(f"Could not load the data into the sandbox: {detail}",
+                               "Check that the frame converts to Parquet (df.to_parquet()).")
+        return warnings
+
+    def clear_outputs(self) -> None:
+        """Empty the outputs directory before an analysis (links removed, never followed)."""
+        for entry in self.output_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+    # -- execution ------------------------------------------------------------------------
+    async def execute(
+        self, code: str, timeout: float | None = None, on_output: OutputCallback | None = None
+    ) -> Execution:
+        """Run ``code``; a timeout interrupts (then restarts) the kernel, a death restarts it."""
+        await self.start()
+        return await self._run(code, timeout or self.limits.timeout, on_output)
+
+    async def _run(
+        self, code: str, timeout: float, on_output: OutputCallback | None = None
+    ) -> Execution:
+        started = time.monotonic()
+        deadline = started + timeout
+        msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=True)
+        execution = Execution(status="ok")
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                execution.status = "timeout"
+                execution.restarted = await self._stop_runaway(msg_id)
+                break
+            try:
+                msg = await self.client.get_iopub_msg(timeout=min(1.0, remaining))
+            except queue.Empty:
+                if not await self.is_alive():
+                    execution.status = "died"
+                    await self.restart()
+                    execution.restarted = True
+                    break
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content.get("execution_state") == "idle":
+                break
+            output = _as_output(kind, content)
+            if output is None:
+                continue
+            if kind == "error":
+                execution.status = "error"
+                execution.error = {k: output[k] for k in ("ename", "evalue", "traceback")}
+            execution.outputs.append(output)
+            if on_output is not None:
+                on_output(output)
+        execution.duration = time.monotonic() - started
+        return execution
+
+    async def _stop_runaway(self, msg_id: str) -> bool:
+        """Interrupt the running cell; restart the kernel if it does not come back. Returns restarted."""
+        await self.manager.interrupt_kernel()
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while time.monotonic() < deadline:
+            try:
+                msg = await self.client.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"):
+                return False
+        await self.restart()
+        return True
+
+
+def _as_output(kind: str, content: dict[str, Any]) -> dict[str, Any] | None:
+    """An iopub message as an nbformat output dict, or None if it is not an output."""
+    if kind == "stream":
+        return {"output_type": "stream", "name": content.get("name"), "text": content.get("text", "")}
+    if kind in ("display_data", "execute_result", "update_display_data"):
+        return {"output_type": "display_data", "data": content.get("data", {}),
+                "metadata": content.get("metadata", {})}
+    if kind == "error":
+        return {"output_type": "error", "ename": content.get("ename", ""),
+                "evalue": content.get("evalue", ""), "traceback": content.get("traceback", [])}
+    return None
+
+
+def timeout_error(timeout: float) -> ExecutionTimeout:
+    return ExecutionTimeout(
+        f"The analysis ran longer than {timeout:g} s and was stopped.",
+        "Ask for less work (sample the data, fewer plots) or raise the limit with "
+        "--timeout SECONDS or %config Analyze.timeout = SECONDS.",
+    )

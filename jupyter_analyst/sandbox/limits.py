@@ -1,0 +1,48 @@
+"""Resource limits for a sandbox kernel, read from arguments or the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """'2g', '512m', '1.5GiB' or a number of bytes -> bytes."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgtb]?)(i?b)?\s*", str(text).lower())
+    if not match:
+        raise InputError(
+            f"Cannot read the size {text!r}.", "Write it like '2g', '512m' or a number of bytes."
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory: int = 2 * 1024**3  # bytes
+    cpus: float = 1.0  # CPU cores (Docker); the local backend cannot cap a share of a core
+    cpu_seconds: int = 3600  # total CPU time per kernel lifetime (local backstop)
+    processes: int = 256
+    file_size: int = 512 * 1024**2  # largest file the code may write
+    timeout: float = 300.0  # wall-clock seconds per analysis
+
+    @classmethod
+    def from_env(cls, **overrides) -> "SandboxLimits":
+        """Defaults, then SANDBOX_MEMORY_LIMIT / SANDBOX_CPU_LIMIT / SANDBOX_TIMEOUT, then overrides."""
+        values: dict = {}
+        if os.environ.get("SANDBOX_MEMORY_LIMIT"):
+            values["memory"] = parse_size(os.environ["SANDBOX_MEMORY_LIMIT"])
+        if os.environ.get("SANDBOX_CPU_LIMIT"):
+            values["cpus"] = float(os.environ["SANDBOX_CPU_LIMIT"])
+        if os.environ.get("SANDBOX_TIMEOUT"):
+            values["timeout"] = float(os.environ["SANDBOX_TIMEOUT"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "memory" in values:
+            values["memory"] = parse_size(values["memory"])
+        return cls(**values)
