@@ -1,0 +1,54 @@
+"""Analysis templates: runnable notebook cells with a parameter block at the top.
+
+The offline generator renders these same templates, so a template and what the
+offline generator emits for its intent are one and the same code. For example ``get_template("distribution", frame="tips", column="total_bill")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from . import (
+    correlation,
+    distribution,
+    group_comparison,
+    portfolio_performance,
+    summary,
+    time_series,
+    value_counts,
+)
+from .base import Param, Template
+
+TEMPLATES: dict[str, Template] = {
+    module.TEMPLATE.name: module.TEMPLATE
+    for module in (summary, distribution, correlation, time_series, portfolio_performance,
+                   group_comparison, value_counts)
+}
+
+__all__ = ["TEMPLATES", "Param", "Template", "get_template", "list_templates", "template"]
+
+
+def list_templates() -> list[str]:
+    """Names of the available templates."""
+    return list(TEMPLATES)
+
+
+def template(name: str) -> Template:
+    """The template called ``name`` (its description, parameters and insights)."""
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise InputError(
+            f"There is no template called {name!r}.",
+            f"Choose one of: {', '.join(TEMPLATES)}.",
+        ) from None
+
+
+def get_template(name: str, frame: str = "df", **bindings: Any) -> str:
+    """Runnable code for template ``name`` on the frame bound as ``frame``.
+
+    Bindings set its parameters (e.g. ``column="total_bill"``); unbound ones fall back
+    to defaults chosen in the kernel, such as the first numeric column.
+    """
+    return template(name).render(frame, **bindings)

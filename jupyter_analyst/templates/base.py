@@ -1,0 +1,125 @@
+"""What a template is: a notebook cell with a parameter block, and insights over its metrics.
+
+A template's code is fixed text. Only its parameter block changes: each parameter
+becomes one assignment (``column = 'total_bill'``) whose value is written with
+``repr()`` of a checked plain value (str, int, float, None or a list of str), so a
+column name can never become code. The frame's name is substituted as-is, which is
+why it must be a Python identifier. An unbound parameter falls back to a small
+default expression evaluated in the kernel (e.g. "the first numeric column"), so
+``get_template(name)`` alone is runnable on any suitable frame.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+
+# Insights take the executed metrics and the bindings the code was rendered with.
+Insights = Callable[[dict[str, Any], dict[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # "column", "columns", "optional_column", "int", "float" or "choice"
+    help: str
+    default: str  # Python source used when unbound; may use $frame
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str
+    example: str  # a question the offline generator maps to this template
+    params: tuple[Param, ...]
+    code: str  # the cell, with $frame for the frame's name and $params for the block
+    insights: Insights = field(repr=False, default=lambda metrics, bindings: [])
+
+    def render(self, frame: str = "df", **bindings: Any) -> str:
+        if not (frame.isidentifier() and not keyword.iskeyword(frame)):
+            raise InputError(
+                f"{frame!r} is not a valid Python name for a DataFrame.",
+                "Bind the frame to a plain variable name first, e.g. `df = ...`.",
+            )
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(bindings) - set(known))
+        if unknown:
+            raise InputError(
+                f"Template {self.name!r} has no parameter {', '.join(map(repr, unknown))}.",
+                f"Its parameters are: {', '.join(known) or 'none'}.",
+            )
+        lines = []
+        for param in self.params:
+            if param.name in bindings:
+                value = _literal(param, bindings[param.name])
+            else:
+                value = string.Template(param.default).substitute(frame=frame)
+            lines.append(f"{param.name} = {value}  # {param.help}")
+        # One substitution pass, so a "$" inside a column name is never expanded.
+        return string.Template(self.code).substitute(frame=frame, params="\n".join(lines))
+
+
+def _literal(param: Param, value: Any) -> str:
+    """``repr`` of a checked plain value: the only way a binding reaches the code."""
+    ok = {
+        "column": isinstance(value, str),
+        "optional_column": value is None or isinstance(value, str),
+        "columns": value is None
+        or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)),
+        "int": isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value),
+        "choice": value in param.choices,
+    }[param.kind]
+    if not ok:
+        expected = {
+            "column": "a column name (str)",
+            "optional_column": "a column name (str) or None",
+            "columns": "a list of column names or None",
+            "int": "a positive int",
+            "float": "a finite number",
+            "choice": " or ".join(map(repr, param.choices)),
+        }[param.kind]
+        raise InputError(
+            f"{value!r} is not a valid value for {param.name!r}.", f"Pass {expected}."
+        )
+    if param.kind == "columns" and value is not None:
+        value = list(value)
+    if param.kind == "float":
+        value = float(value)
+    return repr(value)
+
+
+# Formatting for insights: numbers are written as they appear in the metrics table,
+# rounded, so the grounding check can find each one.
+
+
+def number(value: Any) -> str:
+    value = float(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.2g}"
+    return f"{value:.2f}"
+
+
+def percent(value: Any) -> str:
+    return f"{float(value):.1%}"
+
+
+def finite(metrics: dict[str, Any], *keys: str) -> bool:
+    """True when every key holds a finite number (metrics may hold "NaN" strings)."""
+    for key in keys:
+        value = metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+    return True
