@@ -115,9 +115,13 @@ class PythonAnalysisAgent:
     def validate(self, code: str) -> SafetyReport:
         return self.validator.validate(code)
 
-    async def prepare(self, query: str, data: Any, analysis_type: str | None = None) -> Proposal:
-        """Describe the data, generate code and validate it; nothing runs yet."""
-        return await self._loop.run(self._prepare(query, data, analysis_type))
+    async def prepare(self, query: str, data: Any, analysis_type: str | None = None,
+                      fresh: bool = False) -> Proposal:
+        """Describe the data, generate code and validate it; nothing runs yet.
+
+        ``fresh=True`` (the Regenerate button) asks for a new answer, not a cached one.
+        """
+        return await self._loop.run(self._prepare(query, data, analysis_type, fresh))
 
     async def run(self, proposal: Proposal, code: str | None = None,
                   timeout: float | None = None, on_output: OutputCallback | None = None
@@ -173,9 +177,11 @@ class PythonAnalysisAgent:
         return GenerationRequest(question=query.strip(), context=self.describe(frames_from(data)),
                                  analysis_type=analysis_type)
 
-    async def _prepare(self, query: str, data: Any, analysis_type: str | None) -> Proposal:
+    async def _prepare(self, query: str, data: Any, analysis_type: str | None,
+                       fresh: bool = False) -> Proposal:
         frames = frames_from(data)
         request = self.request_for(query, frames, analysis_type)
+        request.fresh = fresh
         self._activity = f"generating code with {self.generator.describe()}"
         generated = await self.generator.generate(request)
         return Proposal(question=request.question, frames=frames, request=request,

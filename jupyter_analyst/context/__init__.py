@@ -130,7 +130,7 @@ def column_kind(series: pd.Series) -> str:
 def looks_personal(name: str, series: pd.Series) -> bool:
     if _PERSONAL_NAME.search(str(name)):
         return True
-    if series.dtype == object:
+    if ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series):
         head = series.dropna().astype(str).head(20)
         return len(head) > 0 and head.map(lambda v: bool(_EMAIL_VALUE.match(v))).mean() > 0.5
     return False

@@ -1,0 +1,60 @@
+"""Shared fixtures: real data, a fixed-code generator seam, and CI-strict requirements."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from jupyter_analyst.generation.base import CodeGenerator, GeneratedCode
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT.parent / "shared" / "corpora"
+SEABORN = CORPORA / "seaborn-data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally when a real component is missing; in CI that is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def read_seaborn(name: str) -> pd.DataFrame:
+    path = SEABORN / f"{name}.csv"
+    require(path.exists(), f"{path} (the shared corpora) is not beside the checkout")
+    return pd.read_csv(path)
+
+
+@pytest.fixture(scope="session")
+def tips() -> pd.DataFrame:
+    return read_seaborn("tips")
+
+
+class StaticGenerator(CodeGenerator):
+    """A generator that answers with the code it was given: the seam for pipeline tests.
+
+    ``codes`` are returned in turn (the last one repeats), so a test can script a
+    failing first try and a repaired second try.
+    """
+
+    name = "static"
+
+    def __init__(self, *codes: str, can_repair: bool = False):
+        self.codes = list(codes)
+        self.can_repair = can_repair
+        self.requests = []
+
+    async def generate(self, request):
+        self.requests.append(request)
+        code = self.codes[min(len(self.requests), len(self.codes)) - 1]
+        return GeneratedCode(code=code, explanation="fixed code for a test", generator=self.name,
+                             usage={"input_tokens": 10, "output_tokens": 5})
+
+    async def insights(self, request, metrics, output):
+        return [f"{len(metrics)} metrics computed"], {"input_tokens": 1}

@@ -1,0 +1,40 @@
+"""Frames are handed over as fingerprinted Parquet, once."""
+
+import pandas as pd
+import pytest
+
+from jupyter_analyst.errors import InputError
+from jupyter_analyst.sandbox.datastore import write_frame
+
+
+def test_same_content_same_file_written_once(tmp_path, tips):
+    first = write_frame(tips, "tips", tmp_path)
+    second = write_frame(tips.copy(), "tips", tmp_path)
+    assert first[0] == second[0] and first[2] is True and second[2] is False
+    assert list(tmp_path.iterdir()) == [tmp_path / first[0]]
+
+
+def test_changed_content_gets_a_new_file(tmp_path, tips):
+    changed = tips.copy()
+    changed.loc[0, "tip"] += 1
+    assert write_frame(tips, "t", tmp_path)[0] != write_frame(changed, "t", tmp_path)[0]
+
+
+def test_round_trip_keeps_index_and_dtypes(tmp_path):
+    frame = pd.DataFrame({"price": [1.0, 2.5], "when": pd.to_datetime(["2024-01-01", "2024-01-02"])},
+                         index=pd.Index(["a", "b"], name="ticker"))
+    name, _, _ = write_frame(frame, "f", tmp_path)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), frame)
+
+
+def test_mixed_object_column_becomes_text_with_a_warning(tmp_path):
+    frame = pd.DataFrame({"mixed": [1, "two", 3.0, None], "ok": [1, 2, 3, 4]})
+    name, warnings, _ = write_frame(frame, "f", tmp_path)
+    assert any("mixed" in w for w in warnings)
+    assert pd.read_parquet(tmp_path / name)["mixed"].tolist()[:3] == ["1", "two", "3.0"]
+
+
+def test_duplicate_columns_are_a_clear_error(tmp_path):
+    frame = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with pytest.raises(InputError, match="duplicate column names"):
+        write_frame(frame, "f", tmp_path)
