@@ -1,0 +1,109 @@
+"""HTML fragments for the approval panel: highlighted code, the safety badge, findings, diffs.
+
+Everything that came from a generator, the validator or the user is escaped here
+(Pygments escapes the code it highlights). Colours are JupyterLab CSS variables, so
+the panel follows the light and dark themes, and every colour is backed by text or
+a symbol, so nothing depends on seeing the colour.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+
+from jupyterlab_pygments import JupyterStyle
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import DiffLexer, PythonLexer
+from pygments.token import Generic
+
+from ..safety import RiskLevel, SafetyReport
+
+# (symbol, CSS colour variable with a fallback for frontends without JupyterLab's theme)
+_RISK_LOOK = {
+    RiskLevel.SAFE: ("✓", "var(--jp-success-color1, #388e3c)"),
+    RiskLevel.LOW: ("•", "var(--jp-success-color1, #388e3c)"),
+    RiskLevel.MEDIUM: ("⚠", "var(--jp-warn-color1, #f57c00)"),
+    RiskLevel.HIGH: ("✖", "var(--jp-error-color1, #d32f2f)"),
+    RiskLevel.CRITICAL: ("✖", "var(--jp-error-color1, #d32f2f)"),
+}
+
+
+class _DiffStyle(JupyterStyle):
+    """JupyterLab's code colours plus added/removed lines (the +/- prefixes carry the meaning).
+
+    Pygments splits style strings at spaces, so these variables have no fallback colour.
+    """
+
+    styles = {**JupyterStyle.styles,
+              Generic.Inserted: "var(--jp-success-color1)",
+              Generic.Deleted: "var(--jp-error-color1)",
+              Generic.Heading: "bold", Generic.Subheading: "var(--jp-ui-font-color2)"}
+
+
+_TEXT = "color: var(--jp-ui-font-color1, inherit)"
+_MUTED = "color: var(--jp-ui-font-color2, inherit)"
+
+
+def _formatter(marked_lines=()) -> HtmlFormatter:
+    return HtmlFormatter(style=JupyterStyle, noclasses=True, linenos="inline",
+                         hl_lines=list(marked_lines), wrapcode=True)
+
+
+def code_html(code: str, marked_lines=()) -> str:
+    """Read-only, highlighted code with line numbers; ``marked_lines`` get a background."""
+    block = highlight(code, PythonLexer(), _formatter(marked_lines))
+    return f"<div class='jupyter-analyst-code' style='overflow-x:auto'>{block}</div>"
+
+
+def badge_html(report: SafetyReport) -> str:
+    """``✓ risk: safe``: a bordered label whose text alone tells the level."""
+    level = report.risk_level
+    symbol, colour = _RISK_LOOK[level]
+    verdict = "" if report.allowed else " · cannot run"
+    return (f"<span class='jupyter-analyst-badge' data-risk='{level.value}' "
+            f"style='display:inline-block; padding:1px 8px; border:1px solid {colour}; "
+            f"border-left:6px solid {colour}; border-radius:3px; font-weight:600; {_TEXT}; "
+            f"background: var(--jp-layout-color2, transparent)'>"
+            f"{symbol} risk: {level.value}{verdict}</span>")
+
+
+def safety_html(report: SafetyReport) -> str:
+    """The badge and one line per finding, with its line number and rule."""
+    if not report.findings:
+        items = f"<li style='{_MUTED}'>No findings.</li>"
+    else:
+        items = "".join(
+            f"<li style='{_TEXT}'>{_RISK_LOOK[f.severity][0]} "
+            f"<b>{'line ' + str(f.line) if f.line else 'whole code'}</b> "
+            f"({html.escape(f.severity.value)}): {html.escape(f.message)} "
+            f"<code>{html.escape(f.rule)}</code></li>"
+            for f in report.findings)
+    return (f"<div class='jupyter-analyst-safety'>{badge_html(report)}"
+            f"<ul style='margin:4px 0; padding-left:20px'>{items}</ul></div>")
+
+
+def explanation_html(explanation: str) -> str:
+    if not explanation.strip():
+        return ""
+    return (f"<div class='jupyter-analyst-explanation' style='{_TEXT}; margin:4px 0'>"
+            f"{html.escape(explanation)}</div>")
+
+
+def message_html(title: str, text: str) -> str:
+    """An escaped title and body, e.g. a generation error and its fix."""
+    return f"<b>{html.escape(title)}</b><pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
+
+
+def repair_diff(failed: str, ran: str) -> tuple[str, str]:
+    """(HTML, plain text) of a unified diff from the approved code to the repaired code that ran."""
+    diff = "".join(difflib.unified_diff(
+        failed.splitlines(keepends=True), ran.splitlines(keepends=True),
+        fromfile="approved (failed)", tofile="repaired (ran)"))
+    block = highlight(diff, DiffLexer(), HtmlFormatter(style=_DiffStyle, noclasses=True))
+    return (f"<b>The code was repaired after an error. Changes (- removed, + added):</b>{block}",
+            diff)
+
+
+def findings_lines(report: SafetyReport) -> list[int]:
+    return sorted({f.line for f in report.findings if f.line})
