@@ -1,0 +1,184 @@
+"""Finding column names, category values and unknown names in a question, offline.
+
+Questions and column names are compared as sequences of lowercased word stems, so
+"Total Bill", "total_bill", "totalBill" and "total bills" all name ``total_bill``.
+Longer column names are matched first and a word belongs to one column at most.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+
+from ..context import ColumnInfo, FrameInfo
+
+# Phrases whose words are never column names ("over time" must not name a column "time").
+NOT_COLUMNS = ("over time", "time series", "timeseries", "through time", "in time")
+
+# Words after "of", "by", "for"... that name the data in general rather than a column.
+GENERIC = {
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "them", "their", "my",
+    "our", "your", "each", "every", "all", "both", "different", "whole", "entire", "other",
+    "data", "dataset", "datasets", "frame", "dataframe", "table", "column", "columns",
+    "variable", "feature", "field", "value", "values", "number", "numbers", "numeric",
+    "numerical", "row", "record", "entry", "observation", "sample", "percent", "percentage",
+    "distribution", "histogram", "correlation", "correlations", "trend", "summary",
+    "statistic", "statistics", "stats", "overview", "heatmap", "matrix", "mean", "average",
+    "median", "sum", "total", "count", "counts", "frequency", "frequencies", "rolling",
+    "moving", "plot", "chart", "graph", "group", "groups", "category", "categories", "pair",
+    "pairs", "relationship", "outlier", "skew", "skewness", "spread", "time", "date",
+    "day", "days", "week", "weeks", "month", "months", "year", "years", "period", "periods",
+    "daily", "weekly", "monthly", "quarterly", "yearly", "annual", "max", "maximum", "min",
+    "minimum", "top", "most", "common", "unique", "distinct", "level", "levels", "change",
+    "changes", "underneath", "below",
+}
+# Words between a preposition and the name it introduces: "of the daily returns".
+MODIFIERS = {"the", "a", "an", "each", "every", "different", "its", "their", "all", "daily",
+             "weekly", "monthly", "quarterly", "yearly", "annual", "total", "average", "mean",
+             "median"}
+# Day and month names, which the data often abbreviates ("Sun") and questions spell out.
+CALENDAR_NAMES = {n.lower() for n in (*calendar.day_name, *calendar.month_name) if n}
+# Unit suffixes: "body mass" names body_mass_g, "bill length" names bill_length_mm.
+UNITS = {"mm", "cm", "m", "km", "g", "kg", "lb", "lbs", "s", "sec", "ms", "min", "h", "hr",
+         "pct", "usd", "eur", "gbp", "ft", "in"}
+
+
+def words(text: str) -> list[str]:
+    """Lowercase words of ``text``; camelCase and snake_case are split into words."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(text))
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def stem(word: str) -> str:
+    """A crude singular: enough to match "tips" to "tip" and "categories" to "category"."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+@dataclass(frozen=True)
+class Mention:
+    column: ColumnInfo
+    start: int  # index of the first word in the question
+    end: int  # one past the last word
+
+
+@dataclass(frozen=True)
+class ValueMention:
+    column: ColumnInfo
+    value: str
+    start: int
+
+
+class Question:
+    """A question read against one frame: its words and the columns and values it names."""
+
+    def __init__(self, text: str, frame: FrameInfo):
+        self.text = text
+        self.frame = frame
+        self.words = words(text)
+        self.stems = [stem(w) for w in self.words]
+        taken = _phrase_positions(self.stems, [[stem(w) for w in words(p)] for p in NOT_COLUMNS])
+        self.mentions = self._find_columns(taken)
+        self.inside = {i for m in self.mentions for i in range(m.start, m.end)}
+        self.values = self._find_values(taken | self.inside)
+        # The words outside column names: what the question asks, not what it is about.
+        self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
+
+    def _find_columns(self, taken: set[int]) -> list[Mention]:
+        found = []
+        columns = sorted(self.frame.columns, key=lambda c: -len(words(c.name)))
+        for column in columns:
+            target = [stem(w) for w in words(column.name)]
+            spellings = [target]
+            if len(target) > 1 and target[-1] in UNITS:
+                spellings.append(target[:-1])
+            for spelling in spellings:
+                for start in _occurrences(self.stems, spelling, taken):
+                    found.append(Mention(column, start, start + len(spelling)))
+                    taken |= set(range(start, start + len(spelling)))
+        return sorted(found, key=lambda m: m.start)
+
+    def _find_values(self, taken: set[int]) -> list[ValueMention]:
+        """Category values the question names ("Sun", "Dinner"): they signal a row filter."""
+        found = []
+        for column in self.frame.columns_of_kind("categorical", "text", "bool"):
+            for value in column.stats.get("top", {}):
+                target = [stem(w) for w in words(value)]
+                if not target or _too_common(target):
+                    continue
+                starts = _occurrences(self.stems, target, taken)
+                if len(target) == 1:
+                    starts += [i for i, w in enumerate(self.words) if w in CALENDAR_NAMES
+                               and w.startswith(target[0]) and i not in taken | set(starts)]
+                for start in starts:
+                    found.append(ValueMention(column, str(value), start))
+        return sorted(found, key=lambda v: v.start)
+
+    def columns(self, *kinds: str) -> list[ColumnInfo]:
+        """Named columns (each once, in order of mention), optionally of some kinds only."""
+        seen: dict[str, ColumnInfo] = {}
+        for mention in self.mentions:
+            if not kinds or mention.column.kind in kinds:
+                seen.setdefault(mention.column.name, mention.column)
+        return list(seen.values())
+
+    def column_after(self, position: int) -> ColumnInfo | None:
+        """The column named right after word ``position``, skipping articles."""
+        i = position + 1
+        while i < len(self.words) and self.words[i] in ("the", "a", "an", "each", "every",
+                                                        "different", "its", "their"):
+            i += 1
+        return next((m.column for m in self.mentions if m.start == i), None)
+
+    def positions(self, *candidates: str) -> list[int]:
+        """Where any of the given words appear outside column names."""
+        return [i for i, w in enumerate(self.words) if w in candidates and i not in self.inside]
+
+    def unknown_names(self, after: tuple[str, ...], also_known: set[str] | frozenset[str]
+                      ) -> list[str]:
+        """Words in column position (right after ``after`` words) that name nothing known.
+
+        "distribution of revenue" on a frame without ``revenue`` gives ["revenue"].
+        """
+        starts = {m.start for m in self.mentions} | {v.start for v in self.values}
+        known = GENERIC | {stem(w) for w in also_known}
+        unknown = []
+        for i, word in enumerate(self.words[:-1]):
+            if word not in after:
+                continue
+            j = i + 1
+            while j < len(self.words) and self.words[j] in MODIFIERS:
+                j += 1
+            if j >= len(self.words) or j in starts:
+                continue
+            candidate = self.words[j]
+            if candidate.isdigit() or candidate in known or self.stems[j] in known:
+                continue
+            unknown.append(candidate)
+        return unknown
+
+
+def _too_common(target: list[str]) -> bool:
+    """Values too short or too common in prose to be read as a filter ("No", "A", "2")."""
+    text = " ".join(target)
+    return len(text) <= 2 or text.isdigit() or text in GENERIC or text in {
+        "yes", "no", "true", "false", "none", "nan", "other", "unknown"}
+
+
+def _occurrences(stems: list[str], target: list[str], taken: set[int]) -> list[int]:
+    n = len(target)
+    if not n:
+        return []
+    return [
+        i for i in range(len(stems) - n + 1)
+        if stems[i:i + n] == target and not taken & set(range(i, i + n))
+    ]
+
+
+def _phrase_positions(stems: list[str], phrases: list[list[str]]) -> set[int]:
+    return {i + k for phrase in phrases for i in _occurrences(stems, phrase, set())
+            for k in range(len(phrase))}

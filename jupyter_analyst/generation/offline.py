@@ -1,0 +1,41 @@
+"""The offline generator: no key, no network; questions mapped onto analysis templates.
+
+It answers the common analysis questions (overview, distribution, correlation, time
+series, portfolio performance, group comparison, value counts) with the code of the
+matching template from ``jupyter_analyst.templates``, bound to the frame's columns.
+Anything else is refused with a ``NotUnderstoodError`` that says what it can do, so
+it never answers a question other than the one asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..templates import TEMPLATES
+from .base import CodeGenerator, GeneratedCode, GenerationRequest
+from .intent import plan
+
+
+class OfflineGenerator(CodeGenerator):
+    name = "offline"
+    model = None
+    can_repair = False  # a template that failed would fail the same way again
+
+    async def generate(self, request: GenerationRequest) -> GeneratedCode:
+        chosen = plan(request.question, request.context, request.analysis_type)
+        return GeneratedCode(
+            code=chosen.code(),
+            explanation=f"{chosen.explanation} (offline template '{chosen.template}')",
+            generator=self.name,
+        )
+
+    async def insights(
+        self, request: GenerationRequest, metrics: dict[str, Any], output: str
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Sentences computed from the executed metrics by the template that produced them."""
+        chosen = plan(request.question, request.context, request.analysis_type)
+        bindings = {"frame": chosen.frame, **chosen.bindings}
+        return TEMPLATES[chosen.template].insights(metrics, bindings), {}
+
+    def describe(self) -> str:
+        return "offline templates"
