@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import pandas as pd
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
@@ -86,6 +87,13 @@ class Analyze(Magics):
             print(f"%%analyze: {exc.problem}", file=sys.stderr)
             if exc.fix:
                 print(exc.fix, file=sys.stderr)
+        except UsageError:
+            raise  # IPython prints it as a one-line usage message
+        except Exception as exc:  # a bug of ours: say so plainly, keep the notebook usable
+            sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
+            print(f"%%analyze: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print("Please report it with the cell that caused it; %tb shows the details.",
+                  file=sys.stderr)
 
     # -- steps ----------------------------------------------------------------------------
     def _analyze(self, line: str, cell: str) -> None:
@@ -150,9 +158,12 @@ class Analyze(Magics):
         except KeyboardInterrupt:
             future.cancel()
             raise
-        elapsed = time.monotonic() - started
-        status.update({"text/plain": f"✓ {agent.generator.describe()} · {agent.sandbox_label()} · {elapsed:.1f} s"},
-                      raw=True)
+        elapsed = f"{time.monotonic() - started:.1f} s"
+        if future.exception() is not None:
+            status.update({"text/plain": f"✗ {agent.generator.describe()} · {elapsed}"}, raw=True)
+            raise future.exception()
+        status.update({"text/plain": f"✓ {agent.generator.describe()} · {agent.sandbox_label()} · "
+                                     f"{elapsed}"}, raw=True)
         return future.result()
 
     @staticmethod
