@@ -175,7 +175,7 @@ class Analyze(Magics):
             target.flush()
 
     def _show_result(self, result, out: str) -> None:
-        for output in display_outputs(result):
+        for output in display_outputs(result, include_code=True):
             display(output["data"], raw=True)
         self._bind(out, result)
 

@@ -40,12 +40,19 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def display_outputs(result) -> list[dict[str, Any]]:
-    """nbformat display_data outputs for a finished result (plots, metrics, tables, insights, error)."""
+def display_outputs(result, include_code: bool = False) -> list[dict[str, Any]]:
+    """nbformat display_data outputs for a finished result (plots, metrics, tables, insights, error).
+
+    ``include_code`` adds the code that ran, folded, with its safety verdict: for the
+    straight-through path, where no approval panel showed it.
+    """
     outputs = []
 
     def show(data: dict[str, Any]) -> None:
         outputs.append({"output_type": "display_data", "data": data, "metadata": {}})
+
+    if include_code and result.code:
+        show(code_bundle(result))
 
     for figure in result.visualizations:
         mime = "image/png" if figure["format"] == "png" else "image/jpeg"
@@ -63,6 +70,16 @@ def display_outputs(result) -> list[dict[str, Any]]:
     footer = footer_text(result)
     show({"text/plain": footer, "text/markdown": f"<sub>{html.escape(footer)}</sub>"})
     return outputs
+
+
+def code_bundle(result) -> dict[str, str]:
+    risk = result.safety.risk_level.value if result.safety else "unchecked"
+    summary = f"Code ({risk}){' · ' + result.explanation if result.explanation else ''}"
+    return {
+        "text/html": f"<details><summary>{html.escape(summary)}</summary>"
+                     f"<pre>{html.escape(result.code)}</pre></details>",
+        "text/plain": f"{summary}\n{result.code}",
+    }
 
 
 def footer_text(result) -> str:
