@@ -18,6 +18,8 @@ from jupyter_analyst.errors import GenerationError
 from jupyter_analyst.generation import FailedAttempt, GenerationRequest, make_generator
 from jupyter_analyst.generation.claude import DEFAULT_MODEL, ClaudeGenerator
 from jupyter_analyst.generation.pricing import PRICES
+from jupyter_analyst.generation.prompts import LIBRARY_IMPORTS, SYSTEM_PROMPT
+from jupyter_analyst.safety import SafetyValidator
 
 pytestmark = pytest.mark.llm
 
@@ -62,6 +64,21 @@ def test_default_model_is_newest_listed_sonnet_not_deprecated():
     current = [m for m in sonnets if m not in deprecated]
     assert DEFAULT_MODEL == max(current, key=version)
     assert DEFAULT_MODEL in PRICES
+
+
+@pytest.mark.parametrize("line", LIBRARY_IMPORTS)
+def test_the_libraries_the_prompt_offers_pass_the_validator(line):
+    assert line in SYSTEM_PROMPT
+    report = SafetyValidator().validate(line + "\n")
+    assert report.allowed, report.violations
+
+
+@pytest.mark.parametrize("code", [
+    "import os\n", "import subprocess\n", "open('x.txt')\n", "eval('1')\n",
+    "df.__class__\n", "import pickle\n",
+])
+def test_what_the_prompt_says_is_refused_is_refused(code):
+    assert not SafetyValidator().validate(code).allowed
 
 
 async def test_structured_reply(llm_server):

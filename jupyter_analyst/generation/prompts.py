@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 from ..context import MAX_LISTED_COLUMNS, DataContext
-from ..safety.validator import ALLOWED_IMPORTS
 from .base import GenerationRequest
 
 # Part of the cache key: bump it whenever a prompt below changes meaningfully.
@@ -61,6 +60,18 @@ SUBMIT_INSIGHTS = {
     },
 }
 
+# The imports the prompt offers; every one must pass the validator (a test checks it).
+LIBRARY_IMPORTS = (
+    "import pandas as pd",
+    "import numpy as np",
+    "from scipy import stats",
+    "import statsmodels.api as sm",
+    "from sklearn.linear_model import LinearRegression",
+    "import matplotlib.pyplot as plt",
+    "import seaborn as sns",
+    "import math, statistics, datetime, re, json, collections, itertools",
+)
+
 SYSTEM_PROMPT = f"""\
 You write Python code that answers a question about pandas DataFrames. The code runs \
 in a sandboxed Jupyter kernel after an automatic safety check and the user's review. \
@@ -71,11 +82,15 @@ The sandbox:
 (for example `df`). Use it directly; do not load the data again.
 - The working directory is the sandbox root. `data/` is read-only. Write any files with \
 relative paths inside `outputs/` (for example `outputs/summary.csv`). There is no network.
-- Importable libraries: {", ".join(sorted(ALLOWED_IMPORTS))}. Nothing else.
+- Libraries: pandas, numpy, scipy, statsmodels (`statsmodels.api`, \
+`statsmodels.formula.api`), scikit-learn submodules, matplotlib, seaborn and \
+standard-library modules for computation, imported like: \
+{"; ".join(f"`{line}`" for line in LIBRARY_IMPORTS)}. Nothing else can be imported.
 - Report named results with `save_metrics({{"name": value, ...}})` (numbers or short \
 strings) and tables with `save_table(frame, "name")`. Import them explicitly: \
 `from jupyter_analyst.runtime import save_metrics, save_table`.
-- Plots: matplotlib (`import matplotlib.pyplot as plt`). Give every axes a title and \
+- Plots: matplotlib (`import matplotlib.pyplot as plt`) or seaborn on top of it; \
+interactive plotly output is not shown. Give every axes a title and \
 labelled axes. Do not call `plt.show()` or `savefig`: open figures are captured \
 after the cell.
 - Print only short, useful text.
