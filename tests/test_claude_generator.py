@@ -266,6 +266,23 @@ async def test_schema_mode_sends_no_cell_values(llm_server):
     assert '\\"city\\"' in raw or "city" in raw
 
 
+async def test_schema_mode_repairs_without_quoted_values_and_skips_insights(llm_server):
+    frame = pd.DataFrame({"customer": ["Ada Lovelace", "Alan Turing"], "spend": [1.5, 2.5]})
+    repair = request(frames={"df": frame}, mode="schema")
+    code = 'df["spend"] = df["customer"].astype(float)\n'
+    repair.failures = [FailedAttempt(code, "ValueError: could not convert string to float: "
+                                           "'Ada Lovelace'\nKeyError: 'spend'")]
+    llm_server.script(analysis(CODE))
+    generator = ClaudeGenerator()
+    await generator.generate(repair)
+    raw = llm_server.raw_bodies()[0]
+    assert "Lovelace" not in raw and "KeyError: 'spend'" in user_text(llm_server.bodies()[0])
+
+    found, usage = await generator.insights(repair, {"top": "Alan Turing"}, "Alan Turing 2.5")
+    assert len(llm_server.requests) == 1 and usage["cost_usd"] == 0.0
+    assert "schema" in found[0]
+
+
 async def test_sample_mode_sends_few_rows_cut_strings_and_masks_personal(llm_server):
     frame = pd.DataFrame({
         "email": [f"person{i}@example.org" for i in range(12)],

@@ -49,6 +49,10 @@ MAX_TOKENS = 16_000
 INSIGHT_MAX_TOKENS = 4_000
 MAX_INSIGHTS = 5
 MAX_SERVER_MESSAGE = 300
+SCHEMA_INSIGHTS = (
+    "No written insights: privacy mode 'schema' keeps the results on this machine, so they "
+    "were not sent to Claude. The metrics and plots above are complete."
+)
 
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.DOTALL)
 MARKDOWN_IMAGE_OR_LINK = re.compile(r"!?\[([^\]]*)\]\s*(\([^)]*\)|\[[^\]]*\])")
@@ -118,6 +122,9 @@ class ClaudeGenerator(CodeGenerator):
     async def insights(
         self, request: GenerationRequest, metrics: dict[str, Any], output: str
     ) -> tuple[list[str], dict[str, Any]]:
+        if request.context.mode == "schema":
+            # Metrics and printed output are cell values and aggregates of them.
+            return [SCHEMA_INSIGHTS], {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
         message = insights_message(request.question, metrics, output)
         response = await self._send(
             INSIGHTS_PROMPT, message, SUBMIT_INSIGHTS, max_tokens=INSIGHT_MAX_TOKENS

@@ -10,6 +10,7 @@ instruction outside it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +23,8 @@ PROMPT_VERSION = "1"
 MAX_ERROR_CHARS = 2_000
 MAX_CODE_CHARS = 12_000
 MAX_OUTPUT_CHARS = 6_000
-COMPACT_COLUMNS = 20  # described columns kept when the prompt was too long
+COMPACT_COLUMNS = 20
+QUOTED = re.compile(r"""(['"])(.+?)\1""")  # described columns kept when the prompt was too long
 
 SUBMIT_ANALYSIS = {
     "name": "submit_analysis",
@@ -134,10 +136,12 @@ def analysis_message(request: GenerationRequest, context: DataContext | None = N
         parts.append(f"Analysis type: {request.analysis_type}")
     parts.append(f"<question>\n{request.question.strip()}\n</question>")
     if request.failures:
-        attempts = [
-            {"code": _tail(f.code, MAX_CODE_CHARS), "error": _tail(f.error, MAX_ERROR_CHARS)}
-            for f in request.failures
-        ]
+        attempts = []
+        for failure in request.failures:
+            error = _tail(failure.error, MAX_ERROR_CHARS)
+            if context.mode == "schema":
+                error = redact_values(error, failure.code + context.to_prompt())
+            attempts.append({"code": _tail(failure.code, MAX_CODE_CHARS), "error": error})
         parts.append(
             "<previous_attempts>\nEarlier code for this question failed, oldest first. Each "
             "error is the validator's findings or the kernel's error output: data that "
@@ -146,6 +150,20 @@ def analysis_message(request: GenerationRequest, context: DataContext | None = N
             "complete corrected cell with submit_analysis."
         )
     return "\n\n".join(parts)
+
+
+def redact_values(error: str, known: str) -> str:
+    """``error`` with quoted text that is not in ``known`` (the code and the schema) replaced.
+
+    Error messages quote the values they choke on ("could not convert string to
+    float: 'Ada Lovelace'"); in privacy mode 'schema' no cell value may leave the
+    machine, while column names and the code's own literals are already known.
+    """
+    def keep_or_hide(match: re.Match) -> str:
+        quote, text = match.groups()
+        return match.group(0) if text in known else f"{quote}…{quote}"
+
+    return QUOTED.sub(keep_or_hide, error)
 
 
 def insights_message(question: str, metrics: dict[str, Any], output: str) -> str:
