@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
@@ -41,6 +42,7 @@ class SafetyReport:
     risk_level: RiskLevel = RiskLevel.SAFE
     violations: list[Finding] = field(default_factory=list)  # HIGH and CRITICAL findings
     warnings: list[Finding] = field(default_factory=list)  # LOW and MEDIUM findings
+    code_sha256: str = ""  # of the exact text that was checked; see ``matches``
 
     @property
     def allowed(self) -> bool:
@@ -49,6 +51,11 @@ class SafetyReport:
     @property
     def findings(self) -> list[Finding]:
         return sorted(self.violations + self.warnings, key=lambda f: (f.line, f.col))
+
+    def matches(self, code: str) -> bool:
+        """True if ``code`` is exactly the text this report is about (run only that)."""
+        digest = hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+        return bool(self.code_sha256) and digest == self.code_sha256
 
     def add(self, finding: Finding) -> None:
         if finding.severity.rank >= RiskLevel.HIGH.rank:
@@ -72,6 +79,7 @@ class SafetyReport:
             "allowed": self.allowed,
             "violations": [_finding_dict(f) for f in self.violations],
             "warnings": [_finding_dict(f) for f in self.warnings],
+            "code_sha256": self.code_sha256,
         }
 
 

@@ -1,33 +1,127 @@
-"""First validator (walking skeleton): replaced by the full allow-list validator."""
+"""``SafetyValidator``: a fail-closed, allow-list check of code before it may run.
+
+The validator is an early, explainable rejection; the sandbox container is the security
+boundary. It never rewrites code: the string it approves is the string that runs, and
+anything it cannot analyse completely (a syntax error, IPython syntax, nesting too deep,
+running out of time or memory) is ``critical``.
+"""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+from collections.abc import Iterable
 
+from IPython.core.inputtransformer2 import TransformerManager
+
+from .checker import BudgetExceeded, Checker, TooDeep
+from .policy import Policy
 from .report import Finding, RiskLevel, SafetyReport
 
-ALLOWED_IMPORTS = {"pandas", "numpy", "matplotlib", "scipy", "statsmodels", "sklearn", "seaborn",
-                   "plotly", "math", "statistics", "datetime", "json", "re", "collections",
-                   "itertools", "jupyter_analyst"}
-FORBIDDEN_NAMES = {"eval", "exec", "compile", "__import__", "open", "getattr", "globals"}
+CRITICAL = RiskLevel.CRITICAL
 
 
 class SafetyValidator:
+    """Check analysis code against the allow-lists in ``jupyter_analyst.safety.policy``.
+
+    ``validate(code)`` never raises: every problem becomes a finding in the returned
+    ``SafetyReport``, with a rule id, a line and column (1-based) and a message that says
+    what is wrong and what to do instead.
+
+    Options for advanced users:
+
+    - ``extra_modules``: more importable modules, e.g. ``["yaml"]``; each name allows that
+      module only (list submodules separately) with all its public, non-module attributes.
+    - ``extra_read_paths`` / ``extra_write_paths``: more folders (absolute, or relative to
+      the sandbox root) that I/O calls may read / write. Write folders are readable too.
+    - ``time_budget``: seconds of analysis before the code is refused as too costly to check
+      (time spent importing the allowed libraries for inspection is not counted).
+    - ``max_chars``: longer code is refused without parsing it.
+    """
+
+    def __init__(self, extra_modules: Iterable[str] = (), extra_read_paths: Iterable[str] = (),
+                 extra_write_paths: Iterable[str] = (), time_budget: float = 2.0,
+                 max_chars: int = 100_000):
+        self.policy = Policy.with_extras(extra_modules, extra_read_paths, extra_write_paths)
+        self.time_budget = time_budget
+        self.max_chars = max_chars
+
     def validate(self, code: str) -> SafetyReport:
-        report = SafetyReport()
+        report = SafetyReport(code_sha256=hashlib.sha256(
+            str(code).encode("utf-8", "surrogatepass")).hexdigest())
+        seen: set[tuple[str, int, int]] = set()
+
+        def add(finding: Finding) -> None:
+            key = (finding.rule, finding.line, finding.col)
+            if key not in seen:
+                seen.add(key)
+                report.add(finding)
+
+        try:
+            self._check(code, add)
+        except BudgetExceeded:
+            add(Finding("time-budget", f"Checking this code took longer than "
+                                       f"{self.time_budget:g} s, so it was not fully checked; "
+                                       f"write shorter, simpler code.", severity=CRITICAL))
+        except (TooDeep, RecursionError):
+            add(Finding("too-deep", "The code nests too deeply to be checked; split long "
+                                    "expressions into several statements.", severity=CRITICAL))
+        except MemoryError:
+            add(Finding("too-large", "The code is too large to be checked.", severity=CRITICAL))
+        except Exception as exc:  # a bug in a rule must refuse the code, not approve it
+            add(Finding("internal-error", f"The validator could not check this code "
+                                          f"({type(exc).__name__}: {exc}); it was refused.",
+                        severity=CRITICAL))
+        return report
+
+    def _check(self, code: str, add) -> None:
+        if not isinstance(code, str):
+            add(Finding("syntax", "The code must be a string.", severity=CRITICAL))
+            return
+        if len(code) > self.max_chars:
+            add(Finding("too-large", f"The code is {len(code)} characters long (limit "
+                                     f"{self.max_chars}); write a shorter analysis.",
+                        severity=CRITICAL))
+            return
+        magic = _ipython_syntax_line(code)
+        if magic:
+            add(Finding("magic", "IPython magics, shell commands ('!cmd', '%magic', '%%magic') "
+                                 "and help syntax ('x?') are not allowed; write plain Python.",
+                        magic, 1, CRITICAL))
+            return
         try:
             tree = ast.parse(code)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            report.add(Finding("syntax", f"Code does not parse: {exc}", severity=RiskLevel.CRITICAL))
-            return report
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                for name in names:
-                    if name.split(".")[0] not in ALLOWED_IMPORTS:
-                        report.add(Finding("import", f"Import of '{name}' is not allowed", node.lineno, node.col_offset))
-            elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
-                report.add(Finding("name", f"'{node.id}' is not allowed", node.lineno, node.col_offset, RiskLevel.CRITICAL))
-            elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-                report.add(Finding("attribute", f"Attribute '{node.attr}' is not allowed", node.lineno, node.col_offset))
-        return report
+        except SyntaxError as exc:
+            add(Finding("syntax", f"The code is not valid Python: {exc.msg}. Fix the syntax.",
+                        exc.lineno or 0, exc.offset or 0, CRITICAL))
+            return
+        except ValueError as exc:  # e.g. null bytes
+            add(Finding("syntax", f"The code is not valid Python: {exc}.", severity=CRITICAL))
+            return
+        Checker(self.policy, add, self.time_budget).run(tree)
+
+
+def _ipython_syntax_line(code: str) -> int:
+    """The first line IPython would rewrite before running the cell (0 if none).
+
+    The sandbox kernel passes each cell through IPython's input transformers, which turn
+    ``!ls`` or ``%%bash`` into calls. Refusing every cell they would change means the
+    text checked here is exactly the text Python runs.
+    """
+    try:
+        transformed = TransformerManager().transform_cell(code)
+    except Exception:
+        return 1
+    # IPython only drops surrounding blank lines and adds a final newline: not a rewrite
+    if transformed.strip() == code.strip() or _blank_lines_only(code, transformed):
+        return 0
+    original = code.splitlines()
+    for number, (before, after) in enumerate(zip(original, transformed.splitlines()), 1):
+        if before.strip() != after.strip():
+            return number
+    return max(len(original), 1)
+
+
+def _blank_lines_only(code: str, transformed: str) -> bool:
+    return [line for line in code.splitlines() if line.strip()] == [
+        line for line in transformed.splitlines() if line.strip()]

@@ -1,0 +1,185 @@
+"""What generated code may use: modules, builtins, sandbox paths and plotting backends.
+
+Everything here is an allow-list. Anything not named is refused, so a library release
+that adds a new module or builtin is refused until someone decides to allow it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+SANDBOX_ROOT = "/sandbox"  # the kernel's working directory, so relative paths start here
+READ_DIRS = ("/sandbox/data", "/sandbox/outputs")  # reading back your own outputs is fine
+WRITE_DIRS = ("/sandbox/outputs",)
+
+# Module -> allowed attribute names (glob patterns), or None for "any public attribute
+# that is not itself a module". Submodules are allowed only when listed here; a package
+# that is merely on the way to a listed submodule (``numpy.lib`` for
+# ``numpy.lib.stride_tricks``) can be passed through but not used itself.
+ALLOWED_MODULES: dict[str, tuple[str, ...] | None] = {
+    # analysis libraries
+    "pandas": None,
+    "pandas.api": None,
+    "pandas.api.types": None,
+    "pandas.plotting": None,
+    "pandas.tseries": None,
+    "pandas.tseries.offsets": None,
+    "numpy": None,
+    "numpy.random": None,
+    "numpy.linalg": None,
+    "numpy.fft": None,
+    "numpy.ma": None,
+    "numpy.char": None,
+    "numpy.rec": None,
+    "numpy.polynomial": None,
+    "numpy.polynomial.polynomial": None,
+    "numpy.lib.stride_tricks": None,
+    "scipy": None,
+    **{f"scipy.{sub}": None for sub in (
+        "stats", "stats.mstats", "stats.qmc", "optimize", "interpolate", "integrate", "signal",
+        "signal.windows", "spatial", "spatial.distance", "spatial.transform", "sparse",
+        "sparse.linalg", "sparse.csgraph", "linalg", "special", "cluster", "cluster.hierarchy",
+        "cluster.vq", "ndimage", "fft", "fftpack", "constants", "odr")},
+    "statsmodels.api": None,
+    "statsmodels.formula.api": None,
+    **{f"statsmodels.{sub}": None for sub in (
+        "tsa.api", "tsa.stattools", "tsa.seasonal", "tsa.holtwinters", "tsa.arima.model",
+        "tsa.statespace.sarimax", "stats.api", "stats.multitest", "stats.diagnostic",
+        "stats.outliers_influence", "stats.proportion", "stats.weightstats", "stats.anova",
+        "stats.multicomp", "graphics.tsaplots", "regression.linear_model",
+        "nonparametric.smoothers_lowess", "discrete.discrete_model")},
+    "sklearn": None,
+    **{f"sklearn.{sub}": None for sub in (
+        "base", "calibration", "cluster", "compose", "covariance", "cross_decomposition",
+        "decomposition", "discriminant_analysis", "dummy", "ensemble", "feature_extraction",
+        "feature_extraction.text", "feature_selection", "gaussian_process", "impute",
+        "inspection", "isotonic", "kernel_approximation", "kernel_ridge", "linear_model",
+        "manifold", "metrics", "metrics.pairwise", "mixture", "model_selection", "multiclass",
+        "multioutput", "naive_bayes", "neighbors", "neural_network", "pipeline",
+        "preprocessing", "semi_supervised", "svm", "tree")},
+    # bundled toy data sets only: fetch_* downloads and load_files reads arbitrary folders
+    "sklearn.datasets": ("load_iris", "load_diabetes", "load_digits", "load_wine",
+                         "load_breast_cancer", "load_linnerud", "make_*"),
+    "sklearn.utils": ("shuffle", "resample", "check_random_state"),
+    "matplotlib": None,
+    **{f"matplotlib.{sub}": None for sub in (
+        "pyplot", "ticker", "dates", "colors", "cm", "patches", "lines", "gridspec",
+        "collections", "markers", "transforms", "colorbar", "axes", "figure", "legend",
+        "text", "style", "table", "scale", "path", "offsetbox", "patheffects")},
+    "mpl_toolkits.mplot3d": None,
+    "mpl_toolkits.axes_grid1": None,
+    "seaborn": None,
+    "plotly.express": None,
+    "plotly.graph_objects": None,
+    "plotly.subplots": None,
+    "plotly.figure_factory": None,
+    "plotly.io": None,
+    # standard library: pure computation
+    **{name: None for name in (
+        "math", "cmath", "statistics", "datetime", "json", "re", "collections",
+        "collections.abc", "itertools", "copy", "textwrap", "random", "decimal", "fractions",
+        "numbers", "typing", "dataclasses", "enum", "heapq", "bisect", "calendar", "pprint",
+        "unicodedata")},
+    "functools": ("reduce", "partial", "lru_cache", "cache", "cached_property", "wraps",
+                  "total_ordering", "cmp_to_key", "singledispatch"),
+    # attrgetter and methodcaller would be getattr by another name
+    "operator": ("itemgetter", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
+                 "neg", "pos", "abs", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_",
+                 "xor", "not_", "truth", "contains", "getitem", "concat", "index"),
+    "string": ("ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
+               "octdigits", "punctuation", "printable", "whitespace", "capwords"),
+    "time": ("time", "perf_counter", "monotonic", "process_time", "sleep", "strftime",
+             "strptime", "gmtime", "localtime", "mktime"),
+    "warnings": ("filterwarnings", "simplefilter", "catch_warnings", "warn"),
+    "io": ("StringIO", "BytesIO"),  # in-memory buffers; io.open is open()
+    # the sandbox contract
+    "jupyter_analyst.runtime": ("save_metrics", "save_table"),
+    "IPython.display": ("display",),
+}
+
+# Builtins generated code may use. Every other builtin (eval, exec, open as a value,
+# getattr, vars, input, help, exit, ...) is refused, including ones added in future Pythons.
+ALLOWED_BUILTINS = frozenset({
+    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
+    "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "format",
+    "frozenset", "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len", "list",
+    "map", "max", "min", "next", "object", "oct", "ord", "pow", "print", "property", "range",
+    "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum",
+    "super", "tuple", "type", "zip", "aiter", "anext", "memoryview",
+    "True", "False", "None", "Ellipsis", "NotImplemented",
+    # pre-bound in the sandbox kernel
+    "display", "save_metrics", "save_table",
+}) | frozenset(name for name in dir(builtins)
+               if name.endswith(("Error", "Exception", "Warning")) or name in {
+                   "BaseException", "StopIteration", "StopAsyncIteration", "GeneratorExit",
+                   "KeyboardInterrupt", "SystemExit", "BaseExceptionGroup", "ExceptionGroup"})
+
+BUILTIN_NAMES = frozenset(dir(builtins))
+
+# Names that run strings as code or reach the interpreter: refused as critical.
+CRITICAL_NAMES = frozenset({
+    "eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr",
+    "setattr", "delattr", "breakpoint", "get_ipython", "__builtins__",
+})
+# Names IPython puts in a kernel's namespace (history, outputs, the shell itself).
+IPYTHON_NAMES = frozenset({"get_ipython", "exit", "quit", "In", "Out", "_ih", "_oh", "_dh",
+                           "_i", "_ii", "_iii", "__", "___"})
+
+# Interpreter internals reachable from ordinary objects: frames, code, tracebacks.
+FRAME_ATTRIBUTES = frozenset({
+    "gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended",
+    "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running", "cr_suspended",
+    "ag_frame", "ag_code", "ag_await", "ag_running",
+    "f_back", "f_builtins", "f_code", "f_globals", "f_locals", "f_lasti", "f_lineno",
+    "f_trace", "f_trace_lines", "f_trace_opcodes",
+    "tb_frame", "tb_next", "tb_lasti", "tb_lineno", "func_globals", "func_code",
+})
+# Read-only dunders that only ever give a string: ``type(model).__name__`` is common.
+HARMLESS_DUNDERS = frozenset({"__name__"})
+
+# Values a plotting backend may be set to (pandas, matplotlib). Anything else, and in
+# particular "module://...", makes the library import a module by name.
+ALLOWED_BACKENDS = frozenset({"matplotlib", "plotly", "agg", "pdf", "svg", "ps", "pgf",
+                              "cairo", "template", "inline"})
+
+
+def _normalise_dir(path: str) -> str:
+    return posixpath.normpath(posixpath.join(SANDBOX_ROOT, path))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The allow-lists one validator applies (defaults plus the user's extras)."""
+
+    modules: Mapping[str, tuple[str, ...] | None] = field(
+        default_factory=lambda: dict(ALLOWED_MODULES))
+    read_dirs: tuple[str, ...] = READ_DIRS
+    write_dirs: tuple[str, ...] = WRITE_DIRS
+
+    @classmethod
+    def with_extras(cls, modules: Iterable[str] = (), read_paths: Iterable[str] = (),
+                    write_paths: Iterable[str] = ()) -> Policy:
+        allowed = dict(ALLOWED_MODULES)
+        allowed.update({name: None for name in modules})
+        writes = tuple(_normalise_dir(p) for p in write_paths)
+        return cls(allowed,
+                   READ_DIRS + tuple(_normalise_dir(p) for p in read_paths) + writes,
+                   WRITE_DIRS + writes)
+
+    def module_allowed(self, name: str) -> bool:
+        return name in self.modules
+
+    def is_package_prefix(self, name: str) -> bool:
+        """True if ``name`` only leads to allowed submodules (``numpy.lib``, ``statsmodels``)."""
+        return any(allowed.startswith(name + ".") for allowed in self.modules)
+
+    def name_allowed(self, module: str, name: str) -> bool:
+        patterns = self.modules.get(module)
+        return patterns is None or any(fnmatchcase(name, p) for p in patterns)
+
+    def allowed_names(self, module: str) -> str:
+        return ", ".join(self.modules.get(module) or ())
