@@ -183,7 +183,8 @@ def _refuse_unsupported(q: Question, free: str, text: str) -> None:
 def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) -> None:
     frame_words = {w for f in context.frames for w in words(f.name)} | known
     after = ("of", "for", "by", "across", "per", "between", "among", "versus", "vs", "against",
-             "with", "on", "in", "and")
+             "with", "on", "in", "and", "compare", "plot", "correlate", "describe", "summarise",
+             "summarize")
     unknown = q.unknown_names(after, frame_words)
     if unknown:
         columns = ", ".join(c.name for c in q.frame.columns)

@@ -31,7 +31,7 @@ GENERIC = {
     "day", "days", "week", "weeks", "month", "months", "year", "years", "period", "periods",
     "daily", "weekly", "monthly", "quarterly", "yearly", "annual", "max", "maximum", "min",
     "minimum", "top", "most", "common", "unique", "distinct", "level", "levels", "change",
-    "changes", "underneath", "below",
+    "changes", "underneath", "below", "me", "us", "how", "what", "which", "whether",
 }
 # Words between a preposition and the name it introduces: "of the daily returns".
 MODIFIERS = {"the", "a", "an", "each", "every", "different", "its", "their", "all", "daily",
@@ -151,9 +151,9 @@ class Question:
             if word not in after:
                 continue
             j = i + 1
-            while j < len(self.words) and self.words[j] in MODIFIERS:
+            while j < len(self.words) and j not in starts and self.words[j] in MODIFIERS:
                 j += 1
-            if j >= len(self.words) or j in starts:
+            if j >= len(self.words) or j in starts or j in self.inside:
                 continue
             candidate = self.words[j]
             if candidate.isdigit() or candidate in known or self.stems[j] in known:

@@ -103,6 +103,8 @@ def _literal(param: Param, value: Any) -> str:
 
 def number(value: Any) -> str:
     value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{value:,.0f}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if value != 0 and abs(value) < 0.01:

@@ -77,10 +77,10 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
         )
     if finite(metrics, "strong_pairs", "columns_compared"):
         count = metrics["strong_pairs"]
-        pairs = "pair has" if count == 1 else "pairs have"
+        pairs = "pair is" if count == 1 else "pairs are"
         found.append(
             f"Across {number(metrics['columns_compared'])} numeric columns, {number(count)} "
-            f"{pairs} an absolute correlation of at least 0.50."
+            f"{pairs} at least moderately correlated (either direction)."
         )
     found.append("Correlation measures association, not cause.")
     return found
