@@ -382,3 +382,12 @@ def test_missing_key_is_a_clear_error(monkeypatch):
     with pytest.raises(GenerationError) as raised:
         ClaudeGenerator()
     assert "ANTHROPIC_API_KEY" in raised.value.fix
+
+
+async def test_insights_send_at_most_100_metrics_but_ground_on_all(llm_server):
+    metrics = {f"m{i}": i + 0.5 for i in range(500)}
+    llm_server.script(insights("Metric 400 is 400.5."))
+    found, _ = await ClaudeGenerator().insights(request(), metrics, "")
+    assert found == ["Metric 400 is 400.5."]
+    results = user_text(llm_server.bodies()[0]).split("<results>\n")[1].split("\n</results>")[0]
+    assert len(json.loads(results)["metrics"]) == 100

@@ -102,8 +102,7 @@ class ClaudeGenerator(CodeGenerator):
                 response = await self._send(SYSTEM_PROMPT, smaller, SUBMIT_ANALYSIS)
             except PromptTooLong as exc:
                 raise GenerationError(
-                    f"The prompt is too long for {self.model}, even with a compact data "
-                    f"description ({exc.problem}).",
+                    f"{exc.problem} A compact data description did not fit either.",
                     "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode "
                     "'schema'.",
                 ) from None
@@ -217,7 +216,10 @@ class ClaudeGenerator(CodeGenerator):
         if isinstance(exc, anthropic.ContentTooLargeError) or (
             isinstance(exc, anthropic.BadRequestError) and TOO_LONG.search(said)
         ):
-            return PromptTooLong(said)
+            return PromptTooLong(
+                f"The request is too long for {model} ({status}: {said}).",
+                "Analyse fewer columns or use privacy mode 'schema'.",
+            )
         if isinstance(exc, anthropic.InternalServerError):
             state = "overloaded" if status == 529 else "failing"
             return GenerationError(

@@ -23,6 +23,7 @@ PROMPT_VERSION = "1"
 MAX_ERROR_CHARS = 2_000
 MAX_CODE_CHARS = 12_000
 MAX_OUTPUT_CHARS = 6_000
+MAX_METRICS = 100
 COMPACT_COLUMNS = 20
 QUOTED = re.compile(r"""(['"])(.+?)\1""")  # described columns kept when the prompt was too long
 
@@ -167,6 +168,8 @@ def redact_values(error: str, known: str) -> str:
 
 
 def insights_message(question: str, metrics: dict[str, Any], output: str) -> str:
+    if len(metrics) > MAX_METRICS:  # a summary needs the headline numbers, not thousands
+        metrics = dict(list(metrics.items())[:MAX_METRICS])
     results = {"metrics": metrics, "printed_output": _tail(output, MAX_OUTPUT_CHARS)}
     return (
         f"<question>\n{question.strip()}\n</question>\n\n"
