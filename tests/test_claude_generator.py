@@ -367,6 +367,7 @@ async def test_preview_is_what_is_sent_and_sends_nothing(llm_server):
     await generator.generate(request())
     body = llm_server.bodies()[0]
     assert body["system"] in shown and user_text(body) in shown
+    assert json.loads(shown.split("=== tool ===\n")[1]) == body["tools"][0]
     assert f"POST {llm_server.url}/v1/messages" in shown and DEFAULT_MODEL in shown
 
 

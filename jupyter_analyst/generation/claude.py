@@ -4,7 +4,7 @@ Structured output: the model is offered a ``submit_analysis`` tool and asked to
 call it; ``tool_choice`` stays ``auto`` because current models (Sonnet 5.5, Opus
 5.5) answer a forced tool choice with a 400, and ``temperature`` stays unset
 because Sonnet 5 and later refuse non-default sampling parameters. A reply
-without the tool call falls back to the first fenced code block in its text.
+without the tool call falls back to the longest fenced Python block in its text.
 
 Retries: the SDK's own machinery (``max_retries``) retries 408/409/429/5xx/529
 and connection errors with exponential backoff and honours ``retry-after`` and
@@ -16,6 +16,7 @@ A prompt that is too long is retried once with a compact data context.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from typing import Any
@@ -50,8 +51,8 @@ INSIGHT_MAX_TOKENS = 4_000
 MAX_INSIGHTS = 5
 MAX_SERVER_MESSAGE = 300
 SCHEMA_INSIGHTS = (
-    "No written insights: privacy mode 'schema' keeps the results on this machine, so they "
-    "were not sent to Claude. The metrics and plots above are complete."
+    "No written insights: in privacy mode 'schema' the results stay on this machine and "
+    "are not sent to Claude."
 )
 
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.DOTALL)
@@ -134,11 +135,10 @@ class ClaudeGenerator(CodeGenerator):
 
     def preview(self, request: GenerationRequest) -> str:
         base_url = os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
-        header = (
-            f"POST {base_url.rstrip('/')}/v1/messages  model={self.model}  "
-            f"max_tokens={MAX_TOKENS}  tools=[{SUBMIT_ANALYSIS['name']}]"
-        )
-        return f"{header}\n\n{render(SYSTEM_PROMPT, analysis_message(request))}"
+        url = f"{base_url.rstrip('/')}/v1/messages"
+        header = f"POST {url}  model={self.model}  max_tokens={MAX_TOKENS}"
+        prompt = render(SYSTEM_PROMPT, analysis_message(request))
+        return f"{header}\n\n{prompt}\n=== tool ===\n{json.dumps(SUBMIT_ANALYSIS, indent=1)}\n"
 
     async def _send(
         self, system: str, message: str, tool: dict[str, Any], max_tokens: int = MAX_TOKENS
