@@ -392,3 +392,22 @@ async def test_insights_send_at_most_100_metrics_but_ground_on_all(llm_server):
     assert found == ["Metric 400 is 400.5."]
     results = user_text(llm_server.bodies()[0]).split("<results>\n")[1].split("\n</results>")[0]
     assert len(json.loads(results)["metrics"]) == 100
+
+
+async def test_cache_key_covers_model_type_and_failures_and_survives_damage(llm_server, tmp_path):
+    llm_server.script(*[analysis(CODE)] * 5)
+    await ClaudeGenerator().generate(request())
+    await ClaudeGenerator(model="claude-opus-5-5").generate(request())
+    typed = request()
+    typed.analysis_type = "distribution"
+    await ClaudeGenerator().generate(typed)
+    repair = request()
+    repair.failures = [FailedAttempt(CODE, "NameError: name 'df' is not defined")]
+    await ClaudeGenerator().generate(repair)
+    assert len(llm_server.requests) == 4
+    assert (await ClaudeGenerator().generate(repair)).cached
+
+    for path in (tmp_path / "cache").iterdir():
+        path.write_text("{not json")
+    answer = await ClaudeGenerator().generate(request())
+    assert not answer.cached and len(llm_server.requests) == 5
