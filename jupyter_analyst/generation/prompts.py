@@ -24,8 +24,8 @@ MAX_ERROR_CHARS = 2_000
 MAX_CODE_CHARS = 12_000
 MAX_OUTPUT_CHARS = 6_000
 MAX_METRICS = 100
-COMPACT_COLUMNS = 20
-QUOTED = re.compile(r"""(['"])(.+?)\1""")  # described columns kept when the prompt was too long
+COMPACT_COLUMNS = 20  # described columns kept when the prompt was too long
+QUOTED = re.compile(r"""(['"])(.+?)\1""")  # a quoted value in an error message
 
 SUBMIT_ANALYSIS = {
     "name": "submit_analysis",
