@@ -141,3 +141,12 @@ def test_magic_runs_claude_code_and_binds_the_result(server, tips, capsys):
     # The status line names the generator and the cost; the insight is printed.
     assert f"Claude ({DEFAULT_MODEL})" in shown and "cost" in shown
     assert "The average tip is 3.00." in shown
+
+
+def test_agent_model_override(server):
+    agent = PythonAnalysisAgent(model="claude-opus-5-5", backend="local")
+    try:
+        assert isinstance(agent.generator, ClaudeGenerator)
+        assert agent.generator.describe() == "Claude (claude-opus-5-5)"
+    finally:
+        agent.cleanup()
