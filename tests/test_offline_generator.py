@@ -66,6 +66,12 @@ RECOGNISED = [
     ("tips", "How are the numeric columns correlated?", "correlation", {"columns": None}),
     ("tips", "correlation between tip and total bill", "correlation",
      {"columns": ["tip", "total_bill"], "method": "pearson"}),
+    ("tips", "correlation between size and tip", "correlation",
+     {"columns": ["size", "tip"]}),
+    ("tips", "Show the distribution of tips", "distribution", {"column": "tip"}),
+    ("tips", "Give me a summary of tips", "summary", {"columns": None}),
+    ("tips", "average tip by party size", "group_comparison",
+     {"value_column": "tip", "group_column": "size"}),
     ("tips", "What is the average tip by day?", "group_comparison",
      {"value_column": "tip", "group_column": "day", "statistic": "mean"}),
     ("tips", "compare the median total bill across days", "group_comparison",
@@ -122,6 +128,8 @@ REFUSED = [
     ("tips", "Calculate the Sharpe ratio", NotUnderstoodError, "price or returns column"),
     ("tips", "Show the distribution of revenue", InputError, "'revenue', which is not a column"),
     ("prices", "distribution of daily returns", InputError, "'returns', which is not a column"),
+    ("prices", "Show the revenue distribution", NotUnderstoodError, "'revenue'"),
+    ("tips", "Show the revenue distribution of tips", NotUnderstoodError, "'revenue'"),
     ("penguins", "average flipper length for Adelie", NotUnderstoodError, "'Adelie'"),
 ]
 

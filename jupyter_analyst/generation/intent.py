@@ -17,7 +17,7 @@ from typing import Any
 from ..context import ColumnInfo, DataContext, FrameInfo
 from ..errors import InputError, NotUnderstoodError
 from ..templates import TEMPLATES
-from .matching import Question, words
+from .matching import GENERIC, Question, stem, words
 
 # Checked against the question's words outside column names, in this order of priority:
 # the first that matches is the analysis; later ones must be part of it (see ABSORBS).
@@ -47,6 +47,18 @@ ABSORBS = {
     "distribution": {"summary"},
     "summary": set(),
 }
+
+# Everyday words of a question that say nothing about which column or analysis is meant.
+GLUE = set("""
+i me my we our you your it its their is isn are aren was were be been being do does doesn did
+can could would should will may please let lets want need like know tell show showing shown
+plot give draw make create calculate compute display visualize visualise generate produce
+report get find see look looks view check analyze analyse analysis and or of for by in on at
+to from with as than then also into about what whats which who how there any some way ways
+vary varies differ differs difference differences up out so s t new bar line graph figure
+chart visual visually quick quickly simple basic full detailed underneath alongside together
+against across between among versus vs per each every
+""".split())
 
 # Analyses no template does: answering with a template would answer another question.
 UNSUPPORTED = re.compile(
@@ -81,7 +93,7 @@ PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "
 # name a missing column in any other question ("distribution of returns" on prices).
 FINANCE = {"return", "returns", "price", "prices", "portfolio", "equity", "curve", "strategy",
            "drawdown", "drawdowns", "volatility", "sharpe", "ratio", "risk", "asset", "stock",
-           "investment", "performance", "rate"}
+           "investment", "performance", "rate", "free", "annualised", "annualized"}
 PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px", re.IGNORECASE)
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
 MAX_GROUPS = 30
@@ -258,12 +270,19 @@ def _ambiguous(frame: FrameInfo, what: str, candidates: list[ColumnInfo]) -> Not
 
 
 def _group_column(q: Question) -> ColumnInfo | None:
-    """The column right after a grouping word: "tip by day", "compare bills across sex"."""
+    """The column right after a grouping word: "tip by day", "compare bills across sex".
+
+    A number groups only after "by", "per", "across" or "for each" ("tip by size"), and
+    only if it has few values: "between size and tip" is a correlation.
+    """
     for i in q.positions(*GROUPING_WORDS):
         column = q.column_after(i)
-        if column is not None and (q.words[i] != "for" or q.words[i + 1] in ("each", "every")):
-            if column.kind != "numeric" or column.unique <= MAX_GROUPS:
-                return column
+        if column is None or (q.words[i] == "for" and q.words[i + 1] not in ("each", "every")):
+            continue
+        if column.kind != "numeric":
+            return column
+        if q.words[i] in ("by", "per", "across", "for") and column.unique <= MAX_GROUPS:
+            return column
     # "compare tip between Lunch and Dinner": two values of one column name its groups.
     by_column: dict[str, list[str]] = {}
     for value in q.values:
@@ -308,6 +327,33 @@ def _rolling_window(q: Question) -> int | None:
     return None
 
 
+def _unexplained(q: Question) -> list[str]:
+    """Words that are neither columns, nor analysis wording, nor plain English glue."""
+    free = " ".join(q.free_words)
+    known = GENERIC | GLUE | {w for f in (q.frame.name,) for w in words(f)}
+    for pattern in INTENT_PATTERNS.values():
+        known |= {w for match in pattern.finditer(free) for w in match.group(0).split()}
+    if INTENT_PATTERNS["portfolio_performance"].search(free):
+        known |= FINANCE
+    values = {v.start + k for v in q.values for k in range(max(1, len(words(v.value))))}
+    return [w for i, w in enumerate(q.words)
+            if i not in q.inside and i not in values and not w.isdigit()
+            and w not in known and stem(w) not in known]
+
+
+def _fallback(q: Question, what: str, candidates: list[ColumnInfo]) -> None:
+    """Choosing a column the question did not name is safe only if no word was left unread:
+    on a frame with one numeric column, "the revenue distribution" must not describe it."""
+    unread = _unexplained(q)
+    if unread:
+        raise NotUnderstoodError(
+            f"The question names no {what} that {q.frame.name} has, and the offline generator "
+            f"does not know what {', '.join(map(repr, unread[:3]))} refers to.",
+            f"Name the column as it is spelled ({', '.join(c.name for c in candidates)}), or "
+            "set ANTHROPIC_API_KEY to ask free-form questions with Claude.",
+        )
+
+
 def _one_numeric(q: Question, exclude: tuple[str, ...] = ()) -> ColumnInfo:
     """The numeric column named, or the frame's only numeric column."""
     named = [c for c in q.columns("numeric") if c.name not in exclude]
@@ -317,8 +363,13 @@ def _one_numeric(q: Question, exclude: tuple[str, ...] = ()) -> ColumnInfo:
         raise _not_understood(q.frame, f"The question names several numeric columns "
                                        f"({', '.join(c.name for c in named)}); this analysis "
                                        "uses one.")
+    weak = [c for c in q.columns("numeric", weak=True) if c.name not in exclude]
     candidates = [c for c in q.frame.columns_of_kind("numeric") if c.name not in exclude]
+    if len(weak) == 1:  # "distribution of tips" in the tips frame: the tip column
+        _fallback(q, "numeric column", candidates)
+        return weak[0]
     if len(candidates) == 1:
+        _fallback(q, "numeric column", candidates)
         return candidates[0]
     raise _ambiguous(q.frame, "numeric column", candidates)
 
@@ -399,6 +450,7 @@ def _value_counts(q: Question, free: str, found: list[str]) -> Plan:
         candidates = q.frame.columns_of_kind("categorical", "bool")
         if len(candidates) != 1:
             raise _ambiguous(q.frame, "column to count", candidates)
+        _fallback(q, "column to count", candidates)
         column = candidates[0]
     top_n = _number_after(q, "top") or 10
     return Plan("value_counts", q.frame.name, {"column": column.name, "top_n": top_n},
@@ -502,6 +554,7 @@ def _price_or_returns(q: Question) -> tuple[ColumnInfo, str]:
         choice = prices if len(prices) == 1 else returns if len(returns) == 1 else numeric
         if len(choice) != 1:
             raise _ambiguous(q.frame, "price or returns column", numeric)
+        _fallback(q, "price or returns column", numeric)
         column = choice[0]
     if RETURN_NAME.search(column.name):
         return column, "returns"

@@ -64,6 +64,9 @@ class Mention:
     column: ColumnInfo
     start: int  # index of the first word in the question
     end: int  # one past the last word
+    # Spelled exactly like the frame ("tips" in the tips frame, which has a "tip" column):
+    # it names the column only where an analysis needs one and no other column is named.
+    weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,11 @@ class Question:
                 spellings.append(target[:-1])
             for spelling in spellings:
                 for start in _occurrences(self.stems, spelling, taken):
-                    found.append(Mention(column, start, start + len(spelling)))
-                    taken |= set(range(start, start + len(spelling)))
+                    end = start + len(spelling)
+                    said = self.words[start:end]
+                    weak = said == words(self.frame.name) and said != words(column.name)
+                    found.append(Mention(column, start, end, weak))
+                    taken |= set(range(start, end))
         return sorted(found, key=lambda m: m.start)
 
     def _find_values(self, taken: set[int]) -> list[ValueMention]:
@@ -118,21 +124,28 @@ class Question:
                     found.append(ValueMention(column, str(value), start))
         return sorted(found, key=lambda v: v.start)
 
-    def columns(self, *kinds: str) -> list[ColumnInfo]:
-        """Named columns (each once, in order of mention), optionally of some kinds only."""
+    def columns(self, *kinds: str, weak: bool = False) -> list[ColumnInfo]:
+        """Named columns (each once, in order of mention), optionally of some kinds only.
+
+        ``weak=True`` gives the columns named only by the frame's own name instead.
+        """
         seen: dict[str, ColumnInfo] = {}
         for mention in self.mentions:
-            if not kinds or mention.column.kind in kinds:
+            if mention.weak == weak and (not kinds or mention.column.kind in kinds):
                 seen.setdefault(mention.column.name, mention.column)
         return list(seen.values())
 
     def column_after(self, position: int) -> ColumnInfo | None:
-        """The column named right after word ``position``, skipping articles."""
+        """The column named right after word ``position``, skipping articles and one
+        qualifying word ("by party size")."""
         i = position + 1
         while i < len(self.words) and self.words[i] in ("the", "a", "an", "each", "every",
                                                         "different", "its", "their"):
             i += 1
-        return next((m.column for m in self.mentions if m.start == i), None)
+        starts = {m.start: m.column for m in self.mentions}
+        if i not in starts and i not in self.inside:
+            i += 1
+        return starts.get(i)
 
     def positions(self, *candidates: str) -> list[int]:
         """Where any of the given words appear outside column names."""
@@ -153,8 +166,8 @@ class Question:
             j = i + 1
             while j < len(self.words) and j not in starts and self.words[j] in MODIFIERS:
                 j += 1
-            if j >= len(self.words) or j in starts or j in self.inside:
-                continue
+            if j >= len(self.words) or j in starts or j in self.inside or j + 1 in starts:
+                continue  # a word right before a column qualifies it: "party size"
             candidate = self.words[j]
             if candidate.isdigit() or candidate in known or self.stems[j] in known:
                 continue
