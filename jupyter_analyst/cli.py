@@ -1,0 +1,166 @@
+"""``jupyter-analyst``: build the sandbox image, check the setup, clean up, install the kernelspec."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import AnalystError
+
+KERNELSPEC_NAME = "jupyter-analyst-sandbox"
+KERNELSPEC_DISPLAY_NAME = "Python (jupyter-analyst sandbox)"
+
+
+def build_image_command(args: argparse.Namespace) -> int:
+    from .sandbox.image import build_image
+
+    mode = "offline" if args.offline else "registry" if args.registry else "auto"
+    build_image(mode=mode, name=args.name, refresh=args.refresh)
+    return 0
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    """Print each check as ok/problem with what to do; exit 1 if the Docker backend is unusable."""
+    from .generation import make_generator
+    from .sandbox.engine import docker_client, image_name, require_image
+
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str = "") -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"[{'ok' if ok else '!!'}] {what}")
+        if fix and not ok:
+            print(f"     -> {fix}")
+
+    docker_ok = False
+    try:
+        client = docker_client(timeout=10)
+        version = client.version()
+        report(True, f"Docker engine {version.get('Version', '?')} is reachable")
+        try:
+            image = require_image(client)
+            report(True, f"Sandbox image {image_name()} ({image.short_id}, built "
+                         f"{image.attrs.get('Created', '?')[:19]}): {_image_versions(client)}")
+            docker_ok = True
+        except AnalystError as exc:
+            report(False, exc.problem, exc.fix or "")
+    except AnalystError as exc:
+        report(False, exc.problem, exc.fix or "")
+    if docker_ok:
+        report(True, "Backend for backend='auto': docker (isolated container)")
+    else:
+        report(False, "Backend for backend='auto': local (reduced isolation): the kernel runs "
+                      "as you, limited by rlimits and a network namespace",
+               "Fix the Docker problems above for the isolated backend.")
+    has_key = bool(os.environ.get("ANTHROPIC_API_KEY"))
+    report(has_key, "ANTHROPIC_API_KEY is " + ("set (not shown)" if has_key else "not set"),
+           "Set ANTHROPIC_API_KEY to generate code with Claude; without it the offline "
+           "generator handles common analyses.")
+    generator = make_generator()
+    print(f"[ok] Code generator: {generator.name}"
+          + (f" ({generator.model})" if getattr(generator, "model", None) else ""))
+    return 1 if not docker_ok else 0
+
+
+def _image_versions(client) -> str:
+    """Library versions inside the image, read from package metadata (fast: nothing imported)."""
+    from .sandbox.engine import image_name
+
+    script = ("import importlib.metadata as m, platform; print('python ' + "
+              "platform.python_version() + ', ' + ', '.join(p + ' ' + m.version(p) for p in "
+              "['ipykernel', 'pandas', 'numpy', 'pyarrow', 'scipy', 'statsmodels', "
+              "'scikit-learn', 'matplotlib', 'plotly']))")
+    output = client.containers.run(image_name(), ["python", "-c", script], remove=True,
+                                   network_mode="none", read_only=True, cap_drop=["ALL"])
+    return output.decode().strip()
+
+
+def cleanup_command(args: argparse.Namespace) -> int:
+    from .sandbox.engine import docker_client, remove_containers
+
+    client = docker_client(timeout=30)
+    removed = remove_containers(client, orphans_only=not args.all)
+    what = "sandbox containers" if args.all else "orphaned sandbox containers"
+    print(f"Removed {removed} {what}.")
+    return 0
+
+
+def install_kernelspec_command(args: argparse.Namespace) -> int:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = kernelspec()
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "kernel.json").write_text(json.dumps(spec, indent=1))
+        path = KernelSpecManager().install_kernel_spec(
+            folder, KERNELSPEC_NAME, user=args.user,
+            prefix=None if args.user else (args.prefix or sys.prefix))
+    print(f"Installed the kernelspec '{KERNELSPEC_DISPLAY_NAME}' in {path}.")
+    print("Notebooks on it run in the Docker sandbox: the notebook's folder is /sandbox/data "
+          "(read-only) and files written to outputs/ are kept in a private folder for the "
+          "kernel's lifetime.")
+    return 0
+
+
+def kernelspec() -> dict:
+    """A kernelspec whose kernels the Docker provisioner starts inside the sandbox image."""
+    return {
+        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": KERNELSPEC_DISPLAY_NAME,
+        "language": "python",
+        "interrupt_mode": "message",
+        "metadata": {"kernel_provisioner": {"provisioner_name": "jupyter-analyst-docker",
+                                            "config": {}}},
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="jupyter-analyst", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build-image", help="Build the Docker sandbox image.")
+    how = build.add_mutually_exclusive_group()
+    how.add_argument("--offline", action="store_true",
+                     help="Base it on a debootstrap root file system (no registry needed).")
+    how.add_argument("--registry", action="store_true",
+                     help="Base it on python:3.11-slim-bookworm from the registry.")
+    build.add_argument("--refresh", action="store_true",
+                       help="Rebuild everything, including the offline base.")
+    build.add_argument("--name", help="Image name (default: $DOCKER_IMAGE_NAME or "
+                                      "jupyter-analyst-sandbox:latest).")
+    build.set_defaults(run=build_image_command)
+
+    doctor = commands.add_parser("doctor", help="Check the engine, the image, the API key.")
+    doctor.set_defaults(run=doctor_command)
+
+    cleanup = commands.add_parser("cleanup", help="Remove sandbox containers of dead sessions.")
+    cleanup.add_argument("--all", action="store_true",
+                         help="Remove every sandbox container, also of running sessions.")
+    cleanup.set_defaults(run=cleanup_command)
+
+    kernel = commands.add_parser("install-kernelspec",
+                                 help=f"Install the '{KERNELSPEC_DISPLAY_NAME}' kernelspec.")
+    where = kernel.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="Install for the current user.")
+    where.add_argument("--prefix", help="Install under this prefix (default: this Python environment).")
+    kernel.set_defaults(run=install_kernelspec_command)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except AnalystError as exc:
+        print(f"Error: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(exc.fix, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The Docker backend's kernel provisioner: ipykernel in a locked-down container.
+
+The host's jupyter_client talks to the kernel over the ipc transport, through Unix
+sockets in the sandbox's private ``run/`` directory, which is the only writable
+directory the container shares besides ``outputs/`` (``data/`` is read-only).
+The container has no network, a read-only root, no capabilities, and limits on
+memory (no swap), CPU, processes and file size (DESIGN section 5).
+
+Sockets across a bind mount: the kernel creates them, the host connects to them.
+The container runs as the host user's uid when that is not root, so the sockets
+are the user's; when the host runs as root it runs as an unprivileged uid
+(``SANDBOX_UID``) that is given ``run/`` and ``outputs/``, and root can connect.
+It never runs as uid 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Float, Int, Unicode
+
+from ..errors import SandboxError
+from .engine import LABEL, PID_LABEL, SESSION_LABEL, docker_client, image_name, require_image
+
+SANDBOX_UID = 10001  # the image's user; used when the host runs as root
+MOUNT_ROOT = "/sandbox"
+CONTAINER_CONNECTION = "container-kernel.json"
+TMPFS_SIZE = "256m"
+LOG_LIMITS = {"max-size": "1m", "max-file": "1"}
+SANDBOX_LABEL = "docker"  # AnalysisResult.backend; the isolated default needs no caveat
+
+
+class DockerKernelProvisioner(LocalProvisioner):
+    """Starts the kernel in a container; lifecycle calls go to the Docker engine."""
+
+    sandbox_dir = Unicode(help="Sandbox root with data/, outputs/ and run/ ('' = make one)."
+                          ).tag(config=True)
+    image = Unicode(help="Sandbox image ('' = DOCKER_IMAGE_NAME or the default).").tag(config=True)
+    memory = Int(2 * 1024**3, help="Memory limit in bytes (no swap).").tag(config=True)
+    cpus = Float(1.0, help="CPU cores.").tag(config=True)
+    processes = Int(256, help="Process and thread limit (pids cgroup).").tag(config=True)
+    file_size = Int(512 * 1024**2, help="Largest file the kernel may write, bytes.").tag(config=True)
+    cpu_seconds = Int(-1, help="Accepted for symmetry with the local backend; the wall-clock "
+                               "timeout and the CPU share bound the container.").tag(config=True)
+
+    container: Any = None
+    container_id: str | None = None
+    _own_root: str | None = None  # a sandbox dir this provisioner made (kernelspec use)
+
+    # -- launch -------------------------------------------------------------------------
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        self.client = docker_client()
+        self.image_ref = self.image or image_name()
+        require_image(self.client, self.image_ref)
+        root = self._sandbox_root(kwargs.get("cwd"))
+        km = self.parent
+        # A Jupyter server asks for tcp by default; the container has no network.
+        km.transport = "ipc"
+        km.cache_ports = False  # tcp port caching; ipc "ports" are socket file suffixes
+        km.ip = str(root / "run" / "kernel")
+        km.connection_file = str(root / "run" / "kernel.json")
+        kwargs = await super().pre_launch(**kwargs)
+        self._write_container_connection(root)
+        return kwargs
+
+    def _sandbox_root(self, cwd: str | None) -> Path:
+        """The sandbox dir; for a notebook kernel (no sandbox_dir) a private one is made,
+        with the notebook's folder as the read-only data directory."""
+        if self.sandbox_dir:
+            root = Path(self.sandbox_dir)
+        else:
+            if self._own_root is None:
+                self._own_root = tempfile.mkdtemp(prefix="jupyter-analyst-kernel-")
+                for sub in ("run", "outputs"):
+                    (Path(self._own_root) / sub).mkdir()
+            root = Path(self._own_root)
+            self.notebook_dir = str(Path(cwd or os.getcwd()).resolve())
+        self.root = root
+        return root
+
+    def _write_container_connection(self, root: Path) -> None:
+        """The kernel's copy of the connection file, with the socket path as it sees it."""
+        info = dict(self.connection_info)
+        info["ip"] = f"{MOUNT_ROOT}/run/kernel"
+        info["key"] = info["key"].decode() if isinstance(info["key"], bytes) else info["key"]
+        info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
+        path = root / "run" / CONTAINER_CONNECTION
+        path.unlink(missing_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump(info, f)
+        self._grant(root)
+
+    def _user(self) -> tuple[int, int]:
+        uid = os.geteuid()
+        return (SANDBOX_UID, SANDBOX_UID) if uid == 0 else (uid, os.getegid())
+
+    def _grant(self, root: Path) -> None:
+        """Let the container's uid create sockets in run/ and files in outputs/."""
+        uid, gid = self._user()
+        run, outputs = root / "run", root / "outputs"
+        if os.geteuid() == 0:
+            for path in (run, run / CONTAINER_CONNECTION, outputs):
+                os.chown(path, uid, gid)
+        run.chmod(0o700)
+        outputs.chmod(0o700)
+        data = root / "data"
+        if data.is_dir():
+            data.chmod(0o755)  # read-only mount; files are written 0644
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        import docker.errors
+        from docker.types import LogConfig, Ulimit
+
+        uid, gid = self._user()
+        root = self.root
+        data = Path(getattr(self, "notebook_dir", None) or root / "data")
+        session = self.kernel_id or uuid.uuid4().hex
+        volumes = {
+            str(root / "run"): {"bind": f"{MOUNT_ROOT}/run", "mode": "rw"},
+            str(data): {"bind": f"{MOUNT_ROOT}/data", "mode": "ro"},
+            str(root / "outputs"): {"bind": f"{MOUNT_ROOT}/outputs", "mode": "rw"},
+        }
+        try:
+            self.container = self.client.containers.run(
+                self.image_ref,
+                ["python", "-m", "ipykernel_launcher", "-f",
+                 f"{MOUNT_ROOT}/run/{CONTAINER_CONNECTION}"],
+                name=f"jupyter-analyst-{session[:8]}-{uuid.uuid4().hex[:6]}",
+                detach=True,
+                init=True,  # reaps zombies (fork bombs) and forwards signals to the kernel
+                user=f"{uid}:{gid}",
+                working_dir=MOUNT_ROOT,
+                environment={},  # only the image's own variables; nothing from the host
+                network_mode="none",
+                read_only=True,
+                tmpfs={"/tmp": f"size={TMPFS_SIZE},mode=1777,noexec,nosuid,nodev"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=self.processes,
+                mem_limit=self.memory,
+                memswap_limit=self.memory,
+                nano_cpus=int(self.cpus * 1e9),
+                ulimits=[
+                    Ulimit(name="fsize", soft=self.file_size, hard=self.file_size),
+                    # An allocation that cannot fit fails at once with MemoryError (the
+                    # kernel lives on); the cgroup limit is the hard stop for what is
+                    # really used. RLIMIT_DATA counts reserved ranges too (thread
+                    # stacks: ~300 MB at start), so it is not lower than the cgroup's.
+                    Ulimit(name="data", soft=self.memory, hard=self.memory),
+                    Ulimit(name="core", soft=0, hard=0),
+                    Ulimit(name="nofile", soft=4096, hard=4096),
+                ],
+                log_config=LogConfig(type="json-file", config=LOG_LIMITS),
+                labels={LABEL: "1", SESSION_LABEL: session, PID_LABEL: str(os.getpid())},
+                volumes=volumes,
+                hostname="sandbox",
+            )
+        except docker.errors.APIError as exc:
+            raise SandboxError(
+                f"Docker could not start the sandbox container: {exc.explanation or exc}",
+                "Run `jupyter-analyst doctor`; rebuild the image with "
+                "`jupyter-analyst build-image` if it is damaged.",
+            ) from exc
+        self.container_id = self.container.id
+        (root / "run" / "isolation.txt").write_text(
+            "network: isolated (docker network none)\n")
+        return self.connection_info
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def has_process(self) -> bool:
+        return self.container is not None
+
+    async def poll(self) -> int | None:
+        """None while the container runs, else its exit code."""
+        import docker.errors
+
+        if self.container is None:
+            return 0
+        try:
+            self.container.reload()
+        except docker.errors.NotFound:
+            return -1
+        state = self.container.attrs["State"]
+        return None if state.get("Running") else int(state.get("ExitCode", -1))
+
+    async def wait(self) -> int | None:
+        import asyncio
+
+        status = await self.poll()
+        while status is None:
+            await asyncio.sleep(0.1)
+            status = await self.poll()
+        self._remove_container()
+        return status
+
+    def out_of_memory(self) -> bool:
+        """Whether the engine killed the (last) container for exceeding its memory limit."""
+        return bool(self.container is not None
+                    and self.container.attrs.get("State", {}).get("OOMKilled"))
+
+    async def send_signal(self, signum: int) -> None:
+        import docker.errors
+
+        if self.container is not None:
+            try:
+                self.container.kill(signal=int(signum))
+            except docker.errors.APIError:  # not running any more
+                pass
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        self._remove_container()
+        if not restart and self._own_root is not None:
+            import shutil
+
+            shutil.rmtree(self._own_root, ignore_errors=True)
+            self._own_root = None
+        await super().cleanup(restart=restart)
+
+    def _remove_container(self) -> None:
+        import docker.errors
+
+        if self.container is None:
+            return
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+        self.container = None
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info["container_id"] = self.container_id
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.container_id = provisioner_info.get("container_id")
+        if self.container_id:
+            self.client = docker_client()
+            self.container = self.client.containers.get(self.container_id)
+
+
+def docker_sandbox(limits=None):
+    """A KernelSandbox on the Docker backend; raises SandboxError if engine or image is missing."""
+    from .kernel import KernelSandbox
+
+    client = docker_client()
+    require_image(client)
+    return KernelSandbox(provisioner="jupyter-analyst-docker", backend="docker",
+                         label=SANDBOX_LABEL, limits=limits)

@@ -1,0 +1,111 @@
+"""The Docker engine as the sandbox sees it: connecting, the image name, orphans.
+
+Shared by the image builder, the Docker kernel provisioner, ``doctor`` and
+``cleanup``, so each says the same thing when the engine is down.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import SandboxError
+
+DEFAULT_IMAGE = "jupyter-analyst-sandbox:latest"
+# Every sandbox container carries these labels, so a crashed session's containers
+# can be found and removed later (`jupyter-analyst cleanup`).
+LABEL = "jupyter-analyst.sandbox"
+SESSION_LABEL = "jupyter-analyst.session"
+PID_LABEL = "jupyter-analyst.host-pid"  # the host process that owns the container
+RECIPE_LABEL = "jupyter-analyst.recipe"  # on the image: hash of what it was built from
+
+
+def image_name() -> str:
+    return os.environ.get("DOCKER_IMAGE_NAME") or DEFAULT_IMAGE
+
+
+def docker_client(timeout: float = 60) -> Any:
+    """A connected docker-py client, or a SandboxError that says how to get one."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise SandboxError(
+            f"The Docker backend needs the docker package ({exc}).",
+            "pip install 'jupyter-analyst[docker]'",
+        ) from exc
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:  # docker-py raises DockerException, requests and OS errors here
+        raise SandboxError(
+            f"The Docker engine is not reachable ({_first_line(exc)}).",
+            "Start Docker (e.g. `sudo systemctl start docker`), check that your user may use it "
+            "(`docker info`), or use backend='local'.",
+        ) from exc
+    return client
+
+
+def find_image(client: Any, reference: str) -> Any:
+    """The image, or None when the engine does not have it."""
+    import docker.errors
+
+    try:
+        return client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def require_image(client: Any, name: str | None = None) -> Any:
+    """The sandbox image, or a SandboxError telling how to build it."""
+    name = name or image_name()
+    image = find_image(client, name)
+    if image is None:
+        raise SandboxError(
+            f"The sandbox image {name} is not present in the Docker engine.",
+            "Build it once with `jupyter-analyst build-image` (or "
+            "PythonAnalysisAgent(build_sandbox=True)); it works without a registry.",
+        )
+    return image
+
+
+def sandbox_containers(client: Any, session: str | None = None) -> list[Any]:
+    """Containers started by jupyter-analyst (all sessions, or one), running or not."""
+    label = f"{SESSION_LABEL}={session}" if session else LABEL
+    return client.containers.list(all=True, filters={"label": label})
+
+
+def is_orphan(container: Any) -> bool:
+    """True when the host process that started the container is gone."""
+    try:
+        pid = int(container.labels.get(PID_LABEL, ""))
+    except ValueError:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+def remove_containers(client: Any, session: str | None = None, orphans_only: bool = False
+                      ) -> int:
+    """Force-remove sandbox containers (one session's, all, or orphans); returns how many."""
+    import docker.errors
+
+    removed = 0
+    for container in sandbox_containers(client, session):
+        if orphans_only and not is_orphan(container):
+            continue
+        try:
+            container.remove(force=True)
+            removed += 1
+        except docker.errors.NotFound:  # removed concurrently (auto-remove, another cleanup)
+            pass
+    return removed
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

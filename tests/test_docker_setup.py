@@ -1,0 +1,193 @@
+"""The Docker backend around the kernel: the image, backend choice, the CLI, the kernelspec,
+and %%analyze end to end on the real engine."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+
+from conftest import require
+from jupyter_analyst import cli
+from jupyter_analyst.errors import SandboxError
+from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
+from jupyter_analyst.sandbox.engine import (LABEL, PID_LABEL, SESSION_LABEL, docker_client,
+                                            image_name)
+from jupyter_analyst.sandbox.image import build_image
+
+pytestmark = pytest.mark.docker
+
+NO_ENGINE = "unix:///nonexistent/docker.sock"
+
+
+@pytest.fixture(scope="module")
+def client():
+    try:
+        engine = docker_client(timeout=30)
+    except SandboxError as exc:
+        require(False, exc.problem)
+    require(bool(engine.images.list(name=image_name())),
+            f"the sandbox image {image_name()} is not built (jupyter-analyst build-image)")
+    return engine
+
+
+def run_in_image(client, *command):
+    return client.containers.run(image_name(), list(command), remove=True, network_mode="none",
+                                 read_only=True, tmpfs={"/tmp": "size=64m"}).decode()
+
+
+# -- the image --------------------------------------------------------------------------
+def test_image_is_lean_and_runs_as_a_numeric_non_root_user(client):
+    config = client.images.get(image_name()).attrs["Config"]
+    user = config["User"].split(":")
+    assert user[0].isdigit() and user[0] != "0"
+    assert config["WorkingDir"] == "/sandbox"
+    found = run_in_image(client, "sh", "-c",
+                         "for t in pip pip3 gcc cc curl wget apt-get; do command -v $t; done; "
+                         "ls /opt/venv/lib/python3.11/site-packages/jupyter_analyst; true")
+    assert found.split() == ["/usr/bin/apt-get", "__init__.py", "__pycache__", "runtime.py"]
+
+
+def test_image_has_the_analysis_stack(client):
+    out = run_in_image(client, "python", "-c",
+                       "import pyarrow, pandas, scipy.stats, statsmodels.api, sklearn.linear_model,"
+                       " matplotlib.pyplot, plotly.express, ipykernel, sys;"
+                       " from jupyter_analyst.runtime import save_metrics, save_table;"
+                       " print(sys.version_info[:2], pyarrow.__version__)")
+    version, pyarrow = out.strip().rsplit(" ", 1)
+    assert version == "(3, 11)"
+    assert tuple(int(p) for p in pyarrow.split(".")[:2]) >= (14, 0)
+
+
+def test_an_unchanged_recipe_is_not_rebuilt(client):
+    image_id = client.images.get(image_name()).id
+    started = time.monotonic()
+    result = build_image(log=lambda line: None)
+    assert result.mode == "up to date"
+    assert time.monotonic() - started < 10
+    assert client.images.get(image_name()).id == image_id
+
+
+# -- backend choice ------------------------------------------------------------------------
+def test_docker_backend_fails_with_an_actionable_message_when_the_image_is_missing(
+        client, monkeypatch):
+    monkeypatch.setenv("DOCKER_IMAGE_NAME", "jupyter-analyst-missing:none")
+    with pytest.raises(SandboxError) as caught:
+        open_sandbox("docker")
+    assert "jupyter-analyst-missing:none" in caught.value.problem
+    assert "jupyter-analyst build-image" in caught.value.fix
+
+
+def test_docker_backend_fails_with_an_actionable_message_when_the_engine_is_down(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    with pytest.raises(SandboxError) as caught:
+        open_sandbox("docker")
+    assert "not reachable" in caught.value.problem and "Start Docker" in caught.value.fix
+
+
+def test_auto_uses_docker_when_possible_and_says_why_it_falls_back(client, monkeypatch):
+    sandbox, note = open_sandbox("auto")
+    assert sandbox.backend == "docker" and note is None
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    sandbox, note = open_sandbox("auto")
+    assert sandbox.backend == "local" and LOCAL_LABEL in note and "not reachable" in note
+
+
+# -- the command line ----------------------------------------------------------------------
+def test_doctor_with_the_engine_up(client, capsys, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-secret-value")
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "Docker engine" in out and "reachable" in out
+    assert "python 3.11" in out and "pandas " in out and "pyarrow " in out
+    assert "backend='auto': docker" in out
+    assert "ANTHROPIC_API_KEY is set" in out and "sk-ant-test-secret-value" not in out
+
+
+def test_doctor_with_the_engine_down(capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "not reachable" in out and "Start Docker" in out
+    assert "backend='auto': local (reduced isolation)" in out
+    assert "ANTHROPIC_API_KEY is not set" in out and "offline" in out
+
+
+def test_cleanup_removes_orphans_but_not_live_sessions(client, capsys):
+    dead_pid = 2**22 + 1  # above the kernel's pid_max default: no such process
+    labels = {LABEL: "1", SESSION_LABEL: "orphan-test"}
+    orphan = client.containers.create(image_name(), ["true"], labels={**labels,
+                                      PID_LABEL: str(dead_pid)})
+    live = client.containers.create(image_name(), ["true"], labels={**labels,
+                                    PID_LABEL: str(os.getpid())})
+    try:
+        assert cli.main(["cleanup"]) == 0
+        assert "Removed 1 orphaned" in capsys.readouterr().out
+        remaining = {c.id for c in client.containers.list(all=True,
+                                                          filters={"label": LABEL})}
+        assert orphan.id not in remaining and live.id in remaining
+    finally:
+        for container in (orphan, live):
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
+
+
+# -- the kernelspec: a whole notebook on the sandboxed kernel --------------------------------
+async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client, tmp_path):
+    prefix = tmp_path / "prefix"
+    assert cli.main(["install-kernelspec", "--prefix", str(prefix)]) == 0
+    kernels = prefix / "share" / "jupyter" / "kernels"
+    spec = KernelSpecManager(kernel_dirs=[str(kernels)]).get_kernel_spec(cli.KERNELSPEC_NAME)
+    assert spec.display_name == "Python (jupyter-analyst sandbox)"
+    notebook_dir = tmp_path / "notebooks"
+    notebook_dir.mkdir()
+    (notebook_dir / "sales.csv").write_text("region,amount\nEU,3\nUS,4\n")
+    manager = AsyncKernelManager(kernel_name=cli.KERNELSPEC_NAME,
+                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+    await manager.start_kernel(cwd=str(notebook_dir))  # a Jupyter server would ask for tcp
+    kernel = manager.client()
+    kernel.start_channels()
+    outputs = []
+    try:
+        await kernel.wait_for_ready(timeout=120)
+        reply = await kernel.execute_interactive(
+            "import os, pandas as pd\n"
+            "print(pd.read_csv('data/sales.csv').amount.sum(), os.getuid() != 0)",
+            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")), timeout=60)
+        assert reply["content"]["status"] == "ok"
+        assert "".join(outputs).split() == ["7", "True"]
+        assert manager.get_connection_info()["transport"] == "ipc"
+    finally:
+        kernel.stop_channels()
+        await manager.shutdown_kernel(now=True)
+    assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
+                if c.labels.get(PID_LABEL) == str(os.getpid())]
+
+
+# -- the user's path ---------------------------------------------------------------------
+def test_analyze_magic_runs_in_docker_and_returns_a_plot(client, tips):
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "jupyter_analyst")
+    shell.run_line_magic("config", "Analyze.model = 'offline'")
+    shell.run_line_magic("config", "Analyze.backend = 'auto'")
+    shell.user_ns["df"] = tips
+    try:
+        with capture_output() as captured:
+            shell.run_cell_magic("analyze", "df --yes", "Show the distribution of total_bill")
+        result = shell.user_ns["_analysis"]
+        assert result.success, result.error
+        assert result.backend == "docker"
+        assert result.visualizations and result.visualizations[0]["format"] == "png"
+        assert any("image/png" in output.data for output in captured.outputs)
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+    assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
+                if c.labels.get(PID_LABEL) == str(os.getpid())]
