@@ -99,6 +99,7 @@ RECOGNISED = [
     ("prices", "Plot price over time with a 30-day rolling mean", "time_series",
      {"column": "price", "date_column": "date", "window": 30, "resample": "auto"}),
     ("prices", "monthly average price", "time_series", {"resample": "monthly"}),
+    ("prices", "trend of price with a rolling mean over 60 days", "time_series", {"window": 60}),
 ]
 
 
@@ -119,6 +120,7 @@ REFUSED = [
     ("tips", "average tip for smokers", NotUnderstoodError, "'smoker'"),
     ("tips", "What is the average tip on Sunday?", NotUnderstoodError, "'Sun', a value of"),
     ("tips", "distribution of tips above 5", NotUnderstoodError, "select rows"),
+    ("tips", "trend of tips over 5", NotUnderstoodError, "select rows"),
     ("tips", "distribution of tip where size > 2", NotUnderstoodError, "select rows"),
     ("tips", "correlation and distribution of tip", NotUnderstoodError, "several analyses"),
     ("tips", "correlation of tip with day", NotUnderstoodError, "'day' is categorical"),

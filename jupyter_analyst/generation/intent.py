@@ -68,11 +68,12 @@ UNSUPPORTED = re.compile(
     r"seasonal\w*|decompos\w*|autocorrelat\w*|causal\w*|causes?|least common|bottom \d+|"
     r"ranks? of|sort\w*)\b"
 )
-# Wording that selects rows; templates always use every row.
+# Wording that selects rows; templates always use every row. ("Rolling mean over 30" is a
+# window, not a filter.)
 FILTERS = re.compile(
     r"\b(?:where|only|except|excluding|exclude|without|before|after|since|until|"
-    r"(?:above|below|under|over|greater than|less than|more than|fewer than|at least|at most)"
-    r" \d+|(?:19|20)\d\d)\b"
+    r"(?:above|below|under|greater than|less than|more than|fewer than|at least|at most) \d+|"
+    r"(?<!rolling )(?<!moving )(?<!mean )(?<!average )(?<!window )over \d+|(?:19|20)\d\d)\b"
 )
 FILTER_SYMBOLS = re.compile(r"[<>]=?\s*-?\d|==|!=")
 
