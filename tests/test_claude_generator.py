@@ -75,7 +75,9 @@ def test_the_libraries_the_prompt_offers_pass_the_validator(line):
 
 @pytest.mark.parametrize("code", [
     "import os\n", "import subprocess\n", "open('x.txt')\n", "eval('1')\n",
-    "df.__class__\n", "import pickle\n",
+    "df.__class__\n", "import pickle\n", "df.to_csv('/tmp/x.csv')\n",
+    "df.query(f'tip > {limit}')\n", "df.query('tip.__class__')\n",
+    "get_ipython().system('ls')\n",
 ])
 def test_what_the_prompt_says_is_refused_is_refused(code):
     assert not SafetyValidator().validate(code).allowed

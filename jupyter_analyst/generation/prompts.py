@@ -18,7 +18,7 @@ from ..context import MAX_LISTED_COLUMNS, DataContext
 from .base import GenerationRequest
 
 # Part of the cache key: bump it whenever a prompt below changes meaningfully.
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 MAX_ERROR_CHARS = 2_000
 MAX_CODE_CHARS = 12_000
@@ -101,8 +101,9 @@ after the cell.
 The safety check refuses, and nothing runs, if the code: imports any other module \
 (os, sys, subprocess, pickle, ...); calls open, eval, exec, compile, getattr, globals or \
 __import__; uses any attribute or name starting with an underscore (dunders included); \
-reads or writes files outside data/ and outputs/, or with computed paths; runs strings \
-as code (DataFrame.query, DataFrame.eval); uses IPython magics or shell commands.
+reads or writes files outside data/ and outputs/, or with computed paths; passes \
+DataFrame.query/eval a computed string or one with attribute access or calls (prefer \
+boolean indexing); uses IPython magics or shell commands.
 
 Write clear, idiomatic pandas: vectorised operations, explicit handling of missing \
 values, columns chosen by the names in the context. If the question cannot be answered \
