@@ -245,8 +245,9 @@ class Checker:
             elif self.policy.module_allowed(module):
                 if not self.policy.name_allowed(module, alias.name):
                     self.add(node, "import", self._name_message(module, alias.name))
-                else:
-                    self._check_member(node, module, alias.name, full)
+                elif self._check_member(node, module, alias.name, full):
+                    # a package that only leads to allowed submodules (numpy.lib)
+                    self.add(node, "import", self._import_message(full))
             else:
                 self.add(node, "import", self._import_message(full if self.policy
                          .is_package_prefix(module) else module))
@@ -332,9 +333,11 @@ class Checker:
         parent, _, attr = qualname.rpartition(".")
         return introspect.classify(parent, attr) if parent else introspect.Kind("missing")
 
-    def _check_member(self, node: ast.AST, module: str, attr: str, shown: str) -> str | None:
+    def _check_member(self, node: ast.AST, module: str, attr: str, shown: str,
+                      last: bool = True) -> str | None:
         """Check ``module.attr`` for an allowed or pass-through ``module``; returns the real
-        module name if it is an allowed module, else None (an object, or refused)."""
+        module name if it is an allowed module, else None (an object, or refused).
+        ``last`` is False when more attributes follow, as in ``np.distutils.x``."""
         full = f"{module}.{attr}"
         kind = self._kind(full)
         if kind.kind == "module":
@@ -349,10 +352,15 @@ class Checker:
                                                f"'{module}' may be used, not its other names.")
         elif not self.policy.name_allowed(module, attr):
             self.add(node, "module-attribute", self._name_message(module, attr))
-        elif kind.kind == "missing":
+        elif kind.kind == "missing" and last:
             self.add(node, "missing-attribute", f"'{shown}' does not exist in the installed "
                                                 f"{module.split('.')[0]}; the code will probably "
                                                 f"fail. Check the name.", MEDIUM)
+        elif kind.kind == "missing":
+            # used as a namespace: it could be a module in another version of the library
+            self.add(node, "missing-attribute", f"'{shown}' does not exist in the installed "
+                                                f"{module.split('.')[0]}, so what it leads to "
+                                                f"cannot be checked; use documented API.")
         elif kind.kind == "uninspectable":
             self.add(node, "uninspectable", f"'{module}' cannot be imported where the validator "
                                             f"runs, so '{shown}' cannot be checked; install it "
@@ -376,7 +384,8 @@ class Checker:
                 self.add(node, "module-patch", f"Assigning or deleting '{shown}' changes the "
                                                f"library itself; keep your own variables.")
                 return
-            current = self._check_member(node, current, attr, shown)
+            current = self._check_member(node, current, attr, shown,
+                                         last=position == len(attrs) - 1)
         if current is not None and id(node) not in self.chain_inner:
             self.add(node, "module-alias", f"'{shown}' is a module used as a value; modules may "
                                            f"only be used as 'module.function(...)' so every "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import warnings
 from collections.abc import Iterable
 
 from IPython.core.inputtransformer2 import TransformerManager
@@ -90,7 +91,9 @@ class SafetyValidator:
                         magic, 1, CRITICAL))
             return
         try:
-            tree = ast.parse(code)
+            with warnings.catch_warnings():  # e.g. "invalid escape sequence": not our output
+                warnings.simplefilter("ignore")
+                tree = ast.parse(code)
         except SyntaxError as exc:
             add(Finding("syntax", f"The code is not valid Python: {exc.msg}. Fix the syntax.",
                         exc.lineno or 0, exc.offset or 0, CRITICAL))
