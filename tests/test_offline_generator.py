@@ -81,6 +81,11 @@ RECOGNISED = [
     ("tips", "distribution of day", "value_counts", {"column": "day"}),
     ("tips", "top 3 days", "value_counts", {"column": "day", "top_n": 3}),
     ("tips", "how many rows per day", "value_counts", {"column": "day"}),
+    ("tips", "top 5 total bills", "top_rows",
+     {"column": "total_bill", "n": 5, "order": "largest"}),
+    ("planets", "the 3 smallest masses", "top_rows", {"column": "mass", "n": 3,
+                                                       "order": "smallest"}),
+    ("planets", "Show the top 10 rows by distance", "top_rows", {"column": "distance", "n": 10}),
     ("tips", "plot tip over time", "time_series", {"column": "tip", "date_column": None}),
     ("penguins", "compare body mass by species", "group_comparison",
      {"value_column": "body_mass_g", "group_column": "species"}),
@@ -126,7 +131,8 @@ REFUSED = [
     ("tips", "correlation of tip with day", NotUnderstoodError, "'day' is categorical"),
     ("tips", "Show the distribution", NotUnderstoodError, "which numeric column"),
     ("tips", "distribution of tip and total bill", NotUnderstoodError, "several numeric"),
-    ("tips", "top 5 total bills", NotUnderstoodError, "continuous"),
+    ("tips", "most common total bills", NotUnderstoodError, "continuous"),
+    ("tips", "top 5 and bottom 5 tips", NotUnderstoodError, "both the largest"),
     ("tips", "Calculate the Sharpe ratio", NotUnderstoodError, "price or returns column"),
     ("tips", "Show the distribution of revenue", InputError, "'revenue', which is not a column"),
     ("prices", "distribution of daily returns", InputError, "'returns', which is not a column"),
@@ -383,3 +389,18 @@ def test_exercise_pulse_by_kind(kernel):
     assert out.metrics["groups"] == exercise["kind"].nunique()
     assert out.metrics["highest_value"] == pytest.approx(
         exercise.groupby("kind")["pulse"].mean().max())
+
+
+@pytest.mark.kernel
+def test_top_five_total_bills(kernel, tips):
+    question = "top 5 total bills"
+    out = kernel.run(generate(question, tips=tips).code, tips=tips)
+    assert out.error is None, out.error
+    bills = tips["total_bill"].to_numpy()
+    largest = np.sort(bills)[::-1][:5]
+    assert out.metrics["first_value"] == largest[0] and out.metrics["last_value"] == largest[4]
+    assert out.metrics["first_row"] == str(int(bills.argmax()))
+    assert out.metrics["median_of_all"] == pytest.approx(np.median(bills))
+    assert out.figures == ["5 largest values of total_bill"]
+    written = insights(question, out.metrics, tips=tips)
+    assert ground_insights(written, out.metrics, out.stdout) == written

@@ -28,6 +28,8 @@ INTENTS = {
     "time_series": r"over time|time ?series|trend\w*|rolling|moving (?:average|mean)s?|"
                    r"resampl\w*|evolution|evolv\w*",
     "group_comparison": r"compare|comparison|comparing|versus|vs",
+    "top_rows": r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
+                r"\d+ (?:largest|smallest|highest|lowest|biggest)",
     "value_counts": r"value counts?|most (?:common|frequent|popular)|frequenc\w*|how many|"
                     r"counts?|top \d+|unique values|distinct values|breakdown",
     "distribution": r"distribut\w*|histograms?|spread|skew\w*|kurtosis|outliers?|dispersion|"
@@ -42,7 +44,8 @@ ABSORBS = {
     "portfolio_performance": {"time_series", "summary"},
     "correlation": {"summary"},
     "time_series": {"summary"},
-    "group_comparison": {"distribution", "summary", "value_counts"},
+    "group_comparison": {"distribution", "summary", "value_counts", "top_rows"},
+    "top_rows": {"value_counts", "summary"},
     "value_counts": {"distribution", "summary"},
     "distribution": {"summary"},
     "summary": set(),
@@ -65,7 +68,7 @@ UNSUPPORTED = re.compile(
     r"\b(?:forecast\w*|predict\w*|projections?|extrapolat\w*|regress\w*|model(?:s|ling|ing)?|"
     r"cluster\w*|classif\w*|anomal\w*|significan\w*|hypothes\w*|t test|anova|chi square\w*|"
     r"p values?|imput\w*|merge|join|pivot|sortino|calmar|value at risk|beta|alpha|"
-    r"seasonal\w*|decompos\w*|autocorrelat\w*|causal\w*|causes?|least common|bottom \d+|"
+    r"seasonal\w*|decompos\w*|autocorrelat\w*|causal\w*|causes?|least common|"
     r"ranks? of|sort\w*)\b"
 )
 # Wording that selects rows; templates always use every row. ("Rolling mean over 30" is a
@@ -153,7 +156,8 @@ def _analysis_type(hint: str) -> str:
     aliases = {"portfolio": "portfolio_performance", "performance": "portfolio_performance",
                "timeseries": "time_series", "trend": "time_series", "describe": "summary",
                "overview": "summary", "eda": "summary", "comparison": "group_comparison",
-               "groupby": "group_comparison", "counts": "value_counts", "top_n": "value_counts",
+               "groupby": "group_comparison", "counts": "value_counts", "top_n": "top_rows",
+               "largest": "top_rows",
                "correlations": "correlation"}
     key = aliases.get(key, key)
     if key not in TEMPLATES:
@@ -444,9 +448,11 @@ def _value_counts(q: Question, free: str, found: list[str]) -> Plan:
     if named:
         column = named[0]
         if column.kind == "numeric" and column.unique > MAX_GROUPS:
+            if _number_after(q, "top"):  # "top 5 total bills": the rows, not value counts
+                return _top_rows(q, free, found)
             raise _not_understood(q.frame, f"{column.name!r} is a continuous number: counting "
-                                           "its values (or ranking rows by it) is not an "
-                                           "offline template.")
+                                           "its values is not a useful analysis. Ask for its "
+                                           "distribution, or for the top 10 rows by it.")
     else:
         candidates = q.frame.columns_of_kind("categorical", "bool")
         if len(candidates) != 1:
@@ -457,6 +463,23 @@ def _value_counts(q: Question, free: str, found: list[str]) -> Plan:
     return Plan("value_counts", q.frame.name, {"column": column.name, "top_n": top_n},
                 f"The {top_n} most common values of {column.name!r} in {q.frame.name}, with "
                 "counts, shares and a bar chart.",
+                _uses(column))
+
+
+def _top_rows(q: Question, free: str, found: list[str]) -> Plan:
+    named = q.columns()
+    if len(named) == 1 and named[0].kind != "numeric":  # "top 3 days": the most common days
+        return _value_counts(q, free, found)
+    smallest = bool(re.search(r"\b(?:bottom|smallest|lowest)\b", free))
+    if smallest and re.search(r"\b(?:top|largest|highest|biggest)\b", free):
+        raise _not_understood(q.frame, "The question asks for both the largest and the "
+                                       "smallest rows; the template shows one end at a time.")
+    column = _one_numeric(q)
+    n = next((int(w) for w in q.free_words if w.isdigit()), 10)
+    order = "smallest" if smallest else "largest"
+    return Plan("top_rows", q.frame.name, {"column": column.name, "n": n, "order": order},
+                f"The {n} rows of {q.frame.name} with the {order} {column.name!r}, as a table "
+                "and a bar chart.",
                 _uses(column))
 
 
@@ -594,4 +617,5 @@ BUILDERS = {
     "portfolio_performance": _portfolio,
     "group_comparison": _group_comparison,
     "value_counts": _value_counts,
+    "top_rows": _top_rows,
 }

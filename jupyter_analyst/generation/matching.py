@@ -31,7 +31,8 @@ GENERIC = {
     "day", "days", "week", "weeks", "month", "months", "year", "years", "period", "periods",
     "daily", "weekly", "monthly", "quarterly", "yearly", "annual", "max", "maximum", "min",
     "minimum", "top", "most", "common", "unique", "distinct", "level", "levels", "change",
-    "changes", "underneath", "below", "me", "us", "how", "what", "which", "whether",
+    "changes", "underneath", "below", "me", "us", "how", "what", "which", "whether", "bottom",
+    "largest", "smallest", "highest", "lowest", "biggest",
 }
 # Words between a preposition and the name it introduces: "of the daily returns".
 MODIFIERS = {"the", "a", "an", "each", "every", "different", "its", "their", "all", "daily",
@@ -51,9 +52,11 @@ def words(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """A crude singular: enough to match "tips" to "tip" and "categories" to "category"."""
+    """A crude singular: "tips" -> "tip", "categories" -> "category", "masses" -> "mass"."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word

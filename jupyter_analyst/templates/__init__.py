@@ -16,6 +16,7 @@ from . import (
     portfolio_performance,
     summary,
     time_series,
+    top_rows,
     value_counts,
 )
 from .base import Param, Template
@@ -23,7 +24,7 @@ from .base import Param, Template
 TEMPLATES: dict[str, Template] = {
     module.TEMPLATE.name: module.TEMPLATE
     for module in (summary, distribution, correlation, time_series, portfolio_performance,
-                   group_comparison, value_counts)
+                   group_comparison, value_counts, top_rows)
 }
 
 __all__ = ["TEMPLATES", "Param", "Template", "get_template", "list_templates", "template"]

@@ -1,0 +1,75 @@
+"""The rows with the largest (or smallest) values of one numeric column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Param, Template, finite, number
+
+CODE = '''\
+# The rows of $frame with the largest (or smallest) values of one column.
+import matplotlib.pyplot as plt
+import pandas as pd
+from jupyter_analyst.runtime import save_metrics, save_table
+
+$params
+
+values = pd.to_numeric($frame[column], errors="coerce")
+ranked = values.nlargest(n) if order == "largest" else values.nsmallest(n)
+save_table($frame.loc[ranked.index], "top_rows")
+
+save_metrics({
+    "rows_shown": len(ranked),
+    "first_row": str(ranked.index[0]),
+    "first_value": float(ranked.iloc[0]),
+    "last_value": float(ranked.iloc[-1]),
+    "median_of_all": float(values.median()),
+    "rows": int(values.count()),
+})
+
+# One bar per row, labelled by its index; the first-ranked row at the top.
+fig, ax = plt.subplots(figsize=(8, max(3, 0.4 * len(ranked) + 1)))
+ax.barh([str(label) for label in ranked.index[::-1]], ranked.iloc[::-1], color="steelblue")
+ax.axvline(values.median(), color="black", linestyle="--", label="median of all rows")
+ax.set_title(f"{len(ranked)} {order} values of {column}")
+ax.set_xlabel(str(column))
+ax.set_ylabel("row")
+ax.legend()
+fig.tight_layout()
+
+print(f"{order.capitalize()} {column}: {ranked.iloc[0]:.4g} (row {ranked.index[0]}) down to "
+      f"{ranked.iloc[-1]:.4g}; the median of all {int(values.count())} rows is {values.median():.4g}.")
+'''
+
+
+def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
+    column = bindings.get("column", "the column")
+    order = bindings.get("order", "largest")
+    found = []
+    if finite(metrics, "first_value", "last_value", "rows_shown"):
+        towards = "down" if order == "largest" else "up"
+        found.append(
+            f"The {order} {column} is {number(metrics['first_value'])} "
+            f"(row {metrics.get('first_row')}); the {number(metrics['rows_shown'])} rows shown "
+            f"go {towards} to {number(metrics['last_value'])}."
+        )
+    if finite(metrics, "median_of_all", "rows"):
+        found.append(f"For comparison, the median over all {number(metrics['rows'])} rows is "
+                     f"{number(metrics['median_of_all'])}.")
+    return found
+
+
+TEMPLATE = Template(
+    name="top_rows",
+    description="The rows with the largest or smallest values of a numeric column.",
+    example="Show the top 5 rows by {numeric}",
+    params=(
+        Param("column", "column", "the column to rank by",
+              '$frame.select_dtypes("number").columns[0]'),
+        Param("n", "int", "how many rows", "10"),
+        Param("order", "choice", '"largest" or "smallest"', '"largest"',
+              ("largest", "smallest")),
+    ),
+    code=CODE,
+    insights=insights,
+)
