@@ -233,6 +233,8 @@ ATTACKS = {
         ("from numpy import lib", "import"),
         ("import numpy as np\nx = np if True else None", "module-alias"),
         ("import pandas as pd\nrunner = df.query\nrunner('@x.y')", "indirect-call"),
+        ("def f():\n    import numpy as np\n    x = np\n    return x.f2py.os", "module-alias"),
+        ("if False:\n    np = 0\nnp.f2py.os.system('id')", "module-attribute"),
     ],
 }
 

@@ -15,8 +15,8 @@ from itertools import zip_longest
 
 from . import introspect
 from .paths import fold_string, path_problem
-from .policy import (BUILTIN_NAMES, CRITICAL_NAMES, FRAME_ATTRIBUTES, HARMLESS_DUNDERS, IPYTHON_NAMES,
-                     ALLOWED_BUILTINS, Policy)
+from .policy import (ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES, FRAME_ATTRIBUTES,
+                     HARMLESS_DUNDERS, IPYTHON_NAMES, Policy)
 from .report import Finding, RiskLevel
 from .strings import (DUNDER, backend_problem, pandas_expression_problem, style_problem,
                       template_problem)
@@ -26,14 +26,15 @@ MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter'
 
 _IPYTHON_HISTORY = re.compile(r"_i{1,3}\d*|_\d+")
 
-# Calls that read or write files: callee name -> index of the path argument.
-READERS = {"imread": 0, "ExcelFile": 0, "rc_file": 0, "rc_params_from_file": 0,
-           "fromfile": 0, "fromregex": 0, "loadtxt": 0, "genfromtxt": 0, "load": 0}
-WRITERS = {name: 0 for name in (
+# Calls that read or write files (besides pandas' read_*): the path is the first argument
+# or one of PATH_KEYWORDS (plotly.io.write_*(fig, file) takes it second).
+READERS = frozenset({"imread", "ExcelFile", "rc_file", "rc_params_from_file", "fromfile",
+                     "fromregex", "loadtxt", "genfromtxt", "load"})
+WRITERS = frozenset({
     "to_csv", "to_excel", "to_json", "to_parquet", "to_feather", "to_html", "to_latex",
     "to_markdown", "to_string", "to_xml", "to_stata", "to_orc", "savefig", "imsave", "tofile",
     "ExcelWriter", "save", "savez", "savez_compressed", "savetxt", "write_html",
-    "write_image", "write_json")}
+    "write_image", "write_json"})
 PATH_KEYWORDS = ("filepath_or_buffer", "path_or_buf", "path_or_buffer", "path", "fname",
                  "filename", "filepath", "file", "io", "buf", "excel_writer")
 # Readers that unpickle (HDF5 object columns are pickled too) and calls that need things
@@ -49,13 +50,14 @@ STRING_RUNNERS = frozenset({"query", "eval", "format", "format_map", "use", "swi
 OPTION_KEYS = frozenset({"backend", "plotting.backend", "stylesheet", "allow_pickle"})
 _BUFFERS = frozenset({"io.StringIO", "io.BytesIO"})
 # Names notebooks use for modules without importing them in the same cell (an earlier cell
-# did). A free ``np`` is checked as numpy, so ``np.f2py.os`` is caught even without an import.
+# did). Unless the code imports something else under the name, it is checked as that module
+# even where the code also assigns it (``if False: np = 0`` must not turn the check off),
+# so ``np.f2py.os`` is caught without an import.
 CONVENTIONAL_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot",
                         "mpl": "matplotlib", "sns": "seaborn", "sm": "statsmodels.api",
                         "smf": "statsmodels.formula.api", "scipy": "scipy", "sklearn": "sklearn",
-                        "stats": "scipy.stats", "px": "plotly.express",
-                        "go": "plotly.graph_objects", "pio": "plotly.io",
-                        "matplotlib": "matplotlib", "numpy": "numpy", "pandas": "pandas"}
+                        "px": "plotly.express", "pio": "plotly.io", "matplotlib": "matplotlib",
+                        "numpy": "numpy", "pandas": "pandas"}
 
 
 class BudgetExceeded(Exception):
@@ -179,8 +181,7 @@ class Checker:
             elif isinstance(node, ast.arg):
                 self.assigned.setdefault(node.arg, []).append(None)
         for alias, module in CONVENTIONAL_ALIASES.items():
-            if alias not in self.imports and alias not in self.assigned:
-                self.imports[alias] = module
+            self.imports.setdefault(alias, module)
 
     # -- scopes -----------------------------------------------------------------------
     def _visit_scoped(self, outer: list[ast.AST], names: set[str], inner: list[ast.AST]):
@@ -194,19 +195,15 @@ class Checker:
             self.scopes.pop()
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        args = node.args
-        outer = [*node.decorator_list, *args.defaults, *filter(None, args.kw_defaults),
-                 *(a.annotation for a in args.posonlyargs + args.args + args.kwonlyargs
-                   + [args.vararg, args.kwarg] if a is not None and a.annotation),
-                 *([node.returns] if node.returns else [])]
+        # decorators, defaults and annotations run in the enclosing scope, the body inside
+        body = {id(statement) for statement in node.body}
+        outer = [child for child in ast.iter_child_nodes(node) if id(child) not in body]
         self._visit_scoped(outer, _function_locals(node), node.body)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
-        args = node.args
-        self._visit_scoped([*args.defaults, *filter(None, args.kw_defaults)],
-                           _function_locals(node), [node.body])
+        self._visit_scoped([node.args], _function_locals(node), [node.body])
 
     def visit_ListComp(self, node: ast.AST) -> None:
         # the first iterable is evaluated in the enclosing scope, the rest inside
@@ -269,6 +266,8 @@ class Checker:
         if name.startswith("__") and name not in HARMLESS_DUNDERS:
             self.add(node, "dunder", f"'{name}' reaches Python internals; work with the data "
                                      f"and the analysis libraries only.", CRITICAL)
+        elif name in self.imports:  # also inside functions: ``import numpy as np; x = np``
+            self._check_chain(node)
         elif self._local(name):
             return
         elif name in CRITICAL_NAMES:
@@ -284,8 +283,6 @@ class Checker:
                    "'outputs/...'" if name == "open" else "the analysis needs no interaction "
                    "with the interpreter")
             self.add(node, "builtin", f"The builtin '{name}' is not allowed here ({fix}).")
-        elif name in self.imports:
-            self._check_chain(node)
 
     # -- attributes -------------------------------------------------------------------
     def visit_Attribute(self, node: ast.Attribute) -> None:

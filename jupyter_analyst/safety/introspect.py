@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import inspect
 import time
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -48,7 +49,9 @@ def classify(module: str, attr: str) -> Kind:
     """Classify ``module.attr`` for an allowed ``module``; cached per process."""
     key = (module, attr)
     if key not in _cache:
-        _cache[key] = _classify(module, attr)
+        with warnings.catch_warnings():  # deprecation notices are the library's business
+            warnings.simplefilter("ignore")
+            _cache[key] = _classify(module, attr)
     return _cache[key]
 
 
