@@ -219,6 +219,28 @@ def test_periods_per_year_follow_the_dates():
     assert chosen.bindings["date_column"] is None  # the DatetimeIndex
 
 
+@pytest.mark.parametrize("name, values, holds", [
+    ("daily_return", [0.01, -0.02, 0.005, 0.01], "returns"),
+    ("close", [10.0, 10.5, 10.2, 10.9], "prices"),
+    ("x", [0.01, -0.02, 0.005, 0.01], "returns"),  # told apart by its values: losses
+    ("x", [10.0, 10.5, 10.2, 10.9], "prices"),
+])
+def test_price_or_returns_column(name, values, holds):
+    data = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=4), name: values})
+    chosen = plan("What is the Sharpe ratio?", describe_frames({"book": data}))
+    assert (chosen.bindings["column"], chosen.bindings["column_holds"]) == (name, holds)
+    assert chosen.bindings["date_column"] == "when"
+
+
+def test_an_injected_column_name_stays_a_string(tips):
+    hostile = 'x"]); import os; #'
+    data = tips.rename(columns={"total_bill": hostile})
+    code = generate(f"Show the distribution of {hostile}", df=data).code
+    assert f"column = {hostile!r}" in code
+    assert "import os" not in code.replace(repr(hostile), "")
+    assert SafetyValidator().validate(code).allowed
+
+
 def test_generated_code_is_offline_valid_and_described(tips):
     generator = make_generator(model="offline")
     assert isinstance(generator, OfflineGenerator)
