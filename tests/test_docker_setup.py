@@ -4,8 +4,12 @@ and %%analyze end to end on the real engine."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import shutil
 import time
 
+import docker.errors
 import pytest
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
@@ -17,7 +21,7 @@ from jupyter_analyst import cli
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
 from jupyter_analyst.sandbox.engine import (LABEL, PID_LABEL, SESSION_LABEL, docker_client,
-                                            image_name)
+                                            image_name, owner_labels)
 from jupyter_analyst.sandbox.image import build_image
 
 pytestmark = pytest.mark.docker
@@ -121,23 +125,56 @@ def test_doctor_with_the_engine_down(capsys, monkeypatch):
 
 def test_cleanup_removes_orphans_but_not_live_sessions(client, capsys):
     dead_pid = 2**22 + 1  # above the kernel's pid_max default: no such process
-    labels = {LABEL: "1", SESSION_LABEL: "orphan-test"}
-    orphan = client.containers.create(image_name(), ["true"], labels={**labels,
-                                      PID_LABEL: str(dead_pid)})
-    live = client.containers.create(image_name(), ["true"], labels={**labels,
-                                    PID_LABEL: str(os.getpid())})
+    labels = {**owner_labels(), SESSION_LABEL: "orphan-test"}
+    orphan = client.containers.create(image_name(), ["true"],
+                                      labels={**labels, PID_LABEL: str(dead_pid)})
+    live = client.containers.create(image_name(), ["true"], labels=labels)
     try:
         assert cli.main(["cleanup"]) == 0
         assert "Removed 1 orphaned" in capsys.readouterr().out
-        remaining = {c.id for c in client.containers.list(all=True,
-                                                          filters={"label": LABEL})}
+        remaining = {c.id for c in client.containers.list(all=True, filters={"label": LABEL})}
         assert orphan.id not in remaining and live.id in remaining
     finally:
         for container in (orphan, live):
             try:
                 container.remove(force=True)
-            except Exception:
+            except docker.errors.NotFound:
                 pass
+
+
+SESSION_SCRIPT = """
+import asyncio, sys, time
+from jupyter_analyst.sandbox import open_sandbox
+async def main():
+    box, _ = open_sandbox("docker")
+    await box.start()
+    print(box.manager.provisioner.container.id, box.root, flush=True)
+    if sys.argv[1] == "hang":
+        time.sleep(600)
+asyncio.run(main())  # exits without shutting the sandbox down
+"""
+
+
+def test_containers_go_at_exit_and_a_killed_session_leaves_only_an_orphan_to_clean(client):
+    exits = subprocess.run([sys.executable, "-c", SESSION_SCRIPT, "exit"], capture_output=True,
+                           text=True, timeout=180)
+    assert exits.returncode == 0, exits.stderr
+    container_id, root = exits.stdout.split()
+    shutil.rmtree(root)  # KernelSandbox's directory: its owner's to remove, not the engine's
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container_id)  # removed at interpreter exit
+    hangs = subprocess.Popen([sys.executable, "-c", SESSION_SCRIPT, "hang"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        container_id, root = hangs.stdout.readline().split()
+        assert client.containers.get(container_id).status == "running"
+    finally:
+        hangs.kill()  # SIGKILL: no atexit, the container is orphaned
+        hangs.wait()
+    shutil.rmtree(root)
+    assert cli.main(["cleanup"]) == 0
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container_id)
 
 
 # -- the kernelspec: a whole notebook on the sandboxed kernel --------------------------------

@@ -15,6 +15,7 @@ It never runs as uid 0.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -27,7 +28,8 @@ from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Float, Int, Unicode
 
 from ..errors import SandboxError
-from .engine import LABEL, PID_LABEL, SESSION_LABEL, docker_client, image_name, require_image
+from .engine import (SESSION_LABEL, docker_client, image_name, owner_labels, remove_containers,
+                     require_image)
 
 SANDBOX_UID = 10001  # the image's user; used when the host runs as root
 MOUNT_ROOT = "/sandbox"
@@ -68,6 +70,7 @@ class DockerKernelProvisioner(LocalProvisioner):
         km.connection_file = str(root / "run" / "kernel.json")
         kwargs = await super().pre_launch(**kwargs)
         self._write_container_connection(root)
+        _sweep_once(self.client)
         return kwargs
 
     def _sandbox_root(self, cwd: str | None) -> Path:
@@ -158,7 +161,7 @@ class DockerKernelProvisioner(LocalProvisioner):
                     Ulimit(name="nofile", soft=4096, hard=4096),
                 ],
                 log_config=LogConfig(type="json-file", config=LOG_LIMITS),
-                labels={LABEL: "1", SESSION_LABEL: session, PID_LABEL: str(os.getpid())},
+                labels={**owner_labels(), SESSION_LABEL: session},
                 volumes=volumes,
                 hostname="sandbox",
             )
@@ -255,6 +258,28 @@ class DockerKernelProvisioner(LocalProvisioner):
         if self.container_id:
             self.client = docker_client()
             self.container = self.client.containers.get(self.container_id)
+
+
+_swept = False
+
+
+def _sweep_once(client: Any) -> None:
+    """On the first launch in a process: remove containers that crashed sessions left
+    behind, and make sure this process's containers go when the interpreter exits,
+    even if no one shuts the kernel down."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    remove_containers(client, orphans_only=True)
+    atexit.register(_remove_own_containers)
+
+
+def _remove_own_containers() -> None:
+    try:
+        remove_containers(docker_client(timeout=10), own_only=True)
+    except SandboxError:  # the engine went away; `jupyter-analyst cleanup` can do it later
+        pass
 
 
 def docker_sandbox(limits=None):

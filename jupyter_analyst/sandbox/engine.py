@@ -7,6 +7,7 @@ Shared by the image builder, the Docker kernel provisioner, ``doctor`` and
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from ..errors import SandboxError
@@ -17,6 +18,7 @@ DEFAULT_IMAGE = "jupyter-analyst-sandbox:latest"
 LABEL = "jupyter-analyst.sandbox"
 SESSION_LABEL = "jupyter-analyst.session"
 PID_LABEL = "jupyter-analyst.host-pid"  # the host process that owns the container
+HOST_LABEL = "jupyter-analyst.host"  # ...and its machine: pids mean nothing elsewhere
 RECIPE_LABEL = "jupyter-analyst.recipe"  # on the image: hash of what it was built from
 
 
@@ -74,8 +76,15 @@ def sandbox_containers(client: Any, session: str | None = None) -> list[Any]:
     return client.containers.list(all=True, filters={"label": label})
 
 
+def owner_labels() -> dict[str, str]:
+    """Labels naming this process as the owner of a container."""
+    return {LABEL: "1", PID_LABEL: str(os.getpid()), HOST_LABEL: socket.gethostname()}
+
+
 def is_orphan(container: Any) -> bool:
-    """True when the host process that started the container is gone."""
+    """True when the host process that started the container is gone (on this machine)."""
+    if container.labels.get(HOST_LABEL) != socket.gethostname():
+        return False  # started from another machine sharing the engine: cannot tell
     try:
         pid = int(container.labels.get(PID_LABEL, ""))
     except ValueError:
@@ -89,14 +98,20 @@ def is_orphan(container: Any) -> bool:
     return False
 
 
-def remove_containers(client: Any, session: str | None = None, orphans_only: bool = False
-                      ) -> int:
-    """Force-remove sandbox containers (one session's, all, or orphans); returns how many."""
+def remove_containers(client: Any, session: str | None = None, orphans_only: bool = False,
+                      own_only: bool = False) -> int:
+    """Force-remove sandbox containers (a session's, all, orphans or this process's).
+
+    Returns how many were removed.
+    """
     import docker.errors
 
     removed = 0
+    own = owner_labels()
     for container in sandbox_containers(client, session):
         if orphans_only and not is_orphan(container):
+            continue
+        if own_only and any(container.labels.get(k) != v for k, v in own.items()):
             continue
         try:
             container.remove(force=True)
