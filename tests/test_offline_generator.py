@@ -1,4 +1,4 @@
-"""The offline generator on real data: what it recognises, what it refuses, and what its code computes.
+"""The offline generator on real data: what it recognises, refuses, and what its code computes.
 
 Code is executed in a real ipykernel (as in an ordinary notebook) and every metric
 is checked against a value computed here independently with numpy/scipy.
@@ -345,7 +345,7 @@ def test_average_tip_by_day(kernel, tips):
     question = "What is the average tip by day?"
     out = kernel.run(generate(question, tips=tips).code, tips=tips)
     assert out.error is None, out.error
-    means = {day: np.mean([t for t, d in zip(tips["tip"], tips["day"]) if d == day])
+    means = {day: np.mean([t for t, d in zip(tips["tip"], tips["day"], strict=True) if d == day])
              for day in set(tips["day"])}
     best = max(means, key=means.get)
     worst = min(means, key=means.get)

@@ -1,7 +1,8 @@
 """Analysis templates: runnable notebook cells with a parameter block at the top.
 
 The offline generator renders these same templates, so a template and what the
-offline generator emits for its intent are one and the same code. For example ``get_template("distribution", frame="tips", column="total_bill")``.
+offline generator emits for its intent are one and the same code, e.g.
+``get_template("distribution", frame="tips", column="total_bill")``.
 """
 
 from __future__ import annotations

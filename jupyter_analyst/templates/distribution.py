@@ -62,7 +62,8 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
         found.append(f"Values range from {number(metrics['min'])} to {number(metrics['max'])}.")
     if finite(metrics, "skewness"):
         skew = metrics["skewness"]
-        side = "right (a long tail of high values)" if skew > 0 else "left (a long tail of low values)"
+        side = ("right (a long tail of high values)" if skew > 0
+                else "left (a long tail of low values)")
         if abs(skew) < 0.5:
             shape = "roughly symmetric"
         elif abs(skew) < 1:

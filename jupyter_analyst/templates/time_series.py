@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Param, Template, finite, number, percent
+from .base import Param, Template, finite, number
 
 CODE = '''\
 # $frame[column] over time: the values, a rolling mean, a linear trend and period averages.
@@ -50,11 +50,12 @@ metrics = {
 if first != 0:
     metrics["percent_change"] = (last - first) / abs(first)
 
-fig, axes = plt.subplots(2 if has_dates else 1, 1, figsize=(10, 7 if has_dates else 4), squeeze=False)
+rows = 2 if has_dates else 1
+fig, axes = plt.subplots(rows, 1, figsize=(10, 3.5 * rows), squeeze=False)
 ax = axes[0, 0]
 ax.plot(series.index, series, linewidth=1, alpha=0.6, label=str(column))
 ax.plot(rolling.index, rolling, linewidth=2, label=f"{window}-period rolling mean")
-ax.plot(series.index, intercept + slope * steps, linestyle="--", color="black", label="linear trend")
+ax.plot(series.index, intercept + slope * steps, "--", color="black", label="linear trend")
 ax.set_title(f"{column} over time" if has_dates else f"{column} in row order (no dates found)")
 ax.legend()
 
@@ -81,11 +82,11 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
     column = bindings.get("column", "The column")
     found = []
     if finite(metrics, "first_value", "last_value", "observations"):
-        moved = f"{column} went from {number(metrics['first_value'])} to " \
-                f"{number(metrics['last_value'])} over {number(metrics['observations'])} observations"
+        moved = (f"{column} went from {number(metrics['first_value'])} to "
+                 f"{number(metrics['last_value'])} over {number(metrics['observations'])} "
+                 "observations")
         if finite(metrics, "percent_change"):
-            moved += f" ({'+' if metrics['percent_change'] >= 0 else ''}" \
-                     f"{percent(metrics['percent_change'])})"
+            moved += f" ({metrics['percent_change']:+.1%})"
         found.append(moved + ".")
     if finite(metrics, "trend_slope"):
         slope = metrics["trend_slope"]

@@ -37,8 +37,8 @@ ax.set_ylabel("row")
 ax.legend()
 fig.tight_layout()
 
-print(f"{order.capitalize()} {column}: {ranked.iloc[0]:.4g} (row {ranked.index[0]}) down to "
-      f"{ranked.iloc[-1]:.4g}; the median of all {int(values.count())} rows is {values.median():.4g}.")
+print(f"{order.capitalize()} {column}: {ranked.iloc[0]:.4g} (row {ranked.index[0]}) to "
+      f"{ranked.iloc[-1]:.4g}; median of all {int(values.count())} rows {values.median():.4g}.")
 '''
 
 
