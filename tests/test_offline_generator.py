@@ -232,6 +232,15 @@ def test_price_or_returns_column(name, values, holds):
     assert chosen.bindings["date_column"] == "when"
 
 
+def test_dates_read_as_text_are_used_as_dates():
+    data = load("prices").astype({"date": str})  # as read from a CSV without parse_dates
+    chosen = plan("plot price over time", describe_frames({"prices": data}))
+    assert chosen.bindings["date_column"] == "date"
+    tips = read_seaborn("tips")  # "day" holds "Sun", "Sat": not dates
+    assert plan("plot tip over time", describe_frames({"tips": tips})).bindings[
+        "date_column"] is None
+
+
 def test_an_injected_column_name_stays_a_string(tips):
     hostile = 'x"]); import os; #'
     data = tips.rename(columns={"total_bill": hostile})
@@ -308,8 +317,9 @@ def test_portfolio_performance_on_synthetic_prices(kernel):
 
 
 @pytest.mark.kernel
-def test_portfolio_from_the_bundled_prices_with_a_date_column(kernel):
-    prices = load("prices")
+@pytest.mark.parametrize("dates_as", ["datetime64[ns]", "str"])
+def test_portfolio_from_the_bundled_prices_with_a_date_column(kernel, dates_as):
+    prices = load("prices").astype({"date": dates_as})
     out = kernel.run(generate("total return and max drawdown", prices=prices).code,
                      prices=prices)
     assert out.error is None, out.error

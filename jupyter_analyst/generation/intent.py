@@ -100,6 +100,7 @@ FINANCE = {"return", "returns", "price", "prices", "portfolio", "equity", "curve
            "investment", "performance", "rate", "free", "annualised", "annualized"}
 PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px", re.IGNORECASE)
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
+DATE_NAME = re.compile(r"date|time|timestamp|day|month|period", re.IGNORECASE)
 MAX_GROUPS = 30
 
 
@@ -384,10 +385,24 @@ def _date_column(q: Question) -> ColumnInfo | None:
     named = q.columns("datetime")
     if len(named) == 1:
         return named[0]
-    candidates = q.frame.columns_of_kind("datetime")
+    candidates = q.frame.columns_of_kind("datetime") or [
+        c for c in q.frame.columns_of_kind("text", "categorical") if _holds_iso_dates(c)]
     if len(named) > 1 or len(candidates) > 1:
         raise _ambiguous(q.frame, "date column", named or candidates)
     return candidates[0] if candidates else None
+
+
+def _holds_iso_dates(column: ColumnInfo) -> bool:
+    """Dates read from a CSV as text ("2024-01-31"): the template converts them."""
+    values = list(column.stats.get("top", {}))
+    if not values or not DATE_NAME.search(column.name):
+        return False
+    try:
+        for value in values:
+            datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _dates_span(frame: FrameInfo, date: ColumnInfo | None) -> tuple[datetime, datetime] | None:
