@@ -16,10 +16,10 @@ from itertools import zip_longest
 from . import introspect
 from .paths import fold_string, path_problem
 from .policy import (ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES, FRAME_ATTRIBUTES,
-                     HARMLESS_DUNDERS, IPYTHON_NAMES, Policy)
+                     HARMLESS_DUNDERS, IPYTHON_NAMES, SAFE_FUNCTION_NAMES, Policy)
 from .report import Finding, RiskLevel
-from .strings import (DUNDER, backend_problem, pandas_expression_problem, style_problem,
-                      template_problem)
+from .strings import (DUNDER, backend_problem, formula_problem, pandas_expression_problem,
+                      style_problem, template_problem)
 
 CRITICAL, HIGH, MEDIUM = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter's stack
@@ -48,6 +48,15 @@ UNAVAILABLE_CALLS = frozenset({"read_clipboard", "to_clipboard", "read_sql", "re
 STRING_RUNNERS = frozenset({"query", "eval", "format", "format_map", "use", "switch_backend",
                             "set_option", "option_context"})
 OPTION_KEYS = frozenset({"backend", "plotting.backend", "stylesheet", "allow_pickle"})
+# pandas methods that look a string up as a method name (``df.agg("query", ...)``)
+DISPATCHERS = frozenset({"apply", "agg", "aggregate", "transform"})
+# Jinja2 behind pandas' Styler: a template is code, and it is not sandboxed
+TEMPLATE_ENGINE = frozenset({"env", "from_string", "from_custom_template", "template_html",
+                             "template_html_style", "template_html_table", "template_latex",
+                             "template_string"})
+# matplotlib settings that make it run LaTeX, Ghostscript or ffmpeg with text from the code
+EXTERNAL_PROGRAM_SETTING = re.compile(
+    r"(^|\.)(usetex|texsystem|preamble|usedistiller)$|^animation\.\w+_(path|args)$")
 _BUFFERS = frozenset({"io.StringIO", "io.BytesIO"})
 # Names notebooks use for modules without importing them in the same cell (an earlier cell
 # did). Unless the code imports something else under the name, it is checked as that module
@@ -291,6 +300,10 @@ class Checker:
             self.chain_inner.add(id(node.value))
         if id(node) not in self.chain_inner:
             self._check_chain(node)
+        if node.attr in TEMPLATE_ENGINE:
+            self.add(node, "template-engine", f"'.{node.attr}' gives access to a template "
+                                              f"engine whose templates run code; format with "
+                                              f"df.style.format(...) or plain pandas.")
         if node.attr in ("format", "format_map"):
             self._check_format(node)
         elif id(node) not in self.called and (node.attr in STRING_RUNNERS or self._io_kind(
@@ -420,6 +433,11 @@ class Checker:
                                              f"DataFrames already loaded.")
         elif name in ("query", "eval"):
             self._check_pandas_expression(node, func, name)
+        elif name in DISPATCHERS:
+            self._check_function_names(node)
+        elif (name == "from_formula" or qualname.startswith("statsmodels.formula.api.")) \
+                and node.args:
+            self._check_formula(node.args[0])  # formula= keywords are checked with the others
         elif name in ("format", "format_map") and self._templates_in_arguments(func):
             templates = node.args[:1] + [k.value for k in node.keywords if k.arg == "formatter"]
             for arg in templates:
@@ -463,6 +481,14 @@ class Checker:
             self.add(value, "pandas-expression", f"'{keyword.arg}' hands Python objects to a "
                                                  f"pandas expression; compute with ordinary "
                                                  f"pandas code instead.", CRITICAL)
+        elif keyword.arg and keyword.arg.endswith("formula"):  # formula, re_formula, vc_formula
+            for formula in value.values if isinstance(value, ast.Dict) else [value]:
+                self._check_formula(formula)
+        elif keyword.arg == "usetex" and not (
+                isinstance(value, ast.Constant) and value.value is False):
+            self.add(value, "external-program", "usetex makes matplotlib run LaTeX on the "
+                                                "text; use matplotlib's built-in mathtext "
+                                                "($...$) instead.")
         elif keyword.arg in PATH_KEYWORDS:
             path = fold_string(value)
             if path is not None and not self._io_kind(name, self._qualname(call.func)):
@@ -580,6 +606,36 @@ class Checker:
         return (isinstance(receiver, ast.Name) and receiver.id == "str") or (
             isinstance(receiver, ast.Attribute) and receiver.attr == "style")
 
+    def _check_function_names(self, node: ast.Call) -> None:
+        """Strings given to apply/agg/transform must name plain reductions or transforms."""
+        functions = self._argument(node, 0, ("func", "arg"))
+        candidates = [functions] if functions is not None else []
+        for keyword in node.keywords:  # named aggregation: total=("column", "sum")
+            if keyword.arg and isinstance(keyword.value, ast.Tuple) and \
+                    len(keyword.value.elts) == 2:
+                candidates.append(keyword.value.elts[1])
+        while candidates:
+            candidate = candidates.pop()
+            if isinstance(candidate, ast.Dict):
+                candidates.extend(candidate.values)
+            elif isinstance(candidate, (ast.List, ast.Tuple)):
+                candidates.extend(candidate.elts)
+            else:
+                text = fold_string(candidate)
+                if text is not None and text not in SAFE_FUNCTION_NAMES:
+                    self.add(candidate, "string-dispatch", f"pandas looks '{text}' up as a "
+                                                           f"method by name; pass the function "
+                                                           f"itself or a plain reduction such "
+                                                           f"as 'sum' or 'mean'.")
+
+    def _check_formula(self, node: ast.AST) -> None:
+        formula = fold_string(node)
+        problem = ("the formula is computed, so it cannot be checked; write it as a literal "
+                   "string" if formula is None else formula_problem(formula))
+        if problem:
+            self.add(node, "formula", f"Formulas are evaluated as Python by patsy: "
+                                      f"{problem}.")
+
     def _check_format(self, node: ast.Attribute) -> None:
         if self._templates_in_arguments(node):
             if id(node) not in self.called:
@@ -689,6 +745,9 @@ class Checker:
                                      "reach; remove it.", CRITICAL)
         elif "module://" in value:
             self._check_backend(node, value)
+        elif EXTERNAL_PROGRAM_SETTING.search(value):
+            self.add(node, "external-program", f"The setting '{value}' makes matplotlib run an "
+                                               f"external program; keep the defaults.")
         elif (value in OPTION_KEYS or value.endswith(".backend")) and \
                 id(node) not in self.checked_keys:
             self.add(node, "plot-backend", f"The option name '{value}' may only appear as a "

@@ -143,8 +143,29 @@ HARMLESS_DUNDERS = frozenset({"__name__"})
 
 # Values a plotting backend may be set to (pandas, matplotlib). Anything else, and in
 # particular "module://...", makes the library import a module by name.
-ALLOWED_BACKENDS = frozenset({"matplotlib", "plotly", "agg", "pdf", "svg", "ps", "pgf",
-                              "cairo", "template", "inline"})
+# (pgf and ps are left out: they run LaTeX or Ghostscript as external programs.)
+ALLOWED_BACKENDS = frozenset({"matplotlib", "plotly", "agg", "pdf", "svg", "template",
+                              "inline"})
+
+# Function names pandas' apply/agg/transform may be given as strings. pandas looks such a
+# string up with getattr on the object (then on numpy), so "query", "to_csv" or "style"
+# would reach methods the validator checks only when they are called directly.
+SAFE_FUNCTION_NAMES = frozenset({
+    "sum", "mean", "median", "min", "max", "std", "var", "sem", "count", "size", "nunique",
+    "prod", "product", "first", "last", "any", "all", "skew", "kurt", "kurtosis", "quantile",
+    "idxmin", "idxmax", "cumsum", "cumprod", "cummin", "cummax", "cumcount", "rank", "diff",
+    "pct_change", "shift", "abs", "round", "mode", "describe", "value_counts", "unique",
+    "nlargest", "nsmallest", "ohlc", "ffill", "bfill", "fillna", "head", "tail", "nth",
+    "ngroup", "corr", "cov", "sort_values", "sort_index", "sqrt", "exp", "log", "log10",
+    "log2", "log1p", "square", "sign", "floor", "ceil", "tolist", "to_list", "dropna",
+    "notna", "isna", "notnull", "isnull", "astype", "copy", "clip", "interpolate",
+})
+
+# Functions a statsmodels/patsy formula may call; patsy evaluates formulas as Python with
+# the builtins available, so anything else (``I(open(...))``) is refused.
+FORMULA_FUNCTIONS = frozenset({
+    "C", "I", "Q", "Treatment", "Sum", "Diff", "Helmert", "Poly", "center", "standardize",
+    "scale", "bs", "cr", "cc", "te", "log", "exp", "sqrt", "abs"})
 
 
 def _normalise_dir(path: str) -> str:

@@ -7,7 +7,7 @@ import ast
 import re
 import string
 
-from .policy import ALLOWED_BACKENDS, ALLOWED_BUILTINS, BUILTIN_NAMES
+from .policy import ALLOWED_BACKENDS, ALLOWED_BUILTINS, BUILTIN_NAMES, FORMULA_FUNCTIONS
 
 DUNDER = re.compile(r"__\w+__")
 _BACKTICKED = re.compile(r"`[^`]*`")
@@ -51,6 +51,42 @@ def pandas_expression_problem(expr: str, assignments: bool) -> str | None:
                 and node.id not in ALLOWED_BUILTINS)):
             return f"'{node.id}' is not a name pandas expressions may use"
     return None
+
+
+_FORMULA_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.Call,
+                  ast.keyword, ast.Attribute, ast.Tuple, ast.List, ast.expr_context,
+                  ast.operator, ast.unaryop)
+
+
+def formula_problem(formula: str) -> str | None:
+    """Why a statsmodels/patsy formula ("y ~ x + C(g) + np.log(z)") is refused, or None."""
+    for side in formula.split("~", 1):
+        if not side.strip():
+            continue
+        try:  # ':' is patsy's interaction; as '*' the side parses as Python
+            tree = ast.parse(_BACKTICKED.sub("column", side).replace(":", "*").strip(),
+                             mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return "the formula is not a plain patsy formula"
+        for node in ast.walk(tree):
+            if not isinstance(node, _FORMULA_NODES):
+                return (f"formulas may only combine columns with patsy functions "
+                        f"(found {type(node).__name__.lower()})")
+            if isinstance(node, ast.Name) and node.id.startswith("_"):
+                return f"'{node.id}' is not a name a formula may use"
+            if isinstance(node, ast.Call) and not _formula_function(node.func):
+                return (f"'{ast.unparse(node.func)}' is not one of the functions a formula may "
+                        f"call ({', '.join(sorted(FORMULA_FUNCTIONS))}, np.<function>)")
+            if isinstance(node, ast.Attribute) and not _formula_function(node):
+                return "formulas may not read attributes; compute the column first"
+    return None
+
+
+def _formula_function(func: ast.AST) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id in FORMULA_FUNCTIONS
+    return (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            and func.value.id in ("np", "numpy") and not func.attr.startswith("_"))
 
 
 def template_problem(template: str) -> str | None:
