@@ -46,8 +46,10 @@ _MUTED = "color: var(--jp-ui-font-color2, inherit)"
 
 
 def _formatter(marked_lines=()) -> HtmlFormatter:
+    # No wrapping: line numbers must stay aligned with the findings; long lines scroll.
     return HtmlFormatter(style=JupyterStyle, noclasses=True, linenos="inline",
-                         hl_lines=list(marked_lines), wrapcode=True)
+                         hl_lines=list(marked_lines), wrapcode=True,
+                         prestyles="white-space: pre; margin: 0; padding: 4px 0")
 
 
 def code_html(code: str, marked_lines=()) -> str:
