@@ -7,6 +7,7 @@ is checked against a value computed here independently with numpy/scipy.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 
 import numpy as np
@@ -18,7 +19,7 @@ from scipy import stats
 
 from jupyter_analyst.context import describe_frames
 from jupyter_analyst.datasets import load
-from jupyter_analyst.errors import InputError, NotUnderstoodError
+from jupyter_analyst.errors import AnalystError, InputError, NotUnderstoodError
 from jupyter_analyst.generation import GenerationRequest, make_generator
 from jupyter_analyst.generation.grounding import ground_insights
 from jupyter_analyst.generation.intent import plan
@@ -436,3 +437,24 @@ def test_top_five_total_bills(kernel, tips):
     assert out.figures == ["5 largest values of total_bill"]
     written = insights(question, out.metrics, tips=tips)
     assert ground_insights(written, out.metrics, out.stdout) == written
+
+
+def test_any_wording_gets_code_or_a_clear_error():
+    """Seeded word salad from analysis vocabulary and column names: never a crash."""
+    vocabulary = ("show distribution of by per for each the top 5 average median correlation "
+                  "between and over time trend rolling 30 day monthly summary describe compare "
+                  "across how many most common sharpe drawdown returns price tips 2021 > only "
+                  "largest bottom 3 vs of in").split()
+    rng = random.Random(2)
+    for name in ("tips", "penguins", "planets", "exercise", "prices"):
+        data = frame(name)
+        context = describe_frames({name: data})
+        for _ in range(150):
+            question = " ".join(rng.sample(vocabulary + list(data.columns), rng.randint(1, 7)))
+            try:
+                chosen = plan(question, context)
+            except AnalystError as error:
+                assert error.fix, question
+                continue
+            assert chosen.uses <= set(data.columns), question
+            assert SafetyValidator().validate(chosen.code()).allowed, question
