@@ -105,6 +105,9 @@ RECOGNISED = [
     ("prices", "Plot price over time with a 30-day rolling mean", "time_series",
      {"column": "price", "date_column": "date", "window": 30, "resample": "auto"}),
     ("prices", "monthly average price", "time_series", {"resample": "monthly"}),
+    ("prices", "Perform a time series analysis with moving averages", "time_series",
+     {"column": "price"}),
+    ("prices", "What is the maximum drawdown?", "portfolio_performance", {"column": "price"}),
     ("prices", "trend of price with a rolling mean over 60 days", "time_series", {"window": 60}),
 ]
 

@@ -56,7 +56,8 @@ GLUE = set("""
 i me my we our you your it its their is isn are aren was were be been being do does doesn did
 can could would should will may please let lets want need like know tell show showing shown
 plot give draw make create calculate compute display visualize visualise generate produce
-report get find see look looks view check analyze analyse analysis and or of for by in on at
+report get find see look looks view check analyze analyse analysis perform run conduct do
+and or of for by in on at
 to from with as than then also into about what whats which who how there any some way ways
 vary varies differ differs difference differences up out so s t new bar line graph figure
 chart visual visually quick quickly simple basic full detailed underneath alongside together

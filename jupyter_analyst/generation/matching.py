@@ -32,7 +32,8 @@ GENERIC = {
     "daily", "weekly", "monthly", "quarterly", "yearly", "annual", "max", "maximum", "min",
     "minimum", "top", "most", "common", "unique", "distinct", "level", "levels", "change",
     "changes", "underneath", "below", "me", "us", "how", "what", "which", "whether", "bottom",
-    "largest", "smallest", "highest", "lowest", "biggest",
+    "largest", "smallest", "highest", "lowest", "biggest", "asset", "stock", "ticker",
+    "security", "securities", "instrument", "series",
 }
 # Words between a preposition and the name it introduces: "of the daily returns".
 MODIFIERS = {"the", "a", "an", "each", "every", "different", "its", "their", "all", "daily",
