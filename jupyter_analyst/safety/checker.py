@@ -169,7 +169,7 @@ class Checker:
 
     def _index(self, tree: ast.Module) -> None:
         """Collect imports and what each name is assigned, before checking any use."""
-        simple_targets: set[int] = set()  # ``name = value``: the value is recorded
+        simple_targets: set[int] = set()  # ``name = value``, ``with value as name``
         for node in ast.walk(tree):  # breadth first: an Assign comes before its targets
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -184,6 +184,9 @@ class Checker:
                     if isinstance(target, ast.Name):
                         simple_targets.add(id(target))
                         self.assigned.setdefault(target.id, []).append(node.value)
+            elif isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
+                simple_targets.add(id(node.optional_vars))
+                self.assigned.setdefault(node.optional_vars.id, []).append(node.context_expr)
             elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) and \
                     id(node) not in simple_targets:
                 self.assigned.setdefault(node.id, []).append(None)
@@ -522,7 +525,7 @@ class Checker:
         path = fold_string(arg)
         if path is not None:
             self._check_path(arg, path, dirs)
-        elif not self._is_buffer(arg):
+        elif not self._is_handle(arg):
             where = "data/..." if kind == "read" else "outputs/..."
             self.add(arg, "io-path", f"The path given to '{name}' is computed, so it cannot be "
                                      f"checked; write it as a literal string such as "
@@ -537,13 +540,18 @@ class Checker:
                         "under their names")
             self.add(node, "io-path", f"{problem[0].upper()}{problem[1:]}: {fix}.")
 
-    def _is_buffer(self, node: ast.AST) -> bool:
-        """An in-memory io.StringIO/BytesIO, directly or through a variable set only to one."""
+    def _is_handle(self, node: ast.AST) -> bool:
+        """An in-memory buffer (io.StringIO/BytesIO) or a file opened by a call that is
+        checked itself (open, pd.ExcelWriter), directly or through a variable only ever
+        set to one (``with open("data/x.csv") as f: pd.read_csv(f)``)."""
         if isinstance(node, ast.Call):
-            return self._qualname(node.func) in _BUFFERS
+            func = node.func
+            return self._qualname(func) in _BUFFERS or (
+                isinstance(func, ast.Name) and func.id == "open" and not self._local("open")
+            ) or (isinstance(func, ast.Attribute) and func.attr in ("ExcelWriter", "ExcelFile"))
         if isinstance(node, ast.Name):
             values = self.assigned.get(node.id, [None])
-            return all(v is not None and self._is_buffer(v) for v in values)
+            return all(v is not None and self._is_handle(v) for v in values)
         return False
 
     def _argument(self, call: ast.Call, position: int, keywords: tuple[str, ...]):

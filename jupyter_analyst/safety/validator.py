@@ -113,8 +113,8 @@ def _ipython_syntax_line(code: str) -> int:
     """
     try:
         transformed = TransformerManager().transform_cell(code)
-    except Exception:
-        return 1
+    except Exception:  # IPython cannot tokenize it: the Python parser reports why
+        return 0
     # IPython only drops surrounding blank lines and adds a final newline: not a rewrite
     if transformed.strip() == code.strip() or _blank_lines_only(code, transformed):
         return 0
