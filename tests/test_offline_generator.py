@@ -461,3 +461,10 @@ def test_any_wording_gets_code_or_a_clear_error():
                 continue
             assert chosen.uses <= set(data.columns), question
             assert SafetyValidator().validate(chosen.code()).allowed, question
+
+
+def test_a_column_beyond_the_described_ones_is_named_as_such():
+    wide = pd.DataFrame(np.ones((3, 80)), columns=[f"c{i}" for i in range(79)] + ["revenue"])
+    with pytest.raises(NotUnderstoodError, match="'revenue' is beyond the first 60 columns"):
+        plan("distribution of revenue", describe_frames({"wide": wide}))
+    assert plan("distribution of c3", describe_frames({"wide": wide})).bindings == {"column": "c3"}

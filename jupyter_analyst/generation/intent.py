@@ -127,6 +127,7 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
     q = Question(text, frame)
     free = " ".join(q.free_words)  # so a column called "count" is not an intent
     _refuse_unsupported(q, free, text)
+    _refuse_undescribed(q)
     hint = _analysis_type(analysis_type) if analysis_type else None
     financial = hint == "portfolio_performance" or (
         hint is None and INTENT_PATTERNS["portfolio_performance"].search(free))
@@ -197,6 +198,17 @@ def _refuse_unsupported(q: Question, free: str, text: str) -> None:
     if match:
         raise _filter_error(q.frame, f"The question seems to select rows ({match.group(0)!r}); "
                                      "the offline templates always use every row.")
+
+
+def _refuse_undescribed(q: Question) -> None:
+    if q.undescribed:
+        described = len(q.frame.columns)
+        raise NotUnderstoodError(
+            f"{q.undescribed[0]!r} is beyond the first {described} columns of {q.frame.name}, "
+            "which are the only ones described in detail, so its type is unknown offline.",
+            f"Select the columns you ask about, e.g. `%%analyze {q.frame.name}"
+            f"[[{q.undescribed[0]!r}, ...]]`.",
+        )
 
 
 def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) -> None:

@@ -92,6 +92,9 @@ class Question:
         self.mentions = self._find_columns(taken)
         self.inside = {i for m in self.mentions for i in range(m.start, m.end)}
         self.values = self._find_values(taken | self.inside)
+        # Columns of a wide frame that the context lists by name only (no type, no stats).
+        self.undescribed = [name for name in frame.listed_only
+                            if _occurrences(self.stems, [stem(w) for w in words(name)], taken)]
         # The words outside column names: what the question asks, not what it is about.
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
 
