@@ -5,8 +5,8 @@
 Runs every ``reference_code`` (887 real pandas/numpy/scipy/sklearn/matplotlib solutions)
 through ``SafetyValidator``. 50 references are the indented body of a function that the
 problem's ``exec_context`` defines around ``[insert]``; those are checked with that ``def``
-line in front, which is how they run. The command prints how many are refused, a table of every refusal with its
-rules and reasons, and the validation time per snippet. The first pass is timed separately
+line in front, which is how they run. The command prints how many are refused, a table of
+every refusal with its rules and reasons, and the validation time per snippet. The first pass is timed separately
 (it imports the libraries the validator inspects); the per-snippet figures come from a
 second, warm pass, which is what a running notebook sees.
 """
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from jupyter_analyst.safety import SafetyValidator
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared/corpora/ds1000/ds1000_references.jsonl"
+DEFAULT_CORPUS = (Path(__file__).resolve().parents[2]
+                  / "shared/corpora/ds1000/ds1000_references.jsonl")
 
 
 def load(path: Path) -> list[dict]:

@@ -309,7 +309,8 @@ BENIGN = [
     "import pandas as pd\nwith open('data/x.csv') as f:\n    extra = pd.read_csv(f)",
     "import pandas as pd\nwith pd.ExcelWriter('outputs/x.xlsx') as w:\n    df.to_excel(w)",
     "with open('outputs/notes.txt', 'w') as f:\n    f.write('done')",
-    "import io\nimport matplotlib.pyplot as plt\nbuf = io.BytesIO()\nplt.savefig(buf, format='png')",
+    "import io\nimport matplotlib.pyplot as plt\nbuf = io.BytesIO()\n"
+    "plt.savefig(buf, format='png')",
     "import io\nimport pandas as pd\nsmall = pd.read_csv(io.StringIO('a,b\\n1,2'))",
     "name = type(model).__name__",
     "class Point:\n    def __init__(self, x):\n        self.x = x\n    def __repr__(self):\n"
@@ -326,7 +327,8 @@ BENIGN = [
     "# eval the model and open the report\nscore = 1",
     "doc = 'eval, exec and open are words'",
     "from collections import Counter\nfrom functools import reduce\nimport math, re, json",
-    "import plotly.express as px\nfig = px.line(df, x='a', y='b')\nfig.write_html('outputs/fig.html')",
+    "import plotly.express as px\nfig = px.line(df, x='a', y='b')\n"
+    "fig.write_html('outputs/fig.html')",
     "from IPython.display import display\ndisplay(df)",
 ]
 
@@ -371,6 +373,20 @@ def test_a_name_bound_in_a_function_never_falls_back_to_the_builtin():
     # at module level (and in class bodies) the same code would reach the builtin
     module_level = "if False:\n    eval = print\neval('1')\n"
     assert "builtin" in {f.rule for f in validator.validate(module_level).violations}
+
+
+def test_refused_modules_are_never_imported_by_the_validator():
+    # The validator imports allowed libraries to inspect them; a refused name must not be
+    # imported in the notebook's process ("this" prints on import, "antigravity" opens a
+    # browser), whatever the code does with it.
+    import sys
+
+    for module in ("this", "antigravity"):
+        assert module not in sys.modules
+        code = (f"from {module} import thing as np\nnp.other.x\nimport {module}\n"
+                f"{module}.x.y\nfrom {module}.sub import z\nz.w")
+        assert not validator.validate(code).allowed
+        assert module not in sys.modules
 
 
 def test_the_report_is_tied_to_the_exact_text():

@@ -173,12 +173,16 @@ class Checker:
         for node in ast.walk(tree):  # breadth first: an Assign comes before its targets
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    if self._import_allowed(alias.name):
+                    if self.policy.module_allowed(alias.name):
                         local = alias.asname or alias.name.split(".")[0]
                         self.imports[local] = alias.name if alias.asname else local
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                for alias in node.names:  # refused imports are reported, not followed
+                    full = f"{node.module}.{alias.name}"
+                    if self.policy.module_allowed(full) or (
+                            self.policy.module_allowed(node.module)
+                            and self.policy.name_allowed(node.module, alias.name)):
+                        self.imports[alias.asname or alias.name] = full
             elif isinstance(node, ast.Assign):
                 for target in node.targets:
                     if isinstance(target, ast.Name):
@@ -230,12 +234,9 @@ class Checker:
         return any(name in scope for scope in self.scopes)
 
     # -- imports ----------------------------------------------------------------------
-    def _import_allowed(self, name: str) -> bool:
-        return self.policy.module_allowed(name)
-
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            if not self._import_allowed(alias.name):
+            if not self.policy.module_allowed(alias.name):
                 self.add(node, "import", self._import_message(alias.name))
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -340,11 +341,17 @@ class Checker:
             return node.id, attrs[::-1]
         return None
 
+    def _passable(self, module: str) -> bool:
+        return self.policy.module_allowed(module) or self.policy.is_package_prefix(module)
+
     def _kind(self, qualname: str) -> introspect.Kind:
-        if self.policy.module_allowed(qualname) or self.policy.is_package_prefix(qualname):
+        if self._passable(qualname):
             return introspect.Kind("module", qualname)
         parent, _, attr = qualname.rpartition(".")
-        return introspect.classify(parent, attr) if parent else introspect.Kind("missing")
+        if not self._passable(parent):
+            # never import, in the notebook's process, a module the policy does not name
+            return introspect.Kind("uninspectable")
+        return introspect.classify(parent, attr)
 
     def _check_member(self, node: ast.AST, module: str, attr: str, shown: str,
                       last: bool = True) -> str | None:
@@ -354,8 +361,7 @@ class Checker:
         full = f"{module}.{attr}"
         kind = self._kind(full)
         if kind.kind == "module":
-            if self.policy.module_allowed(kind.module) or self.policy.is_package_prefix(
-                    kind.module):
+            if self._passable(kind.module):
                 return kind.module
             self.add(node, "module-attribute", f"'{shown}' is the module '{kind.module}', which "
                                                f"is not on the allow-list; use public functions "
