@@ -64,6 +64,21 @@ def test_a_column_name_cannot_inject_code():
     assert SafetyValidator().validate(code).allowed
 
 
+@pytest.mark.parametrize("name, frame", [
+    ("summary", "numeric"), ("portfolio_performance", "equity"), ("distribution", "column"),
+    ("correlation", "pd"),
+])
+def test_a_frame_named_like_a_template_variable_is_refused(name, frame):
+    with pytest.raises(InputError, match="would overwrite it"):
+        get_template(name, frame=frame)
+
+
+def test_common_frame_names_do_not_collide():
+    for name in list_templates():
+        for frame in ("df", "data", "tips", "prices", "returns", "sales"):
+            get_template(name, frame=frame)
+
+
 def test_a_dollar_in_a_column_name_is_kept_as_is():
     code = get_template("distribution", frame="df", column="$frame cost $$")
     assert "column = '$frame cost $$'" in code

@@ -11,11 +11,13 @@ default expression evaluated in the kernel (e.g. "the first numeric column"), so
 
 from __future__ import annotations
 
+import ast
 import keyword
 import math
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..errors import InputError
@@ -63,7 +65,27 @@ class Template:
                 value = string.Template(param.default).substitute(frame=frame)
             lines.append(f"{param.name} = {value}  # {param.help}")
         # One substitution pass, so a "$" inside a column name is never expanded.
+        if frame in self.own_names:
+            raise InputError(
+                f"The frame's name {frame!r} is also a variable of the {self.name!r} code, which "
+                "would overwrite it.",
+                f"Bind the frame to another name first, e.g. `{frame}_df = {frame}`.",
+            )
         return string.Template(self.code).substitute(frame=frame, params="\n".join(lines))
+
+    @cached_property
+    def own_names(self) -> frozenset[str]:
+        """Every name the code itself binds or reads (variables, imports, builtins)."""
+        placeholder = "frame_placeholder"
+        params = "\n".join(f"{p.name} = None" for p in self.params)
+        code = string.Template(self.code).substitute(frame=placeholder, params=params)
+        names = set()
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+            elif isinstance(node, ast.alias):
+                names.add((node.asname or node.name).split(".")[0])
+        return frozenset(names - {placeholder})
 
 
 def _literal(param: Param, value: Any) -> str:

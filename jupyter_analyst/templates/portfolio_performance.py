@@ -29,18 +29,18 @@ if isinstance(series.index, pd.DatetimeIndex):
 # Growth of 1 invested at the start, and the return of each period.
 if column_holds == "prices":
     equity = series / series.iloc[0]
-    returns = series.pct_change().dropna()
+    period_returns = series.pct_change().dropna()
 else:
-    returns = series
-    equity = (1 + returns).cumprod()
+    period_returns = series
+    equity = (1 + period_returns).cumprod()
 # The running peak starts at the initial 1, so a loss in the very first period counts.
 drawdown = equity / equity.cummax().clip(lower=1) - 1
 
-periods = len(returns)
+periods = len(period_returns)
 total_return = equity.iloc[-1] - 1
 annualized_return = (1 + total_return) ** (periods_per_year / periods) - 1
-annualized_volatility = returns.std() * np.sqrt(periods_per_year)
-excess = returns - risk_free_rate / periods_per_year
+annualized_volatility = period_returns.std() * np.sqrt(periods_per_year)
+excess = period_returns - risk_free_rate / periods_per_year
 sharpe_ratio = excess.mean() / excess.std() * np.sqrt(periods_per_year)
 max_drawdown = drawdown.min()
 
@@ -51,8 +51,8 @@ save_metrics({
     "sharpe_ratio": float(sharpe_ratio),
     "max_drawdown": float(max_drawdown),
     "max_drawdown_at": drawdown.idxmin(),
-    "best_period_return": float(returns.max()),
-    "worst_period_return": float(returns.min()),
+    "best_period_return": float(period_returns.max()),
+    "worst_period_return": float(period_returns.min()),
     "periods": periods,
     "periods_per_year": periods_per_year,
     "risk_free_rate": risk_free_rate,

@@ -14,24 +14,24 @@ from jupyter_analyst.runtime import save_metrics, save_table
 
 $params
 
-data = $frame[columns] if columns else $frame
-numeric = data.select_dtypes("number")
-missing = data.isna().sum()
+selected = $frame[columns] if columns else $frame
+numeric = selected.select_dtypes("number")
+missing = selected.isna().sum()
 
 # One row per column: its type, missing and distinct values, then the usual statistics.
 overview = pd.DataFrame({
-    "dtype": data.dtypes.astype(str),
+    "dtype": selected.dtypes.astype(str),
     "missing": missing,
-    "distinct": data.nunique(),
+    "distinct": selected.nunique(),
 })
 if not numeric.empty:
     overview = overview.join(numeric.describe().T.drop(columns="count"))
 save_table(overview, "summary")
 
-duplicate_rows = int(data.duplicated().sum())
+duplicate_rows = int(selected.duplicated().sum())
 save_metrics({
-    "rows": len(data),
-    "columns": data.shape[1],
+    "rows": len(selected),
+    "columns": selected.shape[1],
     "numeric_columns": numeric.shape[1],
     "missing_values": int(missing.sum()),
     "duplicate_rows": duplicate_rows,
@@ -51,8 +51,9 @@ if shown:
     fig.suptitle("Numeric columns of $frame")
     fig.tight_layout()
 
-print(f"$frame: {len(data)} rows, {data.shape[1]} columns ({numeric.shape[1]} numeric), "
-      f"{int(missing.sum())} missing values, {duplicate_rows} duplicate rows.")
+print(f"$frame: {len(selected)} rows, {selected.shape[1]} columns "
+      f"({numeric.shape[1]} numeric), {int(missing.sum())} missing values, "
+      f"{duplicate_rows} duplicate rows.")
 '''
 
 
