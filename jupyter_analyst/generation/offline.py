@@ -1,8 +1,9 @@
 """The offline generator: no key, no network; questions mapped onto analysis templates.
 
 It answers the common analysis questions (overview, distribution, correlation, time
-series, portfolio performance, group comparison, value counts) with the code of the
-matching template from ``jupyter_analyst.templates``, bound to the frame's columns.
+series, portfolio performance, group comparison, value counts, top rows) with the code
+of the matching template from ``jupyter_analyst.templates``, bound to the frame's
+columns (see ``intent.plan``).
 Anything else is refused with a ``NotUnderstoodError`` that says what it can do, so
 it never answers a question other than the one asked.
 """
