@@ -8,6 +8,7 @@ shown as a diff, a generation error, and clicks while work is under way.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from conftest import StaticGenerator
@@ -17,7 +18,7 @@ from jupyter_analyst.datasets import load
 from jupyter_analyst.errors import NotUnderstoodError
 from jupyter_analyst.generation import CodeGenerator
 from jupyter_analyst.ui import ApprovalPanel
-from jupyter_analyst.ui.panel import AWAITING_APPROVAL, CANCELLED, DONE, FAILED, GENERATING
+from jupyter_analyst.ui.panel import AWAITING_APPROVAL, CANCELLED, DONE, FAILED, GENERATING, RUNNING
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -57,6 +58,16 @@ def make_panel(tips_frames):
     yield make
     for agent in agents:
         agent.cleanup()
+
+
+def eventually(condition, timeout: float = WAIT) -> bool:
+    """Poll ``condition`` for things that have no future to wait on (live output, the clock)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def texts(panel: ApprovalPanel) -> str:
@@ -188,6 +199,7 @@ def test_cancel_while_generating_stops_the_generator(make_panel):
     panel, results = make_panel(generator)
     assert panel.state == GENERATING
     assert buttons(panel) == {"Run": False, "Edit": False, "Regenerate": False, "Cancel": True}
+    assert eventually(lambda: panel.status.value.startswith("⏳ generating code with stuck · 1 s"), 5)
     panel.cancel_button.click()
     assert panel.wait(5) == CANCELLED
     panel.agent.submit(asyncio.sleep(0.1)).result(5)  # let the loop deliver the cancellation
@@ -246,8 +258,8 @@ def test_generation_error_is_explained_and_regenerate_stays_available(make_panel
     assert panel.state == FAILED and results == [] and not panel.editing
 
 
-def test_second_click_while_running_does_nothing(make_panel):
-    code = "import time\nprint('started')\ntime.sleep(1.5)\nprint('finished')\n"
+def test_second_click_while_running_does_nothing_and_stdout_streams_live(make_panel):
+    code = "import time\nprint('started')\ntime.sleep(3)\nprint('finished')\n"
     generator = StaticGenerator(code)
     panel, results = make_panel(generator)
     panel.wait(WAIT)
@@ -255,6 +267,9 @@ def test_second_click_while_running_does_nothing(make_panel):
     assert not any(buttons(panel).values())  # disabled at once, before the kernel answers
     for button in (panel.run_button, panel.edit_button, panel.regenerate_button, panel.cancel_button):
         button.click()
+    # stdout arrives while the code still runs, not with the result
+    assert eventually(lambda: "started" in texts(panel))
+    assert panel.state == RUNNING and "finished" not in texts(panel)
     assert panel.wait(WAIT) == DONE
     assert len(results) == 1 and len(generator.requests) == 1
     assert texts(panel).count("started") == 1 and "finished" in texts(panel)

@@ -88,7 +88,7 @@ def safety_html(report: SafetyReport) -> str:
 def explanation_html(explanation: str) -> str:
     if not explanation.strip():
         return ""
-    return (f"<div class='jupyter-analyst-explanation' style='{_TEXT}; margin:4px 0'>"
+    return (f"<div class='jupyter-analyst-explanation' style='{_TEXT}; margin:4px 0; line-height:1.4'>"
             f"{html.escape(explanation)}</div>")
 
 

@@ -1,0 +1,236 @@
+"""The notebook experience in a real browser: JupyterLab driven by Debian's chromium.
+
+A private JupyterLab (127.0.0.1, random port, token, temporary root, settings and
+kernelspec) opens a notebook with ``%%analyze tips``; the test checks that the
+approval panel shows the code and the safety badge, clicks Run and waits for the
+plot and the metrics table, then saves a screenshot of the finished cell for the
+docs. Needs: ``apt-get install chromium`` and ``pip install -e .[browser]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import require
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+
+CHROMIUM = "/usr/bin/chromium"
+IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+QUESTION = "Show the distribution of total_bill"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_notebook(path: Path) -> None:
+    cells = [
+        "import os\nfrom jupyter_analyst.datasets import load\n"
+        "tips = load('tips')\nprint('JPY_SESSION_NAME set:', 'JPY_SESSION_NAME' in os.environ)",
+        "%load_ext jupyter_analyst",
+        f"%%analyze tips --model offline --backend local\n{QUESTION}",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+
+
+def private_jupyter_dirs(base: Path) -> dict[str, str]:
+    """Config, data, runtime and lab settings of our own, so nothing of the user's leaks in.
+
+    The data dir holds a ``python3`` kernelspec for this interpreter (the venv), and
+    the lab settings switch off the news and update notifications that would pop up
+    over the notebook.
+    """
+    dirs = {name: base / name for name in ("config", "data", "runtime", "settings", "workspaces")}
+    for path in dirs.values():
+        path.mkdir()
+    kernel = dirs["data"] / "kernels" / "python3"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+    notifications = dirs["settings"] / "@jupyterlab" / "apputils-extension"
+    notifications.mkdir(parents=True)
+    (notifications / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return {"JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
+            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+            "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+            "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"])}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require(Path(CHROMIUM).exists(), "Debian's chromium (/usr/bin/chromium)")
+    require(_importable("jupyterlab"), "JupyterLab (pip install jupyterlab)")
+    require(_importable("playwright"), "Playwright (pip install playwright)")
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    root.mkdir()
+    write_notebook(root / "analyst.ipynb")
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, **private_jupyter_dirs(base)}
+    env.pop("ANTHROPIC_API_KEY", None)  # the offline generator, whatever the machine has
+    log = (base / "lab.log").open("w")
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+               "--ServerApp.port_retries=0", "--LabApp.news_url=", "--ServerApp.allow_remote_access=False"]
+    if os.geteuid() == 0:  # CI containers run as root; the server refuses that unless told
+        command.append("--allow-root")
+    server = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(url, token, server, base / "lab.log")
+        yield {"url": url, "token": token, "root": root}
+    finally:
+        stop(server)
+        log.close()
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def wait_for_server(url: str, token: str, server: subprocess.Popen, log: Path, limit: float = 90) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer within {limit:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop JupyterLab; it shuts its kernels down on SIGTERM."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1100, "height": 2000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def test_analyze_cell_shows_panel_and_runs_after_approval(lab, page):
+    try:
+        run_analysis_in_lab(lab, page)
+    except BaseException:  # what the page looked like, for the CI log
+        shot = lab["root"].parent / "failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"Screenshot of the failing page: {shot}")
+        raise
+
+
+def run_analysis_in_lab(lab, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab['url']}/lab/tree/analyst.ipynb?token={lab['token']}")
+    notebook = page.locator(".jp-NotebookPanel .jp-Notebook")
+    expect(notebook).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
+
+    # Run every cell; the %%analyze cell shows the panel and returns at once.
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator("[data-command='runmenu:run-all']").click()
+    outputs = page.locator(".jp-OutputArea-output")
+    expect(outputs.filter(has_text="JPY_SESSION_NAME set: True")).to_have_count(1, timeout=60_000)
+
+    panel = page.locator(".jupyter-analyst-panel")
+    expect(panel).to_be_visible(timeout=60_000)
+    code = panel.locator(".jupyter-analyst-code")
+    expect(code).to_contain_text("column = 'total_bill'", timeout=60_000)
+    expect(panel.locator(".jupyter-analyst-badge")).to_have_text("✓ risk: safe")
+    run = panel.get_by_role("button", name="Run")
+    expect(run).to_be_enabled()
+    assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
+    cell = page.locator(".jp-Cell").filter(has=panel)
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    cell.screenshot(path=str(IMAGES / "approval-panel-review.png"))
+
+    run.click()
+    expect(panel.locator("img")).to_have_count(1, timeout=120_000)
+    metrics = panel.locator("table.jupyter-analyst-metrics")
+    expect(metrics).to_contain_text("skewness")
+    expect(metrics).to_contain_text("244")  # the row count of the tips data
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
+    expect(code).to_be_hidden()  # the code section collapsed after Run
+    expect(run).to_be_disabled()
+
+    image = panel.locator("img").first
+    assert image.evaluate("img => img.naturalWidth") > 100  # a real decoded PNG, not a broken icon
+
+    # The result is bound in the notebook namespace.
+    page.keyboard.press("Escape")
+    page.locator(".jp-Cell").last.click()
+    page.keyboard.press("b")  # new cell below, command mode
+    page.keyboard.press("Enter")
+    page.keyboard.type("print(_analysis.success, _analysis.metrics['count'])")
+    page.keyboard.press("Shift+Enter")
+    expect(outputs.filter(has_text="True 244")).to_have_count(1, timeout=30_000)
+    cell.screenshot(path=str(IMAGES / "approval-panel-result.png"))
+
+    # Dark theme: the badge and the code must stay readable (theme variables, not fixed colours).
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Settings", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+    panel.get_by_text("Generated code").click()  # the collapsed section's title
+    expect(code).to_be_visible()
+    assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
+    page.set_viewport_size({"width": 1100, "height": 3200})  # the whole expanded cell
+    cell.screenshot(path=str(IMAGES / "approval-panel-dark.png"))
+
+
+CONTRAST_JS = r"""element => {
+    // WCAG contrast between the text colour and the first opaque background behind it.
+    const rgb = value => value.match(/[\d.]+/g).slice(0, 4).map(Number);
+    const luminance = ([r, g, b]) => {
+        const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    };
+    let node = element, background = null;
+    while (node && node.nodeType === 1) {
+        const colour = rgb(getComputedStyle(node).backgroundColor);
+        if (colour.length === 3 || colour[3] > 0.9) { background = colour; break; }
+        node = node.parentElement;
+    }
+    const [l1, l2] = [luminance(rgb(getComputedStyle(element).color)), luminance(background)];
+    return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+}"""
+
+
+def contrast(locator) -> float:
+    return locator.evaluate(CONTRAST_JS)
