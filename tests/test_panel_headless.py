@@ -199,6 +199,7 @@ def test_cancel_while_generating_stops_the_generator(make_panel):
     panel, results = make_panel(generator)
     assert panel.state == GENERATING
     assert buttons(panel) == {"Run": False, "Edit": False, "Regenerate": False, "Cancel": True}
+    assert panel.details.layout.display == "none"  # no empty code section while generating
     assert eventually(lambda: panel.status.value.startswith("⏳ generating code with stuck · 1 s"), 5)
     panel.cancel_button.click()
     assert panel.wait(5) == CANCELLED
@@ -207,7 +208,8 @@ def test_cancel_while_generating_stops_the_generator(make_panel):
 
 
 def test_error_in_code_shows_failing_line_and_allows_another_try(make_panel):
-    panel, results = make_panel(StaticGenerator("total = tips['total_bill'].sum()\nratio = total / missing_name\n"))
+    failing = "total = tips['total_bill'].sum()\nratio = total / missing_name\n"
+    panel, results = make_panel(StaticGenerator(failing))
     panel.wait(WAIT)
     panel.run_button.click()
     assert panel.wait(WAIT) == FAILED

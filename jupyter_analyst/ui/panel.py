@@ -78,11 +78,12 @@ class ApprovalPanel:
         self.code_box = widgets.VBox([self.code_view])
         self.details = widgets.Accordion(
             children=[widgets.VBox([self.code_box, self.explanation, self.safety])])
-        self.run_button = self._button("Run", "play", "success", "Run the code in the sandbox", self._on_run)
-        self.edit_button = self._button("Edit", "edit", "", "Edit the code; it is checked again", self._on_edit_toggle)
-        self.regenerate_button = self._button("Regenerate", "refresh", "", "Ask the generator for new code",
-                                              self._on_regenerate)
-        self.cancel_button = self._button("Cancel", "times", "", "Discard the code; nothing runs", self._on_cancel)
+        button = self._button
+        self.run_button = button("Run", "play", "success", "Run the code in the sandbox", self._on_run)
+        self.edit_button = button("Edit", "edit", "", "Edit the code; it is checked again", self._on_edit_toggle)
+        self.regenerate_button = button("Regenerate", "refresh", "", "Ask the generator for new code",
+                                        self._on_regenerate)
+        self.cancel_button = button("Cancel", "times", "", "Discard the code; nothing runs", self._on_cancel)
         self.output = widgets.Output()
         self.widget = widgets.VBox([
             self.status, self.details,
@@ -136,7 +137,7 @@ class ApprovalPanel:
             self.output.outputs = ()
             work = self.agent.run(self.proposal, code=self.code, timeout=self.timeout,
                                   on_output=self._stream)
-            self._start(work, "running", self._ran)
+            self._start(work, self.agent.activity, self._ran)
 
     def _on_edit_toggle(self, _button=None) -> None:
         with self._changed:
@@ -184,22 +185,24 @@ class ApprovalPanel:
         self._set_state(GENERATING)
         self.details.selected_index = None
         work = self.agent.prepare(self.question, self.frames, self.analysis_type, fresh=fresh)
-        self._start(work, f"generating code with {self.agent.generator.describe()}", self._generated)
+        doing = f"generating code with {self.agent.generator.describe()}"
+        self._start(work, lambda: doing, self._generated)
 
-    def _start(self, work: Coroutine, doing: str, finished: Callable) -> None:
+    def _start(self, work: Coroutine, activity: Callable[[], str], finished: Callable) -> None:
         self._refresh()
-        future = self.agent.submit(self._timed(work, doing))
+        future = self.agent.submit(self._timed(work, activity))
         self._future = future
         future.add_done_callback(lambda f: self._finish(f, finished))
 
-    async def _timed(self, work: Coroutine, doing: str) -> tuple[Any, float]:
+    async def _timed(self, work: Coroutine, activity: Callable[[], str]) -> tuple[Any, float]:
         """Await ``work`` while the status line shows what is happening and for how long."""
         started = time.monotonic()
         task = asyncio.ensure_future(work)
         try:
             while not task.done():
-                activity = doing if self.state == GENERATING else self.agent.activity()
-                self.status.value = f"⏳ {activity} · {time.monotonic() - started:.0f} s"
+                with self._changed:  # a click may have just settled the state (Cancel)
+                    if self.state in BUSY:
+                        self.status.value = f"⏳ {activity()} · {time.monotonic() - started:.0f} s"
                 await asyncio.wait({task}, timeout=TICK)
         except asyncio.CancelledError:
             task.cancel()
@@ -212,14 +215,12 @@ class ApprovalPanel:
                 return  # Cancel already settled the state
             self._future = None
             try:
-                value, elapsed = future.result()
+                finished(*future.result())
             except AnalystError as exc:
-                self._failed_before_running(exc)
-                return
+                self._show_failure(exc)
             except Exception as exc:  # a bug must still free the panel and say what happened
-                self._failed_before_running(exc)
+                self._show_failure(exc)
                 raise
-            finished(value, elapsed)
 
     def _generated(self, proposal: Proposal, elapsed: float) -> None:
         self.proposal = proposal
@@ -252,14 +253,17 @@ class ApprovalPanel:
         if self.on_result is not None:
             self.on_result(result)
 
-    def _failed_before_running(self, exc: Exception) -> None:
+    def _show_failure(self, exc: Exception) -> None:
+        if isinstance(exc, AnalystError):
+            problem, fix = exc.problem, exc.fix or ""
+        else:
+            problem = f"{type(exc).__name__}: {exc}"
+            fix = "This is a bug in jupyter-analyst; please report it."
+        stage = "No code to run" if self.state == GENERATING else "The analysis stopped"
         self._set_state(FAILED)
-        problem = exc.problem if isinstance(exc, AnalystError) else f"{type(exc).__name__}: {exc}"
-        fix = exc.fix if isinstance(exc, AnalystError) else "This is a bug in jupyter-analyst; please report it."
-        self.status.value = f"✖ No code to run: {problem}"
+        self.status.value = f"✖ {stage}: {problem}"
         self.output.outputs = self.output.outputs + (
-            _display({"text/html": views.message_html(problem, fix or ""),
-                      "text/plain": f"{problem}\n{fix or ''}"}),)
+            _display({"text/html": views.message_html(problem, fix), "text/plain": f"{problem}\n{fix}"}),)
         self._refresh()
 
     def _stream(self, output: dict[str, Any]) -> None:
@@ -306,6 +310,7 @@ class ApprovalPanel:
 
     def _refresh(self) -> None:
         """Enable exactly the buttons that make sense now; a busy panel takes no clicks."""
+        self.details.layout.display = None if self.proposal else "none"  # nothing to review yet
         reviewable = self.state in (AWAITING_APPROVAL, FAILED) and self.proposal is not None
         allowed = self.report is not None and self.report.allowed
         self.run_button.disabled = not (reviewable and allowed)
