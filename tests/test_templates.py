@@ -11,7 +11,7 @@ from notebook_kernel import NotebookKernel
 
 from jupyter_analyst.datasets import load
 from jupyter_analyst.errors import InputError
-from jupyter_analyst.safety import SafetyValidator
+from jupyter_analyst.safety import RiskLevel, SafetyValidator
 from jupyter_analyst.templates import get_template, list_templates
 
 REQUIRED = ["portfolio_performance", "correlation", "distribution", "time_series", "summary"]
@@ -42,7 +42,7 @@ def test_template_code_follows_the_contract_and_passes_the_validator(name):
     assert "save_metrics(" in code and "plt.show" not in code
     assert "tips" in code and "df" not in ast.unparse(tree).split()  # bound to the given name
     report = SafetyValidator().validate(code)
-    assert report.allowed and not report.violations, report.summary()
+    assert report.risk_level is RiskLevel.SAFE, report.summary()  # not even a warning
 
 
 def test_bindings_become_literal_assignments():
