@@ -275,3 +275,20 @@ def test_second_click_while_running_does_nothing_and_stdout_streams_live(make_pa
     assert panel.wait(WAIT) == DONE
     assert len(results) == 1 and len(generator.requests) == 1
     assert texts(panel).count("started") == 1 and "finished" in texts(panel)
+
+
+def test_panel_given_a_proposal_starts_at_review(tips_frames):
+    """``%%analyze --insert`` generates inside the magic call and hands the proposal over."""
+    generator = StaticGenerator("print(tips.shape)\n")
+    agent = PythonAnalysisAgent(backend="local", generator=generator)
+    try:
+        proposal = agent.submit(agent.prepare("Shape?", tips_frames)).result(WAIT)
+        panel = ApprovalPanel(agent, "Shape?", tips_frames, proposal=proposal)
+        panel.show()
+        assert panel.state == AWAITING_APPROVAL and len(generator.requests) == 1
+        assert "shape" in panel.code_view.value and not panel.run_button.disabled
+        panel.run_button.click()
+        assert panel.wait(WAIT) == DONE
+        assert "(244, 7)" in texts(panel)
+    finally:
+        agent.cleanup()
