@@ -52,6 +52,10 @@ class DockerKernelProvisioner(LocalProvisioner):
     cpu_seconds = Int(-1, help="Accepted for symmetry with the local backend; the wall-clock "
                                "timeout and the CPU share bound the container.").tag(config=True)
 
+    client: Any = None  # docker-py
+    image_ref: str = ""
+    root: Path | None = None
+    notebook_dir: str | None = None  # the data directory of a notebook kernel (kernelspec use)
     container: Any = None
     container_id: str | None = None
     _own_root: str | None = None  # a sandbox dir this provisioner made (kernelspec use)
@@ -92,7 +96,6 @@ class DockerKernelProvisioner(LocalProvisioner):
         """The kernel's copy of the connection file, with the socket path as it sees it."""
         info = dict(self.connection_info)
         info["ip"] = f"{MOUNT_ROOT}/run/kernel"
-        info["key"] = info["key"].decode() if isinstance(info["key"], bytes) else info["key"]
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
         path = root / "run" / CONTAINER_CONNECTION
         path.unlink(missing_ok=True)
@@ -123,7 +126,7 @@ class DockerKernelProvisioner(LocalProvisioner):
 
         uid, gid = self._user()
         root = self.root
-        data = Path(getattr(self, "notebook_dir", None) or root / "data")
+        data = Path(self.notebook_dir or root / "data")
         session = self.kernel_id or uuid.uuid4().hex
         volumes = {
             str(root / "run"): {"bind": f"{MOUNT_ROOT}/run", "mode": "rw"},
@@ -131,6 +134,7 @@ class DockerKernelProvisioner(LocalProvisioner):
             str(root / "outputs"): {"bind": f"{MOUNT_ROOT}/outputs", "mode": "rw"},
         }
         try:
+            # ``cmd`` is the host's kernel command; the image has its own Python.
             self.container = self.client.containers.run(
                 self.image_ref,
                 ["python", "-m", "ipykernel_launcher", "-f",
