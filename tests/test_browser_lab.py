@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -42,6 +43,7 @@ def write_notebook(path: Path) -> None:
         "tips = load('tips')\nprint('JPY_SESSION_NAME set:', 'JPY_SESSION_NAME' in os.environ)",
         "%load_ext jupyter_analyst",
         f"%%analyze tips --model offline --backend local\n{QUESTION}",
+        "%%analyze tips --model offline --backend local --out edited\nShow the distribution of tip",
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -168,7 +170,9 @@ def run_analysis_in_lab(lab, page) -> None:
     outputs = page.locator(".jp-OutputArea-output")
     expect(outputs.filter(has_text="JPY_SESSION_NAME set: True")).to_have_count(1, timeout=60_000)
 
-    panel = page.locator(".jupyter-analyst-panel")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cell = cells.nth(2)  # the first %%analyze cell
+    panel = cell.locator(".jupyter-analyst-panel")
     expect(panel).to_be_visible(timeout=60_000)
     code = panel.locator(".jupyter-analyst-code")
     expect(code).to_contain_text("column = 'total_bill'", timeout=60_000)
@@ -176,7 +180,6 @@ def run_analysis_in_lab(lab, page) -> None:
     run = panel.get_by_role("button", name="Run")
     expect(run).to_be_enabled()
     assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
-    cell = page.locator(".jp-Cell").filter(has=panel)
     IMAGES.mkdir(parents=True, exist_ok=True)
     cell.screenshot(path=str(IMAGES / "approval-panel-review.png"))
 
@@ -187,20 +190,21 @@ def run_analysis_in_lab(lab, page) -> None:
     expect(metrics).to_contain_text("244")  # the row count of the tips data
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
     expect(code).to_be_hidden()  # the code section collapsed after Run
-    expect(run).to_be_disabled()
+    expect(run).to_be_hidden()  # a finished panel has no buttons left
 
     image = panel.locator("img").first
     assert image.evaluate("img => img.naturalWidth") > 100  # a real decoded PNG, not a broken icon
-
-    # The result is bound in the notebook namespace.
-    page.keyboard.press("Escape")
-    page.locator(".jp-Cell").last.click()
-    page.keyboard.press("b")  # new cell below, command mode
-    page.keyboard.press("Enter")
-    page.keyboard.type("print(_analysis.success, _analysis.metrics['count'])")
-    page.keyboard.press("Shift+Enter")
-    expect(outputs.filter(has_text="True 244")).to_have_count(1, timeout=30_000)
     cell.screenshot(path=str(IMAGES / "approval-panel-result.png"))
+
+    edit_unsafe_code_then_run(page, cells.nth(3).locator(".jupyter-analyst-panel"))
+
+    # The results are bound in the notebook namespace.
+    cells.last.locator(".jp-InputPrompt").click()  # select the last cell, command mode
+    page.keyboard.press("b")  # a new cell below it
+    page.keyboard.press("Enter")
+    page.keyboard.type("print(_analysis.success, _analysis.metrics['count'], edited.code)")
+    page.keyboard.press("Shift+Enter")
+    expect(outputs.filter(has_text="True 244 print(tips.shape)")).to_have_count(1, timeout=30_000)
 
     # Dark theme: the badge and the code must stay readable (theme variables, not fixed colours).
     page.locator(".lm-MenuBar-itemLabel").get_by_text("Settings", exact=True).click()
@@ -212,6 +216,27 @@ def run_analysis_in_lab(lab, page) -> None:
     assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
     page.set_viewport_size({"width": 1100, "height": 3200})  # the whole expanded cell
     cell.screenshot(path=str(IMAGES / "approval-panel-dark.png"))
+
+
+def edit_unsafe_code_then_run(page, panel) -> None:
+    """Edit: unsafe code cannot run; fixed code is checked again and runs as edited."""
+    from playwright.sync_api import expect
+
+    run, badge = panel.get_by_role("button", name="Run"), panel.locator(".jupyter-analyst-badge")
+    expect(badge).to_have_text("✓ risk: safe", timeout=60_000)
+    panel.get_by_role("button", name="Edit").click()
+    editor = panel.locator(".jupyter-analyst-editor textarea")
+    expect(editor).to_have_value(re.compile("column = 'tip'"))
+    editor.fill("import os\nprint(os.getcwd())\n")
+    expect(badge).to_have_text("✖ risk: high · cannot run")
+    expect(panel.locator(".jupyter-analyst-safety")).to_contain_text("line 1")
+    expect(run).to_be_disabled()
+    editor.fill("print(tips.shape)\n")
+    expect(badge).to_have_text("✓ risk: safe")
+    expect(run).to_be_enabled()
+    run.click()
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text="(244, 7)")).to_have_count(1, timeout=60_000)
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
 
 
 CONTRAST_JS = r"""element => {

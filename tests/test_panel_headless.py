@@ -104,7 +104,7 @@ def test_run_streams_stdout_then_shows_plot_metrics_and_binds_result(make_panel)
     assert {"image/png", "text/html", "text/markdown"} <= mimes(panel)
     assert "mean_bill" in texts(panel) and "19.79" in texts(panel)
     assert panel.details.selected_index is None  # collapsed after Run
-    assert not any(buttons(panel).values())
+    assert not any(buttons(panel).values()) and panel.buttons.layout.display == "none"
     assert panel.status.value.startswith("✓ Done")
     assert len(results) == 1 and results[0] is panel.result
     assert results[0].success and results[0].metrics["rows"] == 244

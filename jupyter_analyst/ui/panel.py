@@ -69,8 +69,10 @@ class ApprovalPanel:
         self.status = widgets.Label()  # plain text: nothing in it is interpreted as HTML
         self.status.add_class("jupyter-analyst-status")
         self.code_view = widgets.HTML()
+        # Every keystroke is checked again (the validator takes a few milliseconds), so the
+        # badge and the Run button always describe the code as it stands.
         self.editor = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em"),
-                                       continuous_update=False)
+                                       continuous_update=True)
         self.editor.add_class("jupyter-analyst-editor")
         self.editor.observe(self._on_edit, names="value")
         self.explanation = widgets.HTML()
@@ -85,11 +87,9 @@ class ApprovalPanel:
                                         self._on_regenerate)
         self.cancel_button = button("Cancel", "times", "", "Discard the code; nothing runs", self._on_cancel)
         self.output = widgets.Output()
-        self.widget = widgets.VBox([
-            self.status, self.details,
-            widgets.HBox([self.run_button, self.edit_button, self.regenerate_button, self.cancel_button]),
-            self.output,
-        ])
+        self.buttons = widgets.HBox([self.run_button, self.edit_button, self.regenerate_button,
+                                     self.cancel_button])
+        self.widget = widgets.VBox([self.status, self.details, self.buttons, self.output])
         self.widget.add_class("jupyter-analyst-panel")
         if proposal is not None:
             self._present(proposal, 0.0)
@@ -320,6 +320,7 @@ class ApprovalPanel:
         self.edit_button.description = "View" if self.editing else "Edit"
         self.regenerate_button.disabled = self.state not in (AWAITING_APPROVAL, FAILED)
         self.cancel_button.disabled = self.state not in (GENERATING, AWAITING_APPROVAL)
+        self.buttons.layout.display = "none" if self.state in (DONE, CANCELLED) else None  # final
 
     def _generator_text(self) -> str:
         return self.agent.generator.describe()
