@@ -54,7 +54,7 @@ def test_image_is_lean_and_runs_as_a_numeric_non_root_user(client):
     found = run_in_image(client, "sh", "-c",
                          "for t in pip pip3 gcc cc curl wget apt-get; do command -v $t; done; "
                          "ls /opt/venv/lib/python3.11/site-packages/jupyter_analyst; true")
-    assert found.split() == ["/usr/bin/apt-get", "__init__.py", "__pycache__", "runtime.py"]
+    assert found.split() == ["/usr/bin/apt-get", "__init__.py", "runtime.py"]
 
 
 def test_image_has_the_analysis_stack(client):

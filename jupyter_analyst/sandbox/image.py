@@ -85,7 +85,10 @@ def build_image(mode: str = "auto", name: str | None = None, refresh: bool = Fal
         context = Path(context)
         for file in ("Dockerfile", "requirements.txt"):
             shutil.copy2(recipe / file, context / file)
-        shutil.copy2(RUNTIME_MODULE, context / "runtime.py")
+        package = context / "package" / "jupyter_analyst"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        shutil.copy2(RUNTIME_MODULE, package / "runtime.py")
         download_wheels(recipe / "requirements.txt", context / "wheels",
                         client.info().get("Architecture", platform.machine()), log)
         _docker_build(client, context, name, base, digest, refresh, log)
