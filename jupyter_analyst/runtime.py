@@ -108,13 +108,21 @@ def _figure_title(figure: Any) -> str:
 
 
 def bind_frames(namespace: dict[str, Any], files: dict[str, str]) -> None:
-    """Bind ``{name: parquet file}`` into ``namespace``, reading each file once per kernel.
+    """Start an analysis: forget names earlier analyses defined, then bind the frames.
 
-    Each binding is a copy-on-write view, so code that changes ``df`` in place does
-    not change what the next analysis sees.
+    ``files`` maps notebook names to Parquet files; each file is read once per
+    kernel. Each binding is a copy-on-write view, so code that changes ``df`` in
+    place does not change what the next analysis sees. Starting from a clean
+    namespace means every analysis is checked and runs on its own, exactly as
+    it would when pasted into a fresh notebook.
     """
     import pandas as pd
+    from IPython import get_ipython
 
+    hidden = get_ipython().user_ns_hidden
+    for name in [n for n in namespace if not n.startswith("_") and n not in hidden]:
+        del namespace[name]
+    namespace.update(save_metrics=save_metrics, save_table=save_table)
     for name, filename in files.items():
         if filename not in _frames:
             _frames[filename] = pd.read_parquet(DATA_DIR / filename)

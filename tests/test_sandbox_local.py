@@ -105,3 +105,11 @@ async def test_file_size_limit(sandbox):
         assert "File too large" in result.error["evalue"] or result.error["ename"] == "OSError"
     finally:
         await small.shutdown()
+
+
+async def test_each_analysis_starts_from_a_clean_namespace(sandbox, tips):
+    await sandbox.bind_frames({"tips": tips})
+    await run(sandbox, "leftover = 1\nimport numpy as np")
+    await sandbox.bind_frames({"tips": tips})
+    result = await run(sandbox, "print('leftover' in dir(), 'np' in dir(), 'save_metrics' in dir())")
+    assert text_of(result).strip() == "False False True"

@@ -1,0 +1,141 @@
+"""%%analyze in a real (headless) IPython shell: the notebook user's path, offline."""
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+
+from jupyter_analyst.magic import split_line, split_top_level
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def ip(tips):
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "jupyter_analyst")
+    shell.run_line_magic("config", "Analyze.backend = 'local'")
+    shell.run_line_magic("config", "Analyze.model = 'offline'")
+    shell.user_ns.update(tips=tips, prices=tips[["total_bill"]], numbers=[1, 2, 3],
+                         series=tips["tip"], empty=pd.DataFrame())
+    yield shell
+    shell.run_line_magic("unload_ext", "jupyter_analyst")
+
+
+def analyze(ip, line, cell):
+    ip.user_ns.pop("_analysis", None)
+    with capture_output() as captured:
+        ip.run_cell_magic("analyze", line, cell)
+    return captured
+
+
+def test_distribution_of_total_bill_end_to_end(ip):
+    captured = analyze(ip, "tips --yes", "Show the distribution of total_bill")
+    result = ip.user_ns["_analysis"]
+    assert result.success, result.error
+    assert result.visualizations and result.visualizations[0]["format"] == "png"
+    assert result.metrics
+    mimes = {m for output in captured.outputs for m in output.data}
+    assert "image/png" in mimes and "text/html" in mimes  # the plot and the metrics table
+    assert result.backend
+
+
+def test_out_name_and_expression_argument(ip, tips):
+    analyze(ip, '--out sunday tips[tips.day == "Sun"]', "Show the distribution of total_bill")
+    result = ip.user_ns["sunday"]
+    assert result.success, result.error
+    assert "tips" in result.code  # bound under the name the expression starts from
+    assert result.metrics  # computed on the Sunday rows only
+    assert "_analysis" not in ip.user_ns
+
+
+def test_several_frames(ip):
+    analyze(ip, "tips, prices", "Give me a summary of tips")
+    assert ip.user_ns["_analysis"].success
+
+
+@pytest.mark.parametrize("line, cell, problem", [
+    ("tipz", "Show the distribution of total_bill", "Name 'tipz' is not defined"),
+    ("numbers", "Show the distribution of x", "is a list, not a pandas DataFrame"),
+    ("series", "Show the distribution of tip", "Series"),
+    ("empty", "Show a summary", "is empty"),
+    ("tips", "   ", "no question"),
+    ("", "Show a summary", "No DataFrame given"),
+    ("tips --out 1abc", "Show a summary", "not a valid variable name"),
+    ("tips[", "Show a summary", "Could not evaluate"),
+])
+def test_bad_input_gets_a_clear_message_and_leaves_state_intact(ip, line, cell, problem):
+    before = dict(ip.user_ns)
+    captured = analyze(ip, line, cell)
+    assert problem in captured.stderr
+    assert "Traceback" not in captured.stderr + captured.stdout
+    assert "_analysis" not in ip.user_ns
+    assert ip.user_ns["tips"] is before["tips"] and ip.user_ns["numbers"] == [1, 2, 3]
+
+
+def test_did_you_mean(ip):
+    assert "Did you mean 'tips'?" in analyze(ip, "tipz", "Show a summary").stderr
+
+
+def test_unknown_option_is_a_usage_error(ip):
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        ip.run_cell_magic("analyze", "tips --frobnicate", "Show a summary")
+
+
+def test_question_it_cannot_answer_says_so_plainly(ip):
+    captured = analyze(ip, "tips", "Write me a poem about the moon")
+    shown = captured.stderr + captured.stdout + " ".join(
+        str(value) for output in captured.outputs for value in output.data.values())
+    assert "ANTHROPIC_API_KEY" in shown and "Traceback" not in shown
+    result = ip.user_ns["_analysis"]
+    assert not result.success and not result.code  # nothing was guessed, nothing ran
+
+
+def test_help_lists_the_options(ip):
+    doc = ip.find_cell_magic("analyze").__doc__
+    for option in ("--yes", "--out", "--timeout", "--backend", "--model", "--type", "--privacy"):
+        assert option in doc
+
+
+def test_config_traits(ip):
+    ip.run_line_magic("config", "Analyze.timeout = 77")
+    magics = ip.magics_manager.registry["Analyze"]
+    assert magics.timeout == 77
+    ip.run_line_magic("config", "Analyze.timeout = 300")
+
+
+def test_show_prompt_sends_nothing(ip):
+    captured = analyze(ip, "tips --show-prompt", "Show the distribution of total_bill")
+    assert "nothing is sent" in captured.stdout
+    assert "_analysis" not in ip.user_ns
+
+
+def test_unload_stops_the_kernel_and_removes_the_magic(ip):
+    analyze(ip, "tips", "Show a summary")
+    magics = ip.magics_manager.registry["Analyze"]
+    roots = [agent.sandbox.root for agent in magics._agents.values() if agent.sandbox]
+    assert roots and all(root.exists() for root in roots)
+    ip.run_line_magic("unload_ext", "jupyter_analyst")
+    assert "analyze" not in ip.magics_manager.magics["cell"]
+    assert "Analyze" not in ip.magics_manager.registry
+    assert not any(root.exists() for root in roots)
+    ip.run_line_magic("load_ext", "jupyter_analyst")  # loads again cleanly, with defaults
+    ip.run_line_magic("config", "Analyze.backend = 'local'")
+    ip.run_line_magic("config", "Analyze.model = 'offline'")
+    assert "analyze" in ip.magics_manager.magics["cell"]
+    assert analyze(ip, "tips", "Show a summary") is not None and ip.user_ns["_analysis"].success
+
+
+@pytest.mark.parametrize("line, options, expression", [
+    ("df --yes", ["--yes"], "df"),
+    ("--out r df[df.x > -1]", ["--out", "r"], "df[df.x > -1]"),
+    ('df[df.region == "EU"] -y', ["-y"], 'df[df.region == "EU"]'),
+    ("prices, holdings --timeout 5", ["--timeout", "5"], "prices, holdings"),
+])
+def test_split_line(line, options, expression):
+    assert split_line(line) == (options, expression)
+
+
+def test_split_top_level_respects_brackets_and_quotes():
+    assert split_top_level("a, b[1, 2], f('x, y')", ",") == ["a", "b[1, 2]", "f('x, y')"]
