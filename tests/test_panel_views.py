@@ -1,0 +1,69 @@
+"""The panel's HTML fragments: everything from a generator, the validator or the user is escaped."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyter_analyst.safety import RiskLevel, SafetyReport, SafetyValidator
+from jupyter_analyst.safety.report import Finding
+from jupyter_analyst.ui import views
+
+HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+
+
+def test_code_is_escaped_and_numbered():
+    html = views.code_html(f"label = '{HOSTILE}'\nprint(label)\n")
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html
+    assert ">1<" in html and ">2<" in html  # inline line numbers
+
+
+def test_explanation_and_messages_are_escaped():
+    assert "<img" not in views.explanation_html(HOSTILE)
+    assert "&lt;img" in views.explanation_html(HOSTILE)
+    assert views.explanation_html("   ") == ""
+    message = views.message_html(HOSTILE, HOSTILE)
+    assert "<script>" not in message and message.count("&lt;script&gt;") == 2
+
+
+@pytest.mark.parametrize("level, text", [
+    (RiskLevel.SAFE, "✓ risk: safe"),
+    (RiskLevel.LOW, "• risk: low"),
+    (RiskLevel.MEDIUM, "⚠ risk: medium"),
+    (RiskLevel.HIGH, "✖ risk: high · cannot run"),
+    (RiskLevel.CRITICAL, "✖ risk: critical · cannot run"),
+])
+def test_badge_says_the_level_in_words(level, text):
+    report = SafetyReport()
+    if level is not RiskLevel.SAFE:
+        report.add(Finding("rule", "message", line=3, severity=level))
+    badge = views.badge_html(report)
+    assert f">{text}</span>" in badge and f"data-risk='{level.value}'" in badge
+    assert "var(--jp-" in badge  # theme colours, not fixed ones
+
+
+def test_findings_list_lines_rules_and_escaped_messages():
+    report = SafetyValidator().validate("import pandas as pd\nimport os\nx = eval('1')\n")
+    html = views.safety_html(report)
+    assert report.risk_level.rank >= RiskLevel.HIGH.rank
+    assert "line 2" in html and "line 3" in html
+    assert views.findings_lines(report) == [2, 3]
+    hostile = SafetyReport()
+    hostile.add(Finding(HOSTILE, HOSTILE, severity=RiskLevel.MEDIUM))
+    html = views.safety_html(hostile)
+    assert "<script>" not in html and "whole code" in html
+    assert "No findings." in views.safety_html(SafetyReport())
+
+
+def test_marked_lines_get_a_background():
+    plain, marked = views.code_html("a = 1\nb = 2\n"), views.code_html("a = 1\nb = 2\n", [2])
+    assert "--jp-cell-editor-active-background" in marked
+    assert "--jp-cell-editor-active-background" not in plain
+
+
+def test_repair_diff_shows_removed_and_added_lines_escaped():
+    html, text = views.repair_diff("x = df['bill']\nprint(x)\n", f"x = df['total_bill']  # {HOSTILE}\nprint(x)\n")
+    assert "-x = df['bill']" in text and "+x = df['total_bill']" in text
+    assert " print(x)" in text
+    assert "approved (failed)" in html and "repaired (ran)" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
