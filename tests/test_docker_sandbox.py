@@ -205,6 +205,23 @@ async def test_memory_overrun_is_a_clean_error_and_the_kernel_keeps_working(sand
     assert text_of(after).strip() == str(len(tips))
 
 
+async def test_processes_that_together_overrun_memory_hit_the_cgroup_limit(sandbox, tips):
+    """Each child stays under its own data limit; together they pass the container's."""
+    await sandbox.bind_frames({"tips": tips})
+    result = await run(sandbox, f"""
+import subprocess, sys
+hog = ("import numpy, time; "
+       "h = [numpy.ones(40 * 1024**2 // 8) for _ in range({MEMORY // (80 * 1024**2)})]; "
+       "time.sleep(5)")
+children = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(3)]
+print(sorted(child.wait() for child in children))
+""")
+    statuses = [int(s) for s in text_of(result).strip("[]\n").split(",")]
+    assert -9 in statuses  # the kernel's OOM killer ended at least one child (SIGKILL)
+    after = await run(sandbox, "print(len(tips))")
+    assert text_of(after).strip() == str(len(tips))
+
+
 async def test_infinite_loop_is_interrupted_at_the_timeout(sandbox, tips):
     await sandbox.bind_frames({"tips": tips})
     started = asyncio.get_running_loop().time()
