@@ -1,4 +1,4 @@
-"""``jupyter-analyst``: build the sandbox image, check the setup, clean up, install the kernelspec."""
+"""``jupyter-analyst``: build the sandbox image, check the setup, clean up, install a kernelspec."""
 
 from __future__ import annotations
 
@@ -119,7 +119,9 @@ def kernelspec() -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="jupyter-analyst", description=__doc__)
+    root = argparse.ArgumentParser(
+        prog="jupyter-analyst",
+        description="Build the sandbox image, check the setup, clean up, install a kernelspec.")
     commands = root.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build-image", help="Build the Docker sandbox image.")
@@ -146,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
                                  help=f"Install the '{KERNELSPEC_DISPLAY_NAME}' kernelspec.")
     where = kernel.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="Install for the current user.")
-    where.add_argument("--prefix", help="Install under this prefix (default: this Python environment).")
+    where.add_argument("--prefix",
+                       help="Install under this prefix (default: this Python environment).")
     kernel.set_defaults(run=install_kernelspec_command)
     return root
 

@@ -48,7 +48,8 @@ class DockerKernelProvisioner(LocalProvisioner):
     memory = Int(2 * 1024**3, help="Memory limit in bytes (no swap).").tag(config=True)
     cpus = Float(1.0, help="CPU cores.").tag(config=True)
     processes = Int(256, help="Process and thread limit (pids cgroup).").tag(config=True)
-    file_size = Int(512 * 1024**2, help="Largest file the kernel may write, bytes.").tag(config=True)
+    file_size = Int(512 * 1024**2, help="Largest file the kernel may write, bytes.").tag(
+        config=True)
     cpu_seconds = Int(-1, help="Accepted for symmetry with the local backend; the wall-clock "
                                "timeout and the CPU share bound the container.").tag(config=True)
 
