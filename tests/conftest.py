@@ -58,3 +58,18 @@ class StaticGenerator(CodeGenerator):
 
     async def insights(self, request, metrics, output):
         return [f"{len(metrics)} metrics computed"], {"input_tokens": 1}
+
+
+def fresh_shell():
+    """The process-wide test IPython shell, without the extension and its %config.
+
+    ``start_ipython()`` makes the shell only once per process (later calls return
+    None), so tests share it: each starts from a shell with nothing of ours loaded.
+    """
+    from IPython.testing import globalipapp
+
+    shell = globalipapp.start_ipython() or globalipapp.get_ipython()
+    if "jupyter_analyst" in shell.extension_manager.loaded:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+    shell.config.pop("Analyze", None)
+    return shell

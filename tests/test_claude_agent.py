@@ -115,11 +115,11 @@ async def test_generation_error_is_a_failed_result_not_a_traceback(agent, llm, t
 
 
 def test_magic_runs_claude_code_and_binds_the_result(server, tips, capsys):
-    from IPython.testing.globalipapp import start_ipython
+    from conftest import fresh_shell
 
     server.requests.clear()
     server.script(analysis(GOOD, "Plots average tips."), insights("The average tip is 3.00."))
-    shell = start_ipython()
+    shell = fresh_shell()
     shell.run_line_magic("load_ext", "jupyter_analyst")
     shell.user_ns["tips"] = tips
     shell.run_line_magic("config", "Analyze.backend = 'local'")

@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
+
+from conftest import fresh_shell
 
 from jupyter_analyst.magic import split_line, split_top_level
 
@@ -13,14 +14,14 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def ip(tips):
-    shell = start_ipython()
+    shell = fresh_shell()
     shell.run_line_magic("load_ext", "jupyter_analyst")
     shell.run_line_magic("config", "Analyze.backend = 'local'")
     shell.run_line_magic("config", "Analyze.model = 'offline'")
     shell.user_ns.update(tips=tips, prices=tips[["total_bill"]], numbers=[1, 2, 3],
                          series=tips["tip"], empty=pd.DataFrame())
     yield shell
-    shell.run_line_magic("unload_ext", "jupyter_analyst")
+    fresh_shell()
 
 
 def analyze(ip, line, cell):
