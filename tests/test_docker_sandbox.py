@@ -89,6 +89,8 @@ async def test_container_flags_are_applied(sandbox):
     assert host["Memory"] == MEMORY and host["MemorySwap"] == MEMORY
     assert host["NanoCpus"] == 10**9
     assert host["LogConfig"]["Config"]["max-size"] == "1m"
+    assert "noexec" in host["Tmpfs"]["/tmp"] and host["ShmSize"] == 64 * 1024**2
+    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]}["fsize"] == FILE_SIZE
     binds = sorted(bind.split(":", 1)[1] for bind in host["Binds"])
     assert binds == ["/sandbox/data:ro", "/sandbox/outputs:rw", "/sandbox/run:rw"]
     env = sandbox.manager.provisioner.container.attrs["Config"]["Env"]
@@ -157,6 +159,25 @@ except OSError as exc:
 """)
     assert text_of(result).split() == ["/sandbox", "big", "EFBIG", "exec", "EACCES"], result.error
     assert (sandbox.output_dir / "ok.txt").read_text() == "fine"
+
+
+async def test_the_only_writable_places_are_the_expected_ones(sandbox):
+    result = await run(sandbox, """
+import os
+writable = []
+for line in open("/proc/mounts"):
+    mount = line.split()[1]
+    try:
+        path = os.path.join(mount, ".probe")
+        open(path, "w").close()
+        os.remove(path)
+        writable.append(mount)
+    except OSError:
+        pass
+print(sorted(writable))
+""")
+    assert text_of(result).strip() == str(sorted(
+        ["/tmp", "/dev/shm", "/dev/mqueue", "/sandbox/run", "/sandbox/outputs"]))
 
 
 async def test_not_root_no_capabilities_no_new_privileges(sandbox):

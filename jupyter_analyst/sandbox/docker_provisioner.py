@@ -35,6 +35,7 @@ SANDBOX_UID = 10001  # the image's user; used when the host runs as root
 MOUNT_ROOT = "/sandbox"
 CONTAINER_CONNECTION = "container-kernel.json"
 TMPFS_SIZE = "256m"
+SHM_SIZE = "64m"
 LOG_LIMITS = {"max-size": "1m", "max-file": "1"}
 SANDBOX_LABEL = "docker"  # AnalysisResult.backend; the isolated default needs no caveat
 
@@ -149,6 +150,7 @@ class DockerKernelProvisioner(LocalProvisioner):
                 network_mode="none",
                 read_only=True,
                 tmpfs={"/tmp": f"size={TMPFS_SIZE},mode=1777,noexec,nosuid,nodev"},
+                shm_size=SHM_SIZE,  # /dev/shm stays (noexec): multiprocessing needs it
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 pids_limit=self.processes,
