@@ -14,14 +14,14 @@ import concurrent.futures
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from ._loop import BackgroundLoop
 from .context import DataContext, describe_frames
-from .errors import AnalystError, InputError
+from .errors import AnalystError, GenerationError, InputError
 from .generation import CodeGenerator, FailedAttempt, GeneratedCode, GenerationRequest, make_generator
 from .result import AnalysisResult, Attempt
 from .results import Collected, clean_output, collect
@@ -124,10 +124,20 @@ class PythonAnalysisAgent:
         return await self._loop.run(self._prepare(query, data, analysis_type, fresh))
 
     async def run(self, proposal: Proposal, code: str | None = None,
-                  timeout: float | None = None, on_output: OutputCallback | None = None
-                  ) -> AnalysisResult:
-        """Run approved code (``code`` if the user edited it), repairing failures if possible."""
-        return await self._loop.run(self._run(proposal, code, timeout, on_output))
+                  timeout: float | None = None, on_output: OutputCallback | None = None,
+                  repair: bool = True) -> AnalysisResult:
+        """Run approved code (``code`` if the user edited it).
+
+        With ``repair`` (auto-approve), failures go back to a generator that can fix
+        code, up to ``max_repairs`` times, and each fix runs unasked. The approval
+        panel passes ``repair=False`` and asks ``propose_repair`` instead, so a fix
+        is shown for approval before it runs.
+        """
+        return await self._loop.run(self._run(proposal, code, timeout, on_output, repair))
+
+    async def propose_repair(self, proposal: Proposal, failed: AnalysisResult) -> Proposal:
+        """A new proposal that fixes the failed code of ``failed``; nothing runs yet."""
+        return await self._loop.run(self._propose_repair(proposal, failed))
 
     async def analyze(self, query: str, data: Any, analysis_type: str | None = None,
                       timeout: float = DEFAULT_TIMEOUT, on_output: OutputCallback | None = None
@@ -187,8 +197,21 @@ class PythonAnalysisAgent:
         return Proposal(question=request.question, frames=frames, request=request,
                         generated=generated, safety=self.validate(generated.code))
 
+    async def _propose_repair(self, proposal: Proposal, failed: AnalysisResult) -> Proposal:
+        if not self.generator.can_repair:
+            raise GenerationError(f"{self.generator.describe()} cannot repair code.",
+                                  "Edit the code yourself, or set ANTHROPIC_API_KEY to use Claude.")
+        failures = [FailedAttempt(code=a.code, error=a.error) for a in failed.attempts if a.error]
+        if not failures:
+            raise InputError("That analysis did not fail; there is nothing to repair.")
+        request = replace(proposal.request, failures=failures, fresh=False)
+        self._activity = f"asking {self.generator.describe()} for a fix"
+        generated = await self.generator.generate(request)
+        return Proposal(question=proposal.question, frames=proposal.frames, request=request,
+                        generated=generated, safety=self.validate(generated.code))
+
     async def _run(self, proposal: Proposal, code: str | None, timeout: float | None,
-                   on_output: OutputCallback | None) -> AnalysisResult:
+                   on_output: OutputCallback | None, repair: bool = True) -> AnalysisResult:
         started = time.monotonic()
         timeout = timeout or self.limits.timeout
         generated = proposal.generated
@@ -220,14 +243,12 @@ class PythonAnalysisAgent:
                 if error is None:
                     break
             repairable = execution is None or execution.status == "error"
-            if not (repairable and self.generator.can_repair and len(failures) < self.max_repairs):
+            if not (repair and repairable and self.generator.can_repair
+                    and len(failures) < self.max_repairs):
                 result.error = error
                 break
             failures.append(FailedAttempt(code=code, error=error))
-            request = GenerationRequest(question=proposal.request.question,
-                                        context=proposal.request.context,
-                                        analysis_type=proposal.request.analysis_type,
-                                        failures=list(failures))
+            request = replace(proposal.request, failures=list(failures), fresh=False)
             try:
                 generated = await self.generator.generate(request)
             except AnalystError as exc:

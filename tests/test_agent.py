@@ -162,3 +162,25 @@ class _AllowAll:
         from jupyter_analyst.safety import SafetyReport
 
         return SafetyReport()
+
+
+async def test_without_auto_repair_a_fix_is_proposed_not_run(tips):
+    broken = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['nope'].mean()})"
+    fixed = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['tip'].mean()})"
+    generator = StaticGenerator(broken, fixed, can_repair=True)
+    async with PythonAnalysisAgent(backend="local", generator=generator) as agent:
+        proposal = await agent.prepare("mean tip", tips)
+        failed = await agent.run(proposal, repair=False)
+        assert not failed.success and len(failed.attempts) == 1 and len(generator.requests) == 1
+        fix = await agent.propose_repair(proposal, failed)
+        assert fix.generated.code == fixed and fix.safety.allowed
+        assert "KeyError" in fix.request.failures[0].error
+        result = await agent.run(fix, repair=False)
+    assert result.success and result.metrics["m"] == pytest.approx(tips.tip.mean())
+
+
+async def test_generators_that_cannot_repair_say_so(agent, tips):
+    proposal = await agent.prepare("q", tips)
+    failed = AnalysisResult(success=False, query="q")
+    with pytest.raises(Exception, match="cannot repair"):
+        await agent.propose_repair(proposal, failed)
