@@ -1,24 +1,30 @@
 """The approval panel driven headless with ``Button.click()`` against a real local kernel.
 
 Every path of the state machine: run, edit then run, edit into unsafe code, regenerate,
-cancel (while generating and while awaiting approval), an error in the code, a repair
-shown as a diff, a generation error, and clicks while work is under way.
+cancel (while generating, while awaiting approval and while asking for a fix), an error in
+the code, a fix proposed as a diff that runs only once approved (from Claude over the real
+SDK and the local Messages API server), a fix the validator refuses, the bound on fixes, a
+generation error, and clicks while work is under way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
 
 import pytest
 from conftest import StaticGenerator
+from llm_server import analysis, insights, llm_server  # noqa: F401  (llm_server is a fixture)
 
 from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.datasets import load
 from jupyter_analyst.errors import NotUnderstoodError
 from jupyter_analyst.generation import CodeGenerator
 from jupyter_analyst.ui import ApprovalPanel
-from jupyter_analyst.ui.panel import AWAITING_APPROVAL, CANCELLED, DONE, FAILED, GENERATING, RUNNING
+from jupyter_analyst.ui.panel import (AWAITING_APPROVAL, CANCELLED, DONE, FAILED, GENERATING,
+                                      REPAIRING, RUNNING)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -46,8 +52,10 @@ def make_panel(tips_frames):
     """A panel on a fresh local-backend agent; the agents are cleaned up after the test."""
     agents = []
 
-    def make(generator: CodeGenerator, **options) -> tuple[ApprovalPanel, list]:
-        agent = PythonAnalysisAgent(backend="local", generator=generator)
+    def make(generator: CodeGenerator | None, max_repairs: int = 2,
+             **options) -> tuple[ApprovalPanel, list]:
+        """``generator=None``: the agent's default (Claude when a key is in the environment)."""
+        agent = PythonAnalysisAgent(backend="local", generator=generator, max_repairs=max_repairs)
         agents.append(agent)
         results: list = []
         panel = ApprovalPanel(agent, "How big are the bills?", tips_frames,
@@ -77,6 +85,11 @@ def texts(panel: ApprovalPanel) -> str:
         parts.append(output.get("text", ""))
         parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text/"))
     return "\n".join(parts)
+
+
+def diff_text(panel: ApprovalPanel) -> str:
+    """The proposed fix's diff as the page shows it: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", panel.diff.value))
 
 
 def mimes(panel: ApprovalPanel) -> set[str]:
@@ -217,7 +230,8 @@ def test_error_in_code_shows_failing_line_and_allows_another_try(make_panel):
     assert "NameError" in shown and "line 2" in shown and "ratio = total / missing_name" in shown
     assert panel.details.selected_index == 0  # the code is shown again beside the error
     assert panel.status.value.startswith("✖ The analysis failed")
-    assert not results[0].success
+    assert not results[0].success and panel.repairs == 0  # this generator cannot repair
+    assert panel.diff.value == ""
     assert buttons(panel) == {"Run": True, "Edit": True, "Regenerate": True, "Cancel": False}
 
     panel.edit_button.click()
@@ -228,19 +242,133 @@ def test_error_in_code_shows_failing_line_and_allows_another_try(make_panel):
     assert len(results) == 2 and results[1].success
 
 
-def test_repaired_code_is_shown_as_a_diff(make_panel):
-    failing = "mean = tips['bill'].mean()\nprint(mean)\n"
-    repaired = "mean = tips['total_bill'].mean()\nprint(mean)\n"
-    panel, results = make_panel(StaticGenerator(failing, repaired, can_repair=True))
-    panel.wait(WAIT)
+BROKEN = 'by_day = tips.groupby("day", observed=True)["tips"].mean()\nprint(by_day)\n'
+FIX = """\
+from jupyter_analyst.runtime import save_metrics, save_table
+by_day = tips.groupby("day", observed=True)["tip"].mean()
+print("fixed:", by_day.idxmax())
+save_table(by_day, "by_day")
+save_metrics({"best_day": by_day.idxmax(), "best_mean_tip": float(by_day.max())})
+"""
+
+
+@pytest.mark.llm
+def test_claude_fix_is_shown_as_a_diff_and_runs_only_when_approved(make_panel, llm_server, tips_frames):
+    llm_server.script(analysis(BROKEN), analysis(FIX, "Uses the tip column."),
+                      insights("Sunday has the best tips."))
+    panel, results = make_panel(None)  # Claude: the key and base URL point at the test server
+    assert panel.wait(WAIT) == AWAITING_APPROVAL and panel.agent.generator.can_repair
+    assert panel.diff.value == ""  # a first proposal is not a fix
+    panel.run_button.click()
+    assert panel.wait(WAIT) == AWAITING_APPROVAL  # failed, asked for a fix, and stopped there
+
+    # The error with its failing line, then the fix as a diff against the code that failed.
+    shown = texts(panel)
+    assert "KeyError" in shown and "line 1" in shown and '["tips"].mean()' in shown
+    diff = diff_text(panel)
+    assert '-by_day = tips.groupby("day", observed=True)["tips"].mean()' in diff
+    assert '+by_day = tips.groupby("day", observed=True)["tip"].mean()' in diff
+    assert "--- failed code" in diff and "+++ proposed fix" in diff
+    assert "save_table" in panel.code_view.value and "Uses the tip column." in panel.explanation.value
+    assert panel.details.get_title(0) == "Proposed fix · risk: safe"
+    assert panel.status.value.startswith("Review the proposed fix")
+    assert buttons(panel) == {"Run": True, "Edit": True, "Regenerate": True, "Cancel": True}
+    [repair_request] = llm_server.bodies()[1:]
+    assert "<previous_attempts>" in repair_request["messages"][0]["content"]
+    assert "KeyError" in repair_request["messages"][0]["content"]
+
+    # Nothing of the fix ran: no output of it, no file it writes, one attempt so far.
+    assert "fixed:" not in shown
+    assert not (panel.agent.sandbox.output_dir / "by_day.csv").exists()
+    assert len(results) == 1 and not results[0].success and len(results[0].attempts) == 1
+
     panel.run_button.click()
     assert panel.wait(WAIT) == DONE
-    diffs = [o["data"]["text/plain"] for o in panel.output.outputs
-             if o["output_type"] == "display_data" and "repaired (ran)" in o["data"].get("text/plain", "")]
-    assert len(diffs) == 1
-    assert "-mean = tips['bill'].mean()" in diffs[0] and "+mean = tips['total_bill'].mean()" in diffs[0]
-    assert len(results[0].attempts) == 2 and results[0].code == repaired
-    assert "total_bill" in panel.code_view.value  # the view shows the code that ran
+    result = results[-1]
+    assert result is panel.result and result.success and result.code == FIX
+    expected = tips_frames["tips"].groupby("day", observed=True)["tip"].mean()
+    assert result.metrics == {"best_day": expected.idxmax(), "best_mean_tip": pytest.approx(expected.max())}
+    assert (panel.agent.sandbox.output_dir / "by_day.csv").exists()
+    assert f"fixed: {expected.idxmax()}" in texts(panel) and "2 attempts" in texts(panel)
+    # The whole story: the failed try first, then the approved fix; every generation's tokens.
+    assert [a.code for a in result.attempts] == [BROKEN, FIX]
+    assert "KeyError" in result.attempts[0].error and result.attempts[1].error is None
+    assert result.usage["input_tokens"] == 3000  # first code, the fix, the insights
+    assert len(llm_server.requests) == 3
+
+
+def test_fix_the_validator_refuses_cannot_run(make_panel):
+    generator = StaticGenerator("print(tips['bill'].sum())\n", "import os\nprint(os.getcwd())\n",
+                                can_repair=True)
+    panel, results = make_panel(generator)
+    panel.wait(WAIT)
+    panel.run_button.click()
+    assert panel.wait(WAIT) == AWAITING_APPROVAL
+    assert "getcwd" in panel.code_view.value and "+import os" in diff_text(panel)
+    assert "risk: high · cannot run" in panel.safety.value
+    assert buttons(panel) == {"Run": False, "Edit": True, "Regenerate": True, "Cancel": True}
+    panel.run_button.click()  # a click that reaches the kernel anyway is refused too
+    assert panel.state == AWAITING_APPROVAL and len(results) == 1
+
+    panel.edit_button.click()  # the user repairs the fix; the diff follows the edit
+    panel.editor.value = "print(tips['total_bill'].sum())\n"
+    assert "+print(tips['total_bill'].sum())" in diff_text(panel) and not panel.run_button.disabled
+    panel.run_button.click()
+    assert panel.wait(WAIT) == DONE
+    assert "4827.77" in texts(panel)
+    assert [a.error is None for a in results[-1].attempts] == [False, True]
+
+
+class SlowFixer(StaticGenerator):
+    """Writes failing code at once, then takes forever over the fix (until cancelled)."""
+
+    def __init__(self):
+        super().__init__("print(tips['bill'].sum())\n", can_repair=True)
+        self.cancelled = False
+
+    async def generate(self, request):
+        if request.failures:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+        return await super().generate(request)
+
+
+def test_cancel_while_asking_for_a_fix(make_panel):
+    generator = SlowFixer()
+    panel, results = make_panel(generator)
+    panel.wait(WAIT)
+    panel.run_button.click()
+    assert eventually(lambda: panel.state == REPAIRING)
+    assert eventually(lambda: panel.status.value.startswith(
+        "⏳ The analysis failed; asking static for a fix (1 of at most 2)"), 5)
+    assert buttons(panel) == {"Run": False, "Edit": False, "Regenerate": False, "Cancel": True}
+    assert "KeyError" in texts(panel)  # the error is shown while the fix is being written
+    panel.cancel_button.click()
+    assert panel.wait(5) == CANCELLED
+    panel.agent.submit(asyncio.sleep(0.1)).result(5)  # let the loop deliver the cancellation
+    assert generator.cancelled
+    assert panel.status.value.startswith("Cancelled: no fix was run")
+    assert not any(buttons(panel).values()) and panel.diff.value == ""
+    assert len(results) == 1 and not results[0].success  # the failed run stays the result
+
+
+def test_fixes_are_bounded_by_max_repairs(make_panel):
+    generator = StaticGenerator("print(tips['bill'].sum())\n", "print(tips['bills'].sum())\n",
+                                can_repair=True)
+    panel, results = make_panel(generator, max_repairs=1)
+    panel.wait(WAIT)
+    panel.run_button.click()
+    assert panel.wait(WAIT) == AWAITING_APPROVAL  # the one fix
+    panel.run_button.click()
+    assert panel.wait(WAIT) == FAILED  # it failed too, and no second fix is asked for
+    assert len(generator.requests) == 2 and panel.repairs == 1
+    assert "No more fixes are proposed (1 asked for)" in panel.status.value
+    assert buttons(panel) == {"Run": True, "Edit": True, "Regenerate": True, "Cancel": False}
+    assert [len(r.attempts) for r in results] == [1, 2]
+    assert all("KeyError" in a.error for a in results[-1].attempts)
 
 
 def test_generation_error_is_explained_and_regenerate_stays_available(make_panel):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 
 from jupyter_analyst.safety import RiskLevel, SafetyReport, SafetyValidator
@@ -62,8 +65,16 @@ def test_marked_lines_get_a_background():
 
 
 def test_repair_diff_shows_removed_and_added_lines_escaped():
-    html, text = views.repair_diff("x = df['bill']\nprint(x)\n", f"x = df['total_bill']  # {HOSTILE}\nprint(x)\n")
+    diff = views.repair_diff("x = df['bill']\nprint(x)\n", f"x = df['total_bill']  # {HOSTILE}\nprint(x)\n")
+    text = visible_text(diff)
     assert "-x = df['bill']" in text and "+x = df['total_bill']" in text
-    assert " print(x)" in text
-    assert "approved (failed)" in html and "repaired (ran)" in html
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "\n print(x)" in text
+    assert "--- failed code" in text and "+++ proposed fix" in text
+    assert "<script>" not in diff and "&lt;script&gt;" in diff
+    assert "var(--jp-" in diff  # theme colours, not fixed ones
+    assert "(no changes)" in visible_text(views.repair_diff("x = 1\n", "x = 1\n"))
+
+
+def visible_text(fragment: str) -> str:
+    """What a browser shows of an HTML fragment: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))

@@ -3,9 +3,29 @@
 The magic shows the panel and returns; a kernel cannot deliver a click while a cell
 is still running. From then on the buttons drive a small state machine::
 
-    generating -> awaiting_approval -> running -> done | failed
-         |               |                          failed -> running | generating
-         +---------------+--> cancelled
+    generating --> awaiting_approval --Run--> running --> done
+                                                 |
+                                                 +--> repairing --> awaiting_approval (the fix)
+                                                 |        |
+                                                 +--> failed <--+ (no fix came)
+    failed --Run--> running              failed, awaiting_approval --Regenerate--> generating
+    generating, awaiting_approval, repairing --Cancel--> cancelled
+
+- ``generating``: the generator is writing code; nothing to review yet.
+- ``awaiting_approval``: code, badge and findings are shown; only Run executes anything.
+  When the code is a proposed fix, the diff against the failed code is shown above it.
+- ``running``: the approved code runs, always with ``repair=False``: the agent never
+  runs a fix by itself here.
+- ``repairing``: the run failed and the generator can repair code, so it is asked for
+  a fix (at most ``agent.max_repairs`` per panel); the fix comes back to
+  ``awaiting_approval`` and runs only when the user clicks Run.
+- ``failed``: the error is shown with its line; Run (after Edit), Edit and Regenerate
+  stay available. Generation errors and generators that cannot repair end here.
+- ``done`` and ``cancelled`` are final: the buttons go away.
+
+``on_result`` gets the result of every run, so the notebook's ``_analysis`` is always
+the latest; its ``attempts`` and ``usage`` include the earlier runs of this panel, so
+the result that is handed over tells the whole story, failed tries and fixes included.
 
 Work runs on the agent's private event loop (``agent.submit``) and finishes there,
 so the widgets are updated from that thread: trait changes are comm messages and go
@@ -26,7 +46,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..agent import Proposal, PythonAnalysisAgent
+from ..agent import Proposal, PythonAnalysisAgent, _add_usage
 from ..errors import AnalystError
 from ..rendering import display_outputs
 from ..results.outputs import cap_text
@@ -36,10 +56,12 @@ from . import views
 GENERATING = "generating"
 AWAITING_APPROVAL = "awaiting_approval"
 RUNNING = "running"
+REPAIRING = "repairing"
 DONE = "done"
 FAILED = "failed"
 CANCELLED = "cancelled"
-BUSY = (GENERATING, RUNNING)
+BUSY = (GENERATING, RUNNING, REPAIRING)
+CANCELLABLE = (GENERATING, AWAITING_APPROVAL, REPAIRING)  # nothing is running then
 TICK = 0.5  # seconds between elapsed-time updates of the status line
 
 
@@ -62,6 +84,10 @@ class ApprovalPanel:
         self.code = proposal.generated.code if proposal else ""
         self.report: SafetyReport | None = proposal.safety if proposal else None
         self.editing = False
+        self.failed_code: str | None = None  # set while the code shown is a fix for it
+        self.repairs = 0  # fixes asked for; at most agent.max_repairs
+        self.attempts: list = []  # every run's attempts so far, handed over with each result
+        self.usage: dict[str, Any] = {}
         self._future: concurrent.futures.Future | None = None
         # Clicks arrive on the kernel's thread, completions on the agent's loop thread.
         self._changed = threading.Condition(threading.RLock())
@@ -77,9 +103,10 @@ class ApprovalPanel:
         self.editor.observe(self._on_edit, names="value")
         self.explanation = widgets.HTML()
         self.safety = widgets.HTML()
+        self.diff = widgets.HTML()  # a proposed fix against the code that failed
         self.code_box = widgets.VBox([self.code_view])
         self.details = widgets.Accordion(
-            children=[widgets.VBox([self.code_box, self.explanation, self.safety])])
+            children=[widgets.VBox([self.diff, self.code_box, self.explanation, self.safety])])
         button = self._button
         self.run_button = button("Run", "play", "success", "Run the code in the sandbox", self._on_run)
         self.edit_button = button("Edit", "edit", "", "Edit the code; it is checked again", self._on_edit_toggle)
@@ -135,8 +162,9 @@ class ApprovalPanel:
             self._show_code()
             self.details.selected_index = None  # collapse: the results matter now
             self.output.outputs = ()
+            # repair=False: a fix is proposed for approval (repairing), never run unasked.
             work = self.agent.run(self.proposal, code=self.code, timeout=self.timeout,
-                                  on_output=self._stream)
+                                  on_output=self._stream, repair=False)
             self._start(work, self.agent.activity, self._ran)
 
     def _on_edit_toggle(self, _button=None) -> None:
@@ -156,6 +184,7 @@ class ApprovalPanel:
                 return
             self.code = change["new"]
             self.report = self.agent.validate(self.code)
+            self._show_code()  # the editor stays; a fix's diff follows the edit
             self._show_safety()
             self._refresh()
 
@@ -169,20 +198,22 @@ class ApprovalPanel:
 
     def _on_cancel(self, _button=None) -> None:
         with self._changed:
-            if self.state not in (GENERATING, AWAITING_APPROVAL):
+            if self.state not in CANCELLABLE:
                 return
             if self._future is not None:
-                self._future.cancel()  # generation only: nothing has run
+                self._future.cancel()  # generating or asking for a fix: nothing is running
             self._set_state(CANCELLED)
             self.editing = False
             self._show_code()
             self.details.selected_index = None
-            self.status.value = "Cancelled: nothing was run."
+            self.status.value = ("Cancelled: nothing was run." if self.result is None else
+                                 "Cancelled: no fix was run; the failed analysis stays the result.")
             self._refresh()
 
     # -- work on the agent's loop -------------------------------------------------------
     def _generate(self, fresh: bool) -> None:
         self._set_state(GENERATING)
+        self.failed_code = None
         self.details.selected_index = None
         work = self.agent.prepare(self.question, self.frames, self.analysis_type, fresh=fresh)
         doing = f"generating code with {self.agent.generator.describe()}"
@@ -231,27 +262,47 @@ class ApprovalPanel:
         self._refresh()
 
     def _ran(self, result, elapsed: float) -> None:
+        # No attempt means the code never ran (e.g. the sandbox did not start): nothing to fix.
+        ran_and_failed = not result.success and bool(result.attempts)
+        # The earlier runs of this panel come first, so the result tells the whole story.
+        result.attempts = self.attempts = self.attempts + result.attempts
+        _add_usage(self.usage, result.usage)
+        result.usage = dict(self.usage)
         self.result = result
-        outputs = list(self.output.outputs)
-        if len(result.attempts) > 1:
-            html_diff, text_diff = views.repair_diff(result.attempts[0].code, result.code)
-            outputs.append(_display({"text/html": html_diff, "text/plain": text_diff}))
-        self.output.outputs = tuple(outputs + display_outputs(result))
+        self.output.outputs = tuple(list(self.output.outputs) + display_outputs(result))
         self.code, self.report = result.code, result.safety or self.report  # what actually ran
         self._show_code()
         self._show_safety()
         where = result.backend or self.agent.sandbox_label()
+        can_fix = ran_and_failed and self.agent.generator.can_repair
         if result.success:
             self._set_state(DONE)
             self.status.value = f"✓ Done in {elapsed:.1f} s · {self._generator_text()} · {where}"
+        elif can_fix and self.repairs < self.agent.max_repairs:
+            self.details.selected_index = 0  # the failed code beside its error while asking
+            self._ask_for_fix(result)
         else:
             self._set_state(FAILED)
             self.details.selected_index = 0  # show the code next to the error
-            self.status.value = (f"✖ The analysis failed after {elapsed:.1f} s · {where}. "
+            limit = f" No more fixes are proposed ({self.repairs} asked for)." if can_fix else ""
+            self.status.value = (f"✖ The analysis failed after {elapsed:.1f} s · {where}.{limit} "
                                  "Edit the code or regenerate, then run again.")
         self._refresh()
         if self.on_result is not None:
             self.on_result(result)
+
+    def _ask_for_fix(self, result) -> None:
+        """The failed code goes back to the generator; its fix is shown for approval."""
+        self.repairs += 1
+        self._set_state(REPAIRING)
+        doing = (f"The analysis failed; asking {self._generator_text()} for a fix "
+                 f"({self.repairs} of at most {self.agent.max_repairs})")
+
+        def fixed(proposal: Proposal, elapsed: float) -> None:
+            self.failed_code = result.code  # only now: the diff needs a fix to compare with
+            self._generated(proposal, elapsed)
+
+        self._start(self.agent.propose_repair(self.proposal, result), lambda: doing, fixed)
 
     def _show_failure(self, exc: Exception) -> None:
         if isinstance(exc, AnalystError):
@@ -259,7 +310,8 @@ class ApprovalPanel:
         else:
             problem = f"{type(exc).__name__}: {exc}"
             fix = "This is a bug in jupyter-analyst; please report it."
-        stage = "No code to run" if self.state == GENERATING else "The analysis stopped"
+        stage = {GENERATING: "No code to run", REPAIRING: "No fix was proposed"}.get(
+            self.state, "The analysis stopped")
         self._set_state(FAILED)
         self.status.value = f"✖ {stage}: {problem}"
         self.output.outputs = self.output.outputs + (
@@ -289,10 +341,13 @@ class ApprovalPanel:
         self._show_safety()
         self.details.selected_index = 0
         cached = " (cached answer)" if proposal.generated.cached else ""
-        self.status.value = (f"Review the code, then Run · {self._generator_text()}{cached} · "
+        what = "the proposed fix (changes shown above the code)" if self.failed_code else "the code"
+        self.status.value = (f"Review {what}, then Run · {self._generator_text()}{cached} · "
                              f"{elapsed:.1f} s · runs in: {self.agent.sandbox_label()}")
 
     def _show_code(self) -> None:
+        # The diff follows the code as it stands, edits included: it is what Run would run.
+        self.diff.value = views.repair_diff(self.failed_code, self.code) if self.failed_code else ""
         if self.editing:
             self.code_box.children = (self.editor,)
             return
@@ -305,7 +360,8 @@ class ApprovalPanel:
             return
         self.safety.value = views.safety_html(self.report)
         count = len(self.report.findings)
-        self.details.set_title(0, f"Generated code · risk: {self.report.risk_level.value}"
+        what = "Proposed fix" if self.failed_code else "Generated code"
+        self.details.set_title(0, f"{what} · risk: {self.report.risk_level.value}"
                                   + (f" · {count} finding{'s' * (count != 1)}" if count else ""))
 
     def _refresh(self) -> None:
@@ -319,7 +375,7 @@ class ApprovalPanel:
         self.edit_button.disabled = not reviewable
         self.edit_button.description = "View" if self.editing else "Edit"
         self.regenerate_button.disabled = self.state not in (AWAITING_APPROVAL, FAILED)
-        self.cancel_button.disabled = self.state not in (GENERATING, AWAITING_APPROVAL)
+        self.cancel_button.disabled = self.state not in CANCELLABLE
         self.buttons.layout.display = "none" if self.state in (DONE, CANCELLED) else None  # final
 
     def _generator_text(self) -> str:

@@ -97,14 +97,20 @@ def message_html(title: str, text: str) -> str:
     return f"<b>{html.escape(title)}</b><pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
 
 
-def repair_diff(failed: str, ran: str) -> tuple[str, str]:
-    """(HTML, plain text) of a unified diff from the approved code to the repaired code that ran."""
+def repair_diff(failed: str, proposed: str) -> str:
+    """A unified diff from the code that failed to the proposed fix, highlighted.
+
+    The ``-``/``+`` prefixes and the file labels carry the meaning; colour only repeats it.
+    """
     diff = "".join(difflib.unified_diff(
-        failed.splitlines(keepends=True), ran.splitlines(keepends=True),
-        fromfile="approved (failed)", tofile="repaired (ran)"))
-    block = highlight(diff, DiffLexer(), HtmlFormatter(style=_DiffStyle, noclasses=True))
-    return (f"<b>The code was repaired after an error. Changes (- removed, + added):</b>{block}",
-            diff)
+        failed.splitlines(keepends=True), proposed.splitlines(keepends=True),
+        fromfile="failed code", tofile="proposed fix"))
+    block = highlight(diff or " (no changes)\n", DiffLexer(),
+                      HtmlFormatter(style=_DiffStyle, noclasses=True,
+                                    prestyles="white-space: pre; margin: 0; padding: 4px"))
+    return (f"<div class='jupyter-analyst-diff' style='margin:4px 0'>"
+            f"<b style='{_TEXT}'>Changes from the code that failed (- removed, + added):</b>"
+            f"<div style='overflow-x:auto'>{block}</div></div>")
 
 
 def findings_lines(report: SafetyReport) -> list[int]:
