@@ -3,10 +3,11 @@ and %%analyze end to end on the real engine."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import subprocess
 import sys
-import shutil
 import time
 
 import docker.errors
@@ -20,8 +21,8 @@ from conftest import require
 from jupyter_analyst import cli
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
-from jupyter_analyst.sandbox.engine import (LABEL, PID_LABEL, SESSION_LABEL, docker_client,
-                                            image_name, owner_labels)
+from jupyter_analyst.sandbox.engine import (LABEL, PID_LABEL, RUNTIME_LABEL, SESSION_LABEL,
+                                            docker_client, image_name, owner_labels)
 from jupyter_analyst.sandbox.image import build_image
 
 pytestmark = pytest.mark.docker
@@ -69,12 +70,27 @@ def test_image_has_the_analysis_stack(client):
 
 
 def test_an_unchanged_recipe_is_not_rebuilt(client):
+    build_image(log=lambda line: None)  # brings the image up to date if the recipe moved on
     image_id = client.images.get(image_name()).id
     started = time.monotonic()
     result = build_image(log=lambda line: None)
     assert result.mode == "up to date"
     assert time.monotonic() - started < 10
     assert client.images.get(image_name()).id == image_id
+
+
+def test_an_image_built_for_other_helper_code_is_refused(client, monkeypatch):
+    stale = "jupyter-analyst-sandbox:stale-runtime-test"
+    client.images.build(fileobj=io.BytesIO(f"FROM {image_name()}\n".encode()), tag=stale,
+                        labels={RUNTIME_LABEL: "0" * 16}, rm=True)
+    monkeypatch.setenv("DOCKER_IMAGE_NAME", stale)
+    try:
+        with pytest.raises(SandboxError) as caught:
+            open_sandbox("docker")
+        assert "another version" in caught.value.problem
+        assert "jupyter-analyst build-image" in caught.value.fix
+    finally:
+        client.images.remove(stale)
 
 
 # -- backend choice ------------------------------------------------------------------------

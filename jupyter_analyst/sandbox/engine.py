@@ -6,8 +6,10 @@ Shared by the image builder, the Docker kernel provisioner, ``doctor`` and
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
@@ -20,6 +22,13 @@ SESSION_LABEL = "jupyter-analyst.session"
 PID_LABEL = "jupyter-analyst.host-pid"  # the host process that owns the container
 HOST_LABEL = "jupyter-analyst.host"  # ...and its machine: pids mean nothing elsewhere
 RECIPE_LABEL = "jupyter-analyst.recipe"  # on the image: hash of what it was built from
+RUNTIME_LABEL = "jupyter-analyst.runtime"  # on the image: hash of its helper module
+RUNTIME_MODULE = Path(__file__).resolve().parent.parent / "runtime.py"
+
+
+def runtime_digest() -> str:
+    """Hash of this installation's in-sandbox helper module, which the image must match."""
+    return hashlib.sha256(RUNTIME_MODULE.read_bytes()).hexdigest()[:16]
 
 
 def image_name() -> str:
@@ -66,6 +75,14 @@ def require_image(client: Any, name: str | None = None) -> Any:
             f"The sandbox image {name} is not present in the Docker engine.",
             "Build it once with `jupyter-analyst build-image` (or "
             "PythonAnalysisAgent(build_sandbox=True)); it works without a registry.",
+        )
+    built_with = image.labels.get(RUNTIME_LABEL)
+    if built_with is not None and built_with != runtime_digest():
+        # The kernel would run other helper code than this host expects.
+        raise SandboxError(
+            f"The sandbox image {name} was built for another version of jupyter-analyst.",
+            "Rebuild it with `jupyter-analyst build-image` (a minute when only the helper "
+            "module changed).",
         )
     return image
 

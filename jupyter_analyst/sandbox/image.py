@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
-from .engine import RECIPE_LABEL, docker_client, find_image, image_name
+from .engine import (RECIPE_LABEL, RUNTIME_LABEL, RUNTIME_MODULE, docker_client, find_image,
+                     image_name, runtime_digest)
 
 REGISTRY_BASE = "python:3.11-slim-bookworm"
 OFFLINE_BASE_REPO = "jupyter-analyst-base"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3",)  # everything else comes as wheels into /opt/venv
 GLIBC_MINOR = 36  # bookworm's glibc 2.36: the newest manylinux tag its wheels may carry
-RUNTIME_MODULE = Path(__file__).resolve().parent.parent / "runtime.py"
 MODES = ("auto", "registry", "offline")
 
 Log = Callable[[str], None]
@@ -76,7 +76,9 @@ def build_image(mode: str = "auto", name: str | None = None, refresh: bool = Fal
     base, chosen = _choose_base(client, mode, refresh, log)
     digest = recipe_digest(recipe, client.images.get(base).id)
     current = find_image(client, name)
-    if current is not None and current.labels.get(RECIPE_LABEL) == digest and not refresh:
+    up_to_date = current is not None and current.labels.get(RECIPE_LABEL) == digest \
+        and current.labels.get(RUNTIME_LABEL) == runtime_digest()
+    if up_to_date and not refresh:
         log(f"{name} is up to date (recipe {digest[:12]}); nothing to build.")
         return BuildResult(name, "up to date", base, time.monotonic() - started)
 
@@ -228,9 +230,10 @@ def _docker_build(client: Any, context: Path, name: str, base: str, digest: str,
     import docker.errors
 
     try:
+        labels = {RECIPE_LABEL: digest, RUNTIME_LABEL: runtime_digest()}
         for chunk in client.api.build(path=str(context), tag=name, buildargs={"BASE_IMAGE": base},
-                                      labels={RECIPE_LABEL: digest}, rm=True, forcerm=True,
-                                      nocache=refresh, pull=False, decode=True):
+                                      labels=labels, rm=True, forcerm=True, nocache=refresh,
+                                      pull=False, decode=True):
             if "error" in chunk:
                 raise SandboxError(f"The image build failed: {chunk['error'].strip()}",
                                    "See the build log above; fix the cause and build again.")
