@@ -111,7 +111,7 @@ def recipe_digest(recipe: Path, base_id: str) -> str:
 
 def _choose_base(client: Any, mode: str, refresh: bool, log: Log) -> tuple[str, str]:
     if mode in ("auto", "registry"):
-        problem = _pull(client, REGISTRY_BASE)
+        problem = _pull(client, REGISTRY_BASE, refresh)
         if problem is None:
             return REGISTRY_BASE, "registry"
         if mode == "registry":
@@ -124,11 +124,11 @@ def _choose_base(client: Any, mode: str, refresh: bool, log: Log) -> tuple[str, 
     return offline_base(client, refresh, log), "offline"
 
 
-def _pull(client: Any, reference: str) -> str | None:
+def _pull(client: Any, reference: str, refresh: bool) -> str | None:
     """None when the image is present (or was pulled), else why not."""
     import docker.errors
 
-    if find_image(client, reference) is not None:
+    if not refresh and find_image(client, reference) is not None:
         return None
     repository, tag = reference.rsplit(":", 1)
     try:
