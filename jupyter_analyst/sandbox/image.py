@@ -152,9 +152,12 @@ def offline_base(client: Any, refresh: bool = False, log: Log = print) -> str:
     # Under /var/tmp: the root file system is a few hundred MB and /tmp may be small.
     with tempfile.TemporaryDirectory(prefix="jupyter-analyst-rootfs-", dir="/var/tmp") as work:
         root = Path(work) / "rootfs"
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-              SUITE, str(root), mirror], "debootstrap")
-        _apply_security_updates(root, mirror, security)
+        try:
+            _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+                  SUITE, str(root), mirror], "debootstrap")
+            _apply_security_updates(root, mirror, security)
+        finally:
+            _unmount_below(root)
         _slim(root)
         log(f"Importing the root file system as {tag} ...")
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-c", "."],
@@ -168,6 +171,15 @@ def offline_base(client: Any, refresh: bool = False, log: Log = print) -> str:
                 raise SandboxError("Packing the root file system failed.",
                                    "Check free space under /var/tmp and run the build again.")
     return tag
+
+
+def _unmount_below(root: Path) -> None:
+    """Unmount what a failed debootstrap may have left mounted (proc, sys, a bind of /dev),
+    so deleting the work directory can never reach into the host's file systems."""
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1].encode().decode("unicode_escape") for line in mounts]
+    for point in sorted((p for p in points if Path(p).is_relative_to(root)), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False)
 
 
 def _check_debootstrap() -> None:
