@@ -89,7 +89,7 @@ def texts(panel: ApprovalPanel) -> str:
 
 def diff_text(panel: ApprovalPanel) -> str:
     """The proposed fix's diff as the page shows it: tags dropped, entities decoded."""
-    return html.unescape(re.sub(r"<[^>]+>", "", panel.diff.value))
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub("</div>", "\n", panel.diff.value)))
 
 
 def mimes(panel: ApprovalPanel) -> set[str]:

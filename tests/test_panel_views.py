@@ -71,10 +71,12 @@ def test_repair_diff_shows_removed_and_added_lines_escaped():
     assert "\n print(x)" in text
     assert "--- failed code" in text and "+++ proposed fix" in text
     assert "<script>" not in diff and "&lt;script&gt;" in diff
-    assert "var(--jp-" in diff  # theme colours, not fixed ones
+    assert "var(--jp-" in diff  # the theme's text colour
+    tinted = [line for line in diff.split("<div") if "rgba(" in line]
+    assert [visible_text("<div" + line)[:3] for line in tinted] == ["-x ", "+x "]
     assert "(no changes)" in visible_text(views.repair_diff("x = 1\n", "x = 1\n"))
 
 
 def visible_text(fragment: str) -> str:
     """What a browser shows of an HTML fragment: tags dropped, entities decoded."""
-    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub("</div>", "\n", fragment)))

@@ -103,7 +103,7 @@ class ApprovalPanel:
         self.editor.observe(self._on_edit, names="value")
         self.explanation = widgets.HTML()
         self.safety = widgets.HTML()
-        self.diff = widgets.HTML()  # a proposed fix against the code that failed
+        self.diff = widgets.HTML(layout=widgets.Layout(display="none"))  # a fix vs the failed code
         self.code_box = widgets.VBox([self.code_view])
         self.details = widgets.Accordion(
             children=[widgets.VBox([self.diff, self.code_box, self.explanation, self.safety])])
@@ -348,6 +348,7 @@ class ApprovalPanel:
     def _show_code(self) -> None:
         # The diff follows the code as it stands, edits included: it is what Run would run.
         self.diff.value = views.repair_diff(self.failed_code, self.code) if self.failed_code else ""
+        self.diff.layout.display = None if self.failed_code else "none"  # no empty gap
         if self.editing:
             self.code_box.children = (self.editor,)
             return

@@ -14,8 +14,7 @@ import html
 from jupyterlab_pygments import JupyterStyle
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import DiffLexer, PythonLexer
-from pygments.token import Generic
+from pygments.lexers import PythonLexer
 
 from ..safety import RiskLevel, SafetyReport
 
@@ -29,20 +28,13 @@ _RISK_LOOK = {
 }
 
 
-class _DiffStyle(JupyterStyle):
-    """JupyterLab's code colours plus added/removed lines (the +/- prefixes carry the meaning).
-
-    Pygments splits style strings at spaces, so these variables have no fallback colour.
-    """
-
-    styles = {**JupyterStyle.styles,
-              Generic.Inserted: "var(--jp-success-color1)",
-              Generic.Deleted: "var(--jp-error-color1)",
-              Generic.Heading: "bold", Generic.Subheading: "var(--jp-ui-font-color2)"}
-
-
 _TEXT = "color: var(--jp-ui-font-color1, inherit)"
 _MUTED = "color: var(--jp-ui-font-color2, inherit)"
+# Diff lines keep the theme's text colour on a translucent tint, which reads on the light
+# and the dark background alike (the themes' green text alone is too faint on light grey).
+_DIFF_LINE = {"+": "background: rgba(76, 175, 80, 0.25)",
+              "-": "background: rgba(244, 67, 54, 0.25)",
+              "@": _MUTED}
 
 
 def _formatter(marked_lines=()) -> HtmlFormatter:
@@ -98,19 +90,22 @@ def message_html(title: str, text: str) -> str:
 
 
 def repair_diff(failed: str, proposed: str) -> str:
-    """A unified diff from the code that failed to the proposed fix, highlighted.
+    """A unified diff from the code that failed to the proposed fix, one escaped line per row.
 
-    The ``-``/``+`` prefixes and the file labels carry the meaning; colour only repeats it.
+    The ``-``/``+`` prefixes and the file labels carry the meaning; the tint only repeats it.
     """
-    diff = "".join(difflib.unified_diff(
-        failed.splitlines(keepends=True), proposed.splitlines(keepends=True),
-        fromfile="failed code", tofile="proposed fix"))
-    block = highlight(diff or " (no changes)\n", DiffLexer(),
-                      HtmlFormatter(style=_DiffStyle, noclasses=True,
-                                    prestyles="white-space: pre; margin: 0; padding: 4px"))
+    lines = list(difflib.unified_diff(failed.splitlines(), proposed.splitlines(),
+                                      fromfile="failed code", tofile="proposed fix", lineterm=""))
+    rows = "".join(
+        f"<div style='{_TEXT}; {'font-weight:600' if number < 2 else _DIFF_LINE.get(line[:1], '')}'>"
+        f"{html.escape(line)}</div>"
+        for number, line in enumerate(lines)) or f"<div style='{_MUTED}'>(no changes)</div>"
     return (f"<div class='jupyter-analyst-diff' style='margin:4px 0'>"
             f"<b style='{_TEXT}'>Changes from the code that failed (- removed, + added):</b>"
-            f"<div style='overflow-x:auto'>{block}</div></div>")
+            f"<div style='overflow-x:auto; background: var(--jp-cell-editor-background, transparent); "
+            f"font-family: var(--jp-code-font-family, monospace); "
+            f"font-size: var(--jp-code-font-size, 13px); line-height: 1.4; white-space: pre; padding: 4px 0'>"
+            f"<div style='display:inline-block; min-width:100%'>{rows}</div></div></div>")
 
 
 def findings_lines(report: SafetyReport) -> list[int]:
