@@ -3,8 +3,14 @@
 A private JupyterLab (127.0.0.1, random port, token, temporary root, settings and
 kernelspec) opens a notebook with ``%%analyze tips``; the test checks that the
 approval panel shows the code and the safety badge, clicks Run and waits for the
-plot and the metrics table, then saves a screenshot of the finished cell for the
-docs. Needs: ``apt-get install chromium`` and ``pip install -e .[browser]``.
+plot and the metrics table, and takes screenshots of the cell (review, result, dark
+theme). A last cell uses Claude (the real SDK in the notebook's kernel, talking to
+the local Messages API server of ``llm_server.py``): its code fails, the fix is shown
+as a diff and runs only after a click on Run; the diff must stay readable in both themes. Needs: ``apt-get install chromium`` and ``pip install -e .[browser]``.
+
+Screenshots go to ``tests/artifacts/`` (ignored by git), so a test run leaves the
+tree clean. To refresh the pictures in the docs, run it with
+``JUPYTER_ANALYST_UPDATE_SCREENSHOTS=1``: then they are also copied to ``docs/images/``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,12 +30,19 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import require
+from llm_server import MessagesServer, analysis, insights
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 CHROMIUM = "/usr/bin/chromium"
-IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DOCS_IMAGES = ROOT / "docs" / "images"
+UPDATE_DOCS = os.environ.get("JUPYTER_ANALYST_UPDATE_SCREENSHOTS") == "1"
 QUESTION = "Show the distribution of total_bill"
+# Claude's first answer fails (no column 'tips'); the fix it proposes uses 'tip'.
+BROKEN = 'print(tips.groupby("day", observed=True)["tips"].mean())\n'
+FIX = 'print(tips.groupby("day", observed=True)["tip"].mean().round(2))\n'
 
 
 def free_port() -> int:
@@ -44,6 +58,7 @@ def write_notebook(path: Path) -> None:
         "%load_ext jupyter_analyst",
         f"%%analyze tips --model offline --backend local\n{QUESTION}",
         "%%analyze tips --model offline --backend local --out edited\nShow the distribution of tip",
+        "%%analyze tips --backend local --out repaired\nAverage tip per day",  # Claude: a key is set
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -85,8 +100,12 @@ def lab(tmp_path_factory):
     root.mkdir()
     write_notebook(root / "analyst.ipynb")
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, **private_jupyter_dirs(base)}
-    env.pop("ANTHROPIC_API_KEY", None)  # the offline generator, whatever the machine has
+    claude = MessagesServer().start()  # the last cell's code, its fix and the insights, in order
+    claude.script(analysis(BROKEN), analysis(FIX, "Uses the tip column."),
+                  insights("Sunday has the highest average tip."))
+    env = {**os.environ, **private_jupyter_dirs(base),
+           "ANTHROPIC_API_KEY": "sk-ant-test-key", "ANTHROPIC_BASE_URL": claude.url,
+           "NO_PROXY": "127.0.0.1,localhost", "JUPYTER_ANALYST_CACHE_DIR": str(base / "cache")}
     log = (base / "lab.log").open("w")
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
@@ -98,9 +117,10 @@ def lab(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_server(url, token, server, base / "lab.log")
-        yield {"url": url, "token": token, "root": root}
+        yield {"url": url, "token": token, "root": root, "claude": claude}
     finally:
         stop(server)
+        claude.stop()
         log.close()
 
 
@@ -180,8 +200,7 @@ def run_analysis_in_lab(lab, page) -> None:
     run = panel.get_by_role("button", name="Run")
     expect(run).to_be_enabled()
     assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    cell.screenshot(path=str(IMAGES / "approval-panel-review.png"))
+    screenshot(cell, "approval-panel-review.png")
 
     run.click()
     expect(panel.locator("img")).to_have_count(1, timeout=120_000)
@@ -194,9 +213,11 @@ def run_analysis_in_lab(lab, page) -> None:
 
     image = panel.locator("img").first
     assert image.evaluate("img => img.naturalWidth") > 100  # a real decoded PNG, not a broken icon
-    cell.screenshot(path=str(IMAGES / "approval-panel-result.png"))
+    screenshot(cell, "approval-panel-result.png")
 
     edit_unsafe_code_then_run(page, cells.nth(3).locator(".jupyter-analyst-panel"))
+    repair_panel = cells.nth(4).locator(".jupyter-analyst-panel")
+    approve_proposed_fix(lab["claude"], cells.nth(4), repair_panel)
 
     # The results are bound in the notebook namespace.
     cells.last.locator(".jp-InputPrompt").click()  # select the last cell, command mode
@@ -214,8 +235,18 @@ def run_analysis_in_lab(lab, page) -> None:
     panel.get_by_text("Generated code").click()  # the collapsed section's title
     expect(code).to_be_visible()
     assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
+    repair_panel.get_by_text("Proposed fix · risk").click()  # its collapsed code section
+    assert_diff_readable(repair_panel)
     page.set_viewport_size({"width": 1100, "height": 3200})  # the whole expanded cell
-    cell.screenshot(path=str(IMAGES / "approval-panel-dark.png"))
+    screenshot(cell, "approval-panel-dark.png")
+
+
+def screenshot(locator, name: str) -> None:
+    """Into tests/artifacts/; also into docs/images/ when asked to update the docs."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    locator.screenshot(path=str(ARTIFACTS / name))
+    if UPDATE_DOCS:
+        shutil.copyfile(ARTIFACTS / name, DOCS_IMAGES / name)
 
 
 def edit_unsafe_code_then_run(page, panel) -> None:
@@ -239,18 +270,59 @@ def edit_unsafe_code_then_run(page, panel) -> None:
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
 
 
+def approve_proposed_fix(claude: MessagesServer, cell, panel) -> None:
+    """Claude's code fails; the fix is shown as a diff, and nothing runs until Run."""
+    from playwright.sync_api import expect
+
+    run = panel.get_by_role("button", name="Run")
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Claude", timeout=60_000)
+    expect(run).to_be_enabled()
+    run.click()
+    diff = panel.locator(".jupyter-analyst-diff")
+    expect(diff).to_be_visible(timeout=60_000)
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Review the proposed fix")
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text="KeyError")).not_to_have_count(0)
+    expect(run).to_be_enabled()
+    assert len(claude.requests) == 2  # the code and the fix; the fix has not run (no insights)
+    assert "<previous_attempts>" in claude.bodies()[1]["messages"][0]["content"]
+    assert_diff_readable(panel)
+    screenshot(cell, "approval-panel-repair.png")
+
+    run.click()
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done", timeout=60_000)
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text="3.26")).not_to_have_count(0)
+    expect(panel.locator(".jp-OutputArea-output").filter(has_text="2 attempts")).not_to_have_count(0)
+
+
+def assert_diff_readable(panel) -> None:
+    """The removed and the added line keep WCAG AA contrast against the theme's background."""
+    from playwright.sync_api import expect
+
+    diff = panel.locator(".jupyter-analyst-diff")
+    expect(diff).to_be_visible()
+    for text in ("-" + BROKEN.strip(), "+" + FIX.strip()):
+        ratio = contrast(diff.locator("div", has_text=text).last)  # the line itself
+        assert ratio >= 4.5, f"the {text[0]} line has a contrast of {ratio:.2f}"
+
+
 CONTRAST_JS = r"""element => {
-    // WCAG contrast between the text colour and the first opaque background behind it.
+    // WCAG contrast between the text colour and the background behind it: translucent
+    // layers (a tinted diff line) are blended over the first opaque one.
     const rgb = value => value.match(/[\d.]+/g).slice(0, 4).map(Number);
     const luminance = ([r, g, b]) => {
         const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
         return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
     };
-    let node = element, background = null;
+    const layers = [];
+    let node = element, background = [255, 255, 255];
     while (node && node.nodeType === 1) {
         const colour = rgb(getComputedStyle(node).backgroundColor);
-        if (colour.length === 3 || colour[3] > 0.9) { background = colour; break; }
+        if (colour.length === 3 || colour[3] === 1) { background = colour.slice(0, 3); break; }
+        if (colour[3] > 0) layers.push(colour);
         node = node.parentElement;
+    }
+    for (const [r, g, b, a] of layers.reverse()) {
+        background = [r, g, b].map((c, i) => a * c + (1 - a) * background[i]);
     }
     const [l1, l2] = [luminance(rgb(getComputedStyle(element).color)), luminance(background)];
     return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
