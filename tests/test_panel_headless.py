@@ -253,7 +253,8 @@ save_metrics({"best_day": by_day.idxmax(), "best_mean_tip": float(by_day.max())}
 
 
 @pytest.mark.llm
-def test_claude_fix_is_shown_as_a_diff_and_runs_only_when_approved(make_panel, llm_server, tips_frames):
+def test_claude_fix_is_shown_as_a_diff_and_runs_only_when_approved(make_panel, llm_server,
+                                                                   tips_frames):
     llm_server.script(analysis(BROKEN), analysis(FIX, "Uses the tip column."),
                       insights("Sunday has the best tips."))
     panel, results = make_panel(None)  # Claude: the key and base URL point at the test server
@@ -269,7 +270,8 @@ def test_claude_fix_is_shown_as_a_diff_and_runs_only_when_approved(make_panel, l
     assert '-by_day = tips.groupby("day", observed=True)["tips"].mean()' in diff
     assert '+by_day = tips.groupby("day", observed=True)["tip"].mean()' in diff
     assert "--- failed code" in diff and "+++ proposed fix" in diff
-    assert "save_table" in panel.code_view.value and "Uses the tip column." in panel.explanation.value
+    assert "save_table" in panel.code_view.value
+    assert "Uses the tip column." in panel.explanation.value
     assert panel.details.get_title(0) == "Proposed fix · risk: safe"
     assert panel.status.value.startswith("Review the proposed fix")
     assert buttons(panel) == {"Run": True, "Edit": True, "Regenerate": True, "Cancel": True}
@@ -287,7 +289,8 @@ def test_claude_fix_is_shown_as_a_diff_and_runs_only_when_approved(make_panel, l
     result = results[-1]
     assert result is panel.result and result.success and result.code == FIX
     expected = tips_frames["tips"].groupby("day", observed=True)["tip"].mean()
-    assert result.metrics == {"best_day": expected.idxmax(), "best_mean_tip": pytest.approx(expected.max())}
+    assert result.metrics == {"best_day": expected.idxmax(),
+                              "best_mean_tip": pytest.approx(expected.max())}
     assert (panel.agent.sandbox.output_dir / "by_day.csv").exists()
     assert f"fixed: {expected.idxmax()}" in texts(panel) and "2 attempts" in texts(panel)
     # The whole story: the failed try first, then the approved fix; every generation's tokens.

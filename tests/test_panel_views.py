@@ -65,7 +65,8 @@ def test_marked_lines_get_a_background():
 
 
 def test_repair_diff_shows_removed_and_added_lines_escaped():
-    diff = views.repair_diff("x = df['bill']\nprint(x)\n", f"x = df['total_bill']  # {HOSTILE}\nprint(x)\n")
+    diff = views.repair_diff("x = df['bill']\nprint(x)\n",
+                             f"x = df['total_bill']  # {HOSTILE}\nprint(x)\n")
     text = visible_text(diff)
     assert "-x = df['bill']" in text and "+x = df['total_bill']" in text
     assert "\n print(x)" in text

@@ -285,8 +285,8 @@ class ApprovalPanel:
             self._set_state(FAILED)
             self.details.selected_index = 0  # show the code next to the error
             limit = f" No more fixes are proposed ({self.repairs} asked for)." if can_fix else ""
-            self.status.value = (f"✖ The analysis failed after {elapsed:.1f} s · {where}.{limit} "
-                                 "Edit the code or regenerate, then run again.")
+            self.status.value = (f"✖ The analysis failed after {elapsed:.1f} s · {where}."
+                                 f"{limit} Edit the code or regenerate, then run again.")
         self._refresh()
         if self.on_result is not None:
             self.on_result(result)

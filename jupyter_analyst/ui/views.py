@@ -1,9 +1,10 @@
 """HTML fragments for the approval panel: highlighted code, the safety badge, findings, diffs.
 
 Everything that came from a generator, the validator or the user is escaped here
-(Pygments escapes the code it highlights). Colours are JupyterLab CSS variables, so
-the panel follows the light and dark themes, and every colour is backed by text or
-a symbol, so nothing depends on seeing the colour.
+(Pygments escapes the code it highlights). Colours are JupyterLab CSS variables (the
+diff's tints are translucent, which works on either background), so the panel follows
+the light and dark themes, and every colour is backed by text or a symbol, so nothing
+depends on seeing the colour.
 """
 
 from __future__ import annotations
@@ -96,15 +97,17 @@ def repair_diff(failed: str, proposed: str) -> str:
     """
     lines = list(difflib.unified_diff(failed.splitlines(), proposed.splitlines(),
                                       fromfile="failed code", tofile="proposed fix", lineterm=""))
-    rows = "".join(
-        f"<div style='{_TEXT}; {'font-weight:600' if number < 2 else _DIFF_LINE.get(line[:1], '')}'>"
-        f"{html.escape(line)}</div>"
-        for number, line in enumerate(lines)) or f"<div style='{_MUTED}'>(no changes)</div>"
+    # The first two lines are the ---/+++ labels; the rest are hunks.
+    looks = ["font-weight:600"] * 2 + [_DIFF_LINE.get(line[:1], "") for line in lines[2:]]
+    rows = "".join(f"<div style='{_TEXT}; {look}'>{html.escape(line)}</div>"
+                   for look, line in zip(looks, lines))
+    rows = rows or f"<div style='{_MUTED}'>(no changes)</div>"
     return (f"<div class='jupyter-analyst-diff' style='margin:4px 0'>"
             f"<b style='{_TEXT}'>Changes from the code that failed (- removed, + added):</b>"
-            f"<div style='overflow-x:auto; background: var(--jp-cell-editor-background, transparent); "
+            f"<div style='overflow-x:auto; white-space:pre; line-height:1.4; padding:4px 0; "
+            f"background: var(--jp-cell-editor-background, transparent); "
             f"font-family: var(--jp-code-font-family, monospace); "
-            f"font-size: var(--jp-code-font-size, 13px); line-height: 1.4; white-space: pre; padding: 4px 0'>"
+            f"font-size: var(--jp-code-font-size, 13px)'>"
             f"<div style='display:inline-block; min-width:100%'>{rows}</div></div></div>")
 
 
