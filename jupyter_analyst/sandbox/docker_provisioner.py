@@ -15,9 +15,11 @@ It never runs as uid 0.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import os
+import shutil
 import signal
 import tempfile
 import uuid
@@ -202,19 +204,12 @@ class DockerKernelProvisioner(LocalProvisioner):
         return None if state.get("Running") else int(state.get("ExitCode", -1))
 
     async def wait(self) -> int | None:
-        import asyncio
-
         status = await self.poll()
         while status is None:
             await asyncio.sleep(0.1)
             status = await self.poll()
         self._remove_container()
         return status
-
-    def out_of_memory(self) -> bool:
-        """Whether the engine killed the (last) container for exceeding its memory limit."""
-        return bool(self.container is not None
-                    and self.container.attrs.get("State", {}).get("OOMKilled"))
 
     async def send_signal(self, signum: int) -> None:
         import docker.errors
@@ -234,8 +229,6 @@ class DockerKernelProvisioner(LocalProvisioner):
     async def cleanup(self, restart: bool = False) -> None:
         self._remove_container()
         if not restart and self._own_root is not None:
-            import shutil
-
             shutil.rmtree(self._own_root, ignore_errors=True)
             self._own_root = None
         await super().cleanup(restart=restart)
