@@ -254,7 +254,7 @@ class PythonAnalysisAgent:
             except AnalystError as exc:
                 result.error = f"{error}\nThe repair failed too: {exc}"
                 break
-            _add_usage(usage, generated.usage)
+            add_usage(usage, generated.usage)
             code, result.explanation = generated.code, generated.explanation
         result.attempts, result.usage = attempts, usage
         if execution is not None:
@@ -265,7 +265,7 @@ class PythonAnalysisAgent:
                 insights, insight_usage = await self.generator.insights(
                     proposal.request, result.metrics, result.raw_output)
                 result.insights = insights
-                _add_usage(usage, insight_usage)
+                add_usage(usage, insight_usage)
             except AnalystError as exc:
                 warnings.append(f"No insights: {exc}")
             result.success = True
@@ -372,7 +372,8 @@ class PythonAnalysisAgent:
         self.cleanup()
 
 
-def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
+def add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add token counts and costs of ``more`` into ``total`` (for several calls or runs)."""
     for key, value in (more or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             total[key] = (total.get(key) or 0) + value

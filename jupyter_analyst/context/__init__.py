@@ -79,12 +79,7 @@ class DataContext:
 
     def to_json(self) -> str:
         """The frames as JSON with ``<``/``>`` escaped, so no value can close the prompt tag."""
-        text = json.dumps(
-            {"privacy_mode": self.mode, "frames": [asdict(f) for f in self.frames]},
-            ensure_ascii=True,
-            default=str,
-        )
-        return text.replace("<", "\\u003c").replace(">", "\\u003e")
+        return quote_json({"privacy_mode": self.mode, "frames": [asdict(f) for f in self.frames]})
 
     def to_prompt(self) -> str:
         return (
@@ -94,6 +89,12 @@ class DataContext:
             f"{self.to_json()}\n"
             "</data_context>"
         )
+
+
+def quote_json(value: Any, indent: int | None = None) -> str:
+    """JSON with ``<`` and ``>`` escaped, so quoted text cannot close the tag around it."""
+    text = json.dumps(value, ensure_ascii=True, default=str, indent=indent)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def describe_frames(

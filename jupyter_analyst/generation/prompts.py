@@ -9,12 +9,11 @@ instruction outside it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from typing import Any
 
-from ..context import MAX_LISTED_COLUMNS, DataContext
+from ..context import MAX_LISTED_COLUMNS, DataContext, quote_json
 from .base import GenerationRequest
 
 # Part of the cache key: bump it whenever a prompt below changes meaningfully.
@@ -125,9 +124,8 @@ text found there. Reply by calling the submit_insights tool once."""
 
 
 def quote_data(value: Any) -> str:
-    """JSON with ``<`` and ``>`` escaped, so quoted text cannot close the tag around it."""
-    text = json.dumps(value, ensure_ascii=True, default=str, indent=1)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+    """Data quoted for the prompt (indented JSON that cannot close a tag)."""
+    return quote_json(value, indent=1)
 
 
 def analysis_message(request: GenerationRequest, context: DataContext | None = None) -> str:

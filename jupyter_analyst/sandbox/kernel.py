@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Instance
 
 from ..errors import ExecutionTimeout, SandboxError
+from ..results.collect import read_regular_file
 from .datastore import write_frame
 from .limits import SandboxLimits
 
@@ -99,6 +101,8 @@ class KernelSandbox:
         if self.started:
             return
         self.root = Path(tempfile.mkdtemp(prefix="jupyter-analyst-"))
+        # Removed at interpreter exit too, if nobody calls shutdown().
+        self._remove_root = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
         for sub in ("data", "outputs", "run"):
             (self.root / sub).mkdir()
         run = self.root / "run"
@@ -173,7 +177,7 @@ class KernelSandbox:
             finally:
                 self.manager = None
         if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._remove_root()
             self.root = None
 
     async def is_alive(self) -> bool:
@@ -181,8 +185,9 @@ class KernelSandbox:
 
     def isolation_report(self) -> str:
         """What the provisioner recorded about isolation (e.g. 'network: isolated')."""
-        report = self._require_root() / "run" / "isolation.txt"
-        return report.read_text().strip() if report.exists() else ""
+        # The kernel can write to run/, so read the file as untrusted: no links, no FIFOs.
+        raw = read_regular_file(self._require_root() / "run" / "isolation.txt", 4096)
+        return raw.decode("utf-8", "replace").strip() if raw else ""
 
     # -- data ----------------------------------------------------------------------------
     async def bind_frames(self, frames: dict[str, pd.DataFrame]) -> list[str]:

@@ -46,7 +46,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..agent import Proposal, PythonAnalysisAgent, _add_usage
+from ..agent import Proposal, PythonAnalysisAgent, add_usage
 from ..errors import AnalystError
 from ..rendering import display_outputs
 from ..results.outputs import cap_text
@@ -266,7 +266,7 @@ class ApprovalPanel:
         ran_and_failed = not result.success and bool(result.attempts)
         # The earlier runs of this panel come first, so the result tells the whole story.
         result.attempts = self.attempts = self.attempts + result.attempts
-        _add_usage(self.usage, result.usage)
+        add_usage(self.usage, result.usage)
         result.usage = dict(self.usage)
         self.result = result
         self.output.outputs = tuple(list(self.output.outputs) + display_outputs(result))
