@@ -1,6 +1,8 @@
 """The local backend: a real ipykernel over ipc, warm, confined, recoverable."""
 
+import asyncio
 import os
+import time
 
 import pytest
 
@@ -113,3 +115,14 @@ async def test_each_analysis_starts_from_a_clean_namespace(sandbox, tips):
     await sandbox.bind_frames({"tips": tips})
     result = await run(sandbox, "print('leftover' in dir(), 'np' in dir(), 'save_metrics' in dir())")
     assert text_of(result).strip() == "False False True"
+
+
+async def test_cancelled_execution_interrupts_the_kernel(sandbox):
+    task = asyncio.ensure_future(run(sandbox, "import time\nwhile True: time.sleep(0.05)", timeout=60))
+    await asyncio.sleep(1.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = time.monotonic()
+    assert text_of(await run(sandbox, "print('free')", timeout=20)).strip() == "free"
+    assert time.monotonic() - started < 10  # the kernel was not still busy with the loop

@@ -7,6 +7,7 @@ kept warm; frames are written once (see ``datastore``) and loaded once per kerne
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import shutil
 import sys
@@ -231,9 +232,21 @@ class KernelSandbox:
     async def _run(
         self, code: str, timeout: float, on_output: OutputCallback | None = None
     ) -> Execution:
+        msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=True)
+        try:
+            return await self._collect(msg_id, timeout, on_output)
+        except asyncio.CancelledError:
+            # The caller gave up (Ctrl-C, Cancel): stop the code too, or it keeps the
+            # kernel busy and the next analysis waits behind it.
+            await self._stop_runaway(msg_id)
+            raise
+
+    async def _collect(
+        self, msg_id: str, timeout: float, on_output: OutputCallback | None
+    ) -> Execution:
+        """Read the iopub messages of ``msg_id`` until the kernel is idle, dead or too slow."""
         started = time.monotonic()
         deadline = started + timeout
-        msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=True)
         execution = Execution(status="ok")
         while True:
             remaining = deadline - time.monotonic()
