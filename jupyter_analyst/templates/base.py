@@ -26,6 +26,17 @@ from ..errors import InputError
 Insights = Callable[[dict[str, Any], dict[str, Any]], list[str]]
 
 
+# Shared by the templates that work on one column over time (uses $frame, column, date_column).
+DATED_SERIES = """\
+# Index the values by date (a date column, else the frame's own index) and order them.
+if date_column is None:
+    series = $frame[column]
+else:
+    series = $frame.set_index(pd.to_datetime($frame[date_column]))[column]
+series = pd.to_numeric(series, errors="coerce").dropna()
+"""
+
+
 @dataclass(frozen=True)
 class Param:
     name: str

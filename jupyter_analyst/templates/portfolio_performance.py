@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Param, Template, finite, number, percent
+from .base import DATED_SERIES, Param, Template, finite, number, percent
 
 CODE = '''\
 # Portfolio performance: total and annualised return, volatility, Sharpe ratio and maximum
@@ -17,12 +17,7 @@ from jupyter_analyst.runtime import save_metrics, save_table
 
 $params
 
-# Index the values by date (a date column, else the frame's own index) and order them.
-if date_column is None:
-    series = $frame[column]
-else:
-    series = $frame.set_index(pd.to_datetime($frame[date_column]))[column]
-series = pd.to_numeric(series, errors="coerce").dropna()
+''' + DATED_SERIES + '''\
 if isinstance(series.index, pd.DatetimeIndex):
     series = series.sort_index()
 

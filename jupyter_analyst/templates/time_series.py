@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Param, Template, finite, number
+from .base import DATED_SERIES, Param, Template, finite, number
 
 CODE = '''\
 # $frame[column] over time: the values, a rolling mean, a linear trend and period averages.
@@ -15,12 +15,7 @@ from jupyter_analyst.runtime import save_metrics, save_table
 
 $params
 
-# Index the values by date (a date column, else the frame's own index) and order them.
-if date_column is None:
-    series = $frame[column]
-else:
-    series = $frame.set_index(pd.to_datetime($frame[date_column]))[column]
-series = pd.to_numeric(series, errors="coerce").dropna()
+''' + DATED_SERIES + '''\
 has_dates = isinstance(series.index, pd.DatetimeIndex)
 if has_dates:
     series = series.sort_index()
