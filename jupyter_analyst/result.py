@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .runtime import json_safe  # noqa: F401  (re-exported for the host side)
 from .safety import SafetyReport
 
 

@@ -73,3 +73,17 @@ def fresh_shell():
         shell.run_line_magic("unload_ext", "jupyter_analyst")
     shell.config.pop("Analyze", None)
     return shell
+
+
+def docker_engine():
+    """A docker-py client with the sandbox image built, or skip (fail in CI) without them."""
+    from jupyter_analyst.errors import SandboxError
+    from jupyter_analyst.sandbox.engine import docker_client, image_name
+
+    try:
+        client = docker_client(timeout=30)
+    except SandboxError as exc:
+        require(False, exc.problem)
+    require(bool(client.images.list(name=image_name())),
+            f"the sandbox image {image_name()} is not built (jupyter-analyst build-image)")
+    return client

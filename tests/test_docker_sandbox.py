@@ -12,13 +12,12 @@ import os
 
 import pytest
 
-from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.results.collect import collect
 from jupyter_analyst.results.outputs import clean_output
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
-from jupyter_analyst.sandbox.engine import PID_LABEL, docker_client, image_name
+from jupyter_analyst.sandbox.engine import PID_LABEL, docker_client
 
-from conftest import require
+from conftest import docker_engine
 
 pytestmark = pytest.mark.docker
 
@@ -27,24 +26,13 @@ PROCESSES = 64
 FILE_SIZE = 8 * 1024**2
 
 
-def engine():
-    """The docker-py client, or skip (fail in CI) when the engine or image is missing."""
-    try:
-        client = docker_client(timeout=30)
-    except SandboxError as exc:
-        require(False, exc.problem)
-    require(bool(client.images.list(name=image_name())),
-            f"the sandbox image {image_name()} is not built (jupyter-analyst build-image)")
-    return client
-
-
 def our_containers(client):
     return client.containers.list(all=True, filters={"label": f"{PID_LABEL}={os.getpid()}"})
 
 
 @pytest.fixture(scope="module")
 async def sandbox():
-    client = engine()
+    client = docker_engine()
     limits = SandboxLimits(memory=MEMORY, cpus=1.0, processes=PROCESSES, file_size=FILE_SIZE,
                            timeout=60)
     box, note = open_sandbox("docker", limits)

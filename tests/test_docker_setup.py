@@ -16,12 +16,12 @@ from IPython.utils.capture import capture_output
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-from conftest import fresh_shell, require
+from conftest import docker_engine, fresh_shell
 from jupyter_analyst import cli
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
 from jupyter_analyst.sandbox.engine import (LABEL, PID_LABEL, RUNTIME_LABEL, SESSION_LABEL,
-                                            docker_client, image_name, owner_labels)
+                                            image_name, owner_labels)
 from jupyter_analyst.sandbox.image import build_image
 
 pytestmark = pytest.mark.docker
@@ -31,13 +31,7 @@ NO_ENGINE = "unix:///nonexistent/docker.sock"
 
 @pytest.fixture(scope="module")
 def client():
-    try:
-        engine = docker_client(timeout=30)
-    except SandboxError as exc:
-        require(False, exc.problem)
-    require(bool(engine.images.list(name=image_name())),
-            f"the sandbox image {image_name()} is not built (jupyter-analyst build-image)")
-    return engine
+    return docker_engine()
 
 
 def run_in_image(client, *command):
