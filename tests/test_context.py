@@ -77,3 +77,9 @@ def test_wide_frames_are_summarised():
 def test_unknown_privacy_mode_is_refused(tips):
     with pytest.raises(ValueError, match="privacy mode"):
         describe_frames({"tips": tips}, mode="everything")
+
+
+def test_columns_of_lists_and_dicts_are_described_as_text():
+    frame = pd.DataFrame({"tags": [["a", "b"], ["c"]] * 10, "meta": [{"k": 1}, None] * 10})
+    frame_info = describe_frames({"f": frame}).frame()
+    assert frame_info.column("tags").unique == 2 and frame_info.column("meta").missing == 10

@@ -138,3 +138,14 @@ def test_the_portfolio_template_accepts_a_returns_column(kernel):
     assert out.metrics["max_drawdown"] == pytest.approx(0.88 / 1.1 - 1)
     assert out.metrics["max_drawdown_at"] == 1
     assert out.figures == ["Equity curve (growth of 1); Drawdown from the running peak"]
+
+
+@pytest.mark.kernel
+def test_summary_handles_cells_holding_lists_and_dicts(kernel):
+    frame = pd.DataFrame({"tags": [["a", "b"], ["c"], ["a", "b"]] * 4,
+                          "meta": [{"k": 1}, None, None] * 4})
+    code = get_template("summary", frame="items")
+    assert SafetyValidator().validate(code).allowed
+    out = kernel.run(code, items=frame)
+    assert out.error is None, out.error
+    assert out.metrics["rows"] == 12 and out.metrics["duplicate_rows"] == 9

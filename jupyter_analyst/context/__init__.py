@@ -143,7 +143,7 @@ def _describe_frame(name, df, mode, sample_rows, mask_personal, max_columns) -> 
     columns = []
     personal = set()
     for col in described:
-        series = df[col]
+        series = _hashable(df[col])
         kind = column_kind(series)
         is_personal = mask_personal and looks_personal(col, series)
         if is_personal:
@@ -176,6 +176,17 @@ def _describe_frame(name, df, mode, sample_rows, mask_personal, max_columns) -> 
         omitted=max(0, len(rest) - MAX_LISTED_COLUMNS),
         sample=sample,
     )
+
+
+def _hashable(series: pd.Series) -> pd.Series:
+    """The series, or its values as text when they are lists or dicts (which cannot be counted)."""
+    if not ptypes.is_object_dtype(series):
+        return series
+    try:
+        series.nunique()
+    except TypeError:
+        return series.map(lambda value: value if value is None else str(value))
+    return series
 
 
 def _describe_index(index: pd.Index, mode: str) -> str:

@@ -15,6 +15,9 @@ from jupyter_analyst.runtime import save_metrics, save_table
 $params
 
 selected = $frame[columns] if columns else $frame
+# Cells holding lists or dicts cannot be counted as they are; count their text instead.
+countable = selected.apply(
+    lambda column: column.map(str, na_action="ignore") if column.dtype == object else column)
 numeric = selected.select_dtypes("number")
 missing = selected.isna().sum()
 
@@ -22,13 +25,13 @@ missing = selected.isna().sum()
 overview = pd.DataFrame({
     "dtype": selected.dtypes.astype(str),
     "missing": missing,
-    "distinct": selected.nunique(),
+    "distinct": countable.nunique(),
 })
 if not numeric.empty:
     overview = overview.join(numeric.describe().T.drop(columns="count"))
 save_table(overview, "summary")
 
-duplicate_rows = int(selected.duplicated().sum())
+duplicate_rows = int(countable.duplicated().sum())
 save_metrics({
     "rows": len(selected),
     "columns": selected.shape[1],
