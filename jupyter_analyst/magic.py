@@ -101,6 +101,9 @@ class Analyze(Magics):
         args = parse_argstring(self.analyze, " ".join(options))  # UsageError names a bad option
         if not args.out.isidentifier():
             raise InputError(f"--out {args.out!r} is not a valid variable name.", "Use e.g. --out result.")
+        if args.timeout is not None and not args.timeout > 0:
+            raise InputError(f"--timeout {args.timeout:g} is not a positive number of seconds.",
+                             "Give the time limit in seconds, e.g. --timeout 120.")
         question = cell.strip()
         if not question:
             raise InputError("The cell has no question.",

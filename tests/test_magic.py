@@ -65,6 +65,7 @@ def test_several_frames(ip):
     ("", "Show a summary", "No DataFrame given"),
     ("tips --out 1abc", "Show a summary", "not a valid variable name"),
     ("tips[", "Show a summary", "Could not evaluate"),
+    ("tips --timeout -5", "Show a summary", "not a positive number"),
 ])
 def test_bad_input_gets_a_clear_message_and_leaves_state_intact(ip, line, cell, problem):
     before = dict(ip.user_ns)
