@@ -216,7 +216,7 @@ def summarise(problems: list[dict], results: dict[str, dict[int, Outcome]],
             print(f"{pid:>4} {problem['library']:<10} plain {'pass' if plain.passed else 'FAIL'}"
                   f", {way} {'pass' if other.passed else 'FAIL'}: {other.error or plain.error}")
 
-    print("\n## Failing in the plain process (the versions' doing, not the sandbox's)")
+    print("\n## Failing in the plain process (library versions, missing packages)")
     for problem in problems:
         outcome = results["plain"][problem["problem_id"]]
         if not outcome.passed:
