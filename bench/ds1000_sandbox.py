@@ -26,6 +26,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,9 @@ del _md, _json, _pf, _v
 """
 
 
+EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
 @dataclass
 class Outcome:
     passed: bool
@@ -124,8 +128,14 @@ def run_plain(program: str, timeout: float) -> Outcome:
         seconds = time.perf_counter() - started
     if done.returncode == 0:
         return Outcome(True, seconds)
-    last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-    return Outcome(False, seconds, shorten(last))
+    return Outcome(False, seconds, shorten(exception_line(done.stderr, done.returncode)))
+
+
+def exception_line(stderr: str, returncode: int) -> str:
+    """The traceback's "ExcName: message" line (a message can span several lines)."""
+    lines = stderr.strip().splitlines()
+    named = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return (named or lines or [f"exit code {returncode}"])[-1]
 
 
 class WarmKernel:
