@@ -97,7 +97,6 @@ class PythonAnalysisAgent:
         self.mask_personal = mask_personal
         self.max_repairs = max_repairs
         self.limits = limits or SandboxLimits.from_env()
-        self.notes: list[str] = []  # things the user should know (e.g. a backend fallback)
         self._sandbox: KernelSandbox | None = None
         self._execution_lock: asyncio.Lock | None = None
         self._activity = "idle"
@@ -277,7 +276,7 @@ class PythonAnalysisAgent:
                        ) -> tuple[Execution, Collected, str]:
         """Run ``code`` with the frames bound; outputs are cleaned before anyone sees them."""
         self._activity = "starting the sandbox kernel"
-        sandbox = await self._ensure_sandbox()
+        sandbox = await self._ensure_sandbox(warnings)
         async with self._execution_lock:  # one kernel: analyses take turns
             self._activity = f"running in the {sandbox.label} sandbox"
             warnings += await sandbox.bind_frames(frames)
@@ -315,13 +314,14 @@ class PythonAnalysisAgent:
         error = execution.error or {}
         return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}\n" + _code_line(error)
 
-    async def _ensure_sandbox(self) -> KernelSandbox:
+    async def _ensure_sandbox(self, warnings: list[str]) -> KernelSandbox:
+        """The warm sandbox, started on first use; a backend fallback is told in ``warnings``."""
         if self._execution_lock is None:
             self._execution_lock = asyncio.Lock()
         if self._sandbox is None:
             sandbox, note = open_sandbox(self.backend, self.limits)
             if note:
-                self.notes.append(note)
+                warnings.append(note)
             await sandbox.start()
             self._sandbox = sandbox
         return self._sandbox

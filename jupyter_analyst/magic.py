@@ -23,7 +23,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 
-from .agent import PythonAnalysisAgent
+from .agent import PythonAnalysisAgent, frames_from
 from .errors import AnalystError, InputError
 from .rendering import display_outputs
 
@@ -199,8 +199,6 @@ class Analyze(Magics):
                 frames.update(value)  # a dict of frames: bound under its keys
                 continue
             frames[name] = value
-        from .agent import frames_from
-
         return frames_from(frames)
 
     def _evaluate(self, part: str) -> Any:

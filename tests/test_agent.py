@@ -184,3 +184,11 @@ async def test_generators_that_cannot_repair_say_so(agent, tips):
     failed = AnalysisResult(success=False, query="q")
     with pytest.raises(Exception, match="cannot repair"):
         await agent.propose_repair(proposal, failed)
+
+
+async def test_auto_backend_tells_the_user_when_it_falls_back_to_local(tips, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    async with PythonAnalysisAgent(backend="auto", generator=StaticGenerator("print(1)")) as agent:
+        result = await agent.analyze("q", tips)
+    assert result.success and result.backend == "local (reduced isolation)"
+    assert any("Docker sandbox unavailable" in line for line in result.insights)
