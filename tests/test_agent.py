@@ -22,6 +22,10 @@ df["total_bill"].plot.hist(bins=20)
 plt.title("Total bill")
 """
 
+# A first try that fails in the kernel and the fix a repairing generator sends back.
+BROKEN_MEAN = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['nope'].mean()})"
+FIXED_MEAN = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['tip'].mean()})"
+
 
 @pytest.fixture(scope="module")
 def agent():
@@ -111,12 +115,10 @@ async def test_refused_code_never_runs(tips):
 
 
 async def test_repair_loop_retries_until_the_code_works(tips):
-    broken = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['nope'].mean()})"
-    fixed = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['tip'].mean()})"
-    generator = StaticGenerator(broken, fixed, can_repair=True)
+    generator = StaticGenerator(BROKEN_MEAN, FIXED_MEAN, can_repair=True)
     async with PythonAnalysisAgent(backend="local", generator=generator) as agent:
         result = await agent.analyze("mean tip", tips)
-    assert result.success and result.code == fixed
+    assert result.success and result.code == FIXED_MEAN
     assert [a.error is None for a in result.attempts] == [False, True]
     assert "KeyError" in generator.requests[1].failures[0].error
 
@@ -165,15 +167,13 @@ class _AllowAll:
 
 
 async def test_without_auto_repair_a_fix_is_proposed_not_run(tips):
-    broken = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['nope'].mean()})"
-    fixed = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['tip'].mean()})"
-    generator = StaticGenerator(broken, fixed, can_repair=True)
+    generator = StaticGenerator(BROKEN_MEAN, FIXED_MEAN, can_repair=True)
     async with PythonAnalysisAgent(backend="local", generator=generator) as agent:
         proposal = await agent.prepare("mean tip", tips)
         failed = await agent.run(proposal, repair=False)
         assert not failed.success and len(failed.attempts) == 1 and len(generator.requests) == 1
         fix = await agent.propose_repair(proposal, failed)
-        assert fix.generated.code == fixed and fix.safety.allowed
+        assert fix.generated.code == FIXED_MEAN and fix.safety.allowed
         assert "KeyError" in fix.request.failures[0].error
         result = await agent.run(fix, repair=False)
     assert result.success and result.metrics["m"] == pytest.approx(tips.tip.mean())
