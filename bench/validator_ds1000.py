@@ -23,8 +23,8 @@ from pathlib import Path
 
 from jupyter_analyst.safety import SafetyValidator
 
-DEFAULT_CORPUS = (Path(__file__).resolve().parents[2]
-                  / "shared/corpora/ds1000/ds1000_references.jsonl")
+DEFAULT_CORPUS = (Path(__file__).resolve().parents[1]
+                  / "tests/corpora/ds1000/ds1000_references.jsonl")
 
 
 def load(path: Path) -> list[dict]:
