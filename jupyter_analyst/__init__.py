@@ -4,16 +4,19 @@ In a notebook: ``%load_ext jupyter_analyst`` then ``%%analyze df`` with a questi
 From Python: ``PythonAnalysisAgent``, ``quick_analyze``.
 """
 
-from .agent import PythonAnalysisAgent, Proposal, quick_analyze
+from .agent import PythonAnalysisAgent, quick_analyze
 from .errors import AnalystError
 from .result import AnalysisResult, Attempt
+from .session import AnalysisSession, Proposal, RequestOptions
 
 __all__ = [
     "AnalysisResult",
+    "AnalysisSession",
     "AnalystError",
     "Attempt",
     "Proposal",
     "PythonAnalysisAgent",
+    "RequestOptions",
     "quick_analyze",
     "load_ipython_extension",
     "unload_ipython_extension",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import difflib
+import logging
 import os
 import queue
 import sys
@@ -21,36 +22,85 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe, validate
 
 from .agent import PythonAnalysisAgent, frames_from
+from .context import PRIVACY_MODES
 from .errors import AnalystError, InputError
 from .rendering import display_outputs
+from .sandbox import BACKENDS
+from .session import AnalysisSession, RequestOptions
 
 POLL = 0.25  # seconds between status updates while waiting
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+log = logging.getLogger("jupyter_analyst")
 
 
 @magics_class
 class Analyze(Magics):
     """Ask a question about DataFrames; the generated code is checked, then run in a sandbox."""
 
-    auto_approve = Bool(False, help="Run generated code without showing the approval panel.").tag(config=True)
-    timeout = Float(300.0, help="Seconds an analysis may run before it is stopped.").tag(config=True)
-    backend = CaselessStrEnum(["auto", "docker", "local"], default_value="auto",
-                              help="Where code runs: docker, local, or auto (docker if available).").tag(config=True)
+    auto_approve = Bool(False, help="Run generated code without showing the approval panel."
+                        ).tag(config=True)
+    timeout = Float(None, allow_none=True,
+                    help="Seconds an analysis may run before it is stopped (default: "
+                         "SANDBOX_TIMEOUT, else 300).").tag(config=True)
+    backend = CaselessStrEnum(BACKENDS, default_value="auto",
+                              help="Where code runs: docker, local, or auto (docker if "
+                                   "available).").tag(config=True)
     model = Unicode(None, allow_none=True,
-                    help="Claude model name, or 'offline'. Default: Claude when ANTHROPIC_API_KEY is set.").tag(config=True)
-    privacy = CaselessStrEnum(["sample", "schema"], default_value="sample",
-                              help="'schema' sends no cell values to the generator; 'sample' sends a few rows.").tag(config=True)
-    mask_personal = Bool(True, help="Mask columns that look personal (emails, names, IDs) in the context.").tag(config=True)
-    max_repairs = Int(2, help="How often a failing analysis is sent back to Claude for a fix.").tag(config=True)
-    use_cache = Bool(True, help="Reuse cached generator answers for the same question and data.").tag(config=True)
+                    help="Claude model name, or 'offline'. Default: Claude when "
+                         "ANTHROPIC_API_KEY is set.").tag(config=True)
+    privacy = CaselessStrEnum(PRIVACY_MODES, default_value=RequestOptions.privacy,
+                              help="'schema' sends no cell values to the generator; 'sample' "
+                                   "sends a few rows.").tag(config=True)
+    mask_personal = Bool(RequestOptions.mask_personal,
+                         help="Mask columns that look personal (emails, names, IDs) in the "
+                              "context.").tag(config=True)
+    max_repairs = Int(RequestOptions.max_repairs,
+                      help="How often a failing analysis is sent back to Claude for a fix."
+                      ).tag(config=True)
+    use_cache = Bool(RequestOptions.use_cache,
+                     help="Reuse cached generator answers for the same question and data."
+                     ).tag(config=True)
     widgets = CaselessStrEnum(["auto", "always", "never"], default_value="auto",
-                              help="Show the approval panel: auto (when a widget frontend is detected), always, never.").tag(config=True)
+                              help="Show the approval panel: auto (when a widget frontend is "
+                                   "detected), always, never.").tag(config=True)
+    log_level = CaselessStrEnum(LOG_LEVELS, default_value="WARNING",
+                                help="How much the jupyter_analyst logger prints to stderr."
+                                ).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
-        self._agents: dict[tuple, PythonAnalysisAgent] = {}
+        self._agents: dict[str, PythonAnalysisAgent] = {}  # one warm sandbox per backend
+        self._set_log_level(self.log_level)
+
+    @validate("timeout")
+    def _positive_timeout(self, proposal) -> float | None:
+        value = proposal["value"]
+        if value is not None and not value > 0:
+            raise TraitError(f"Analyze.timeout must be a positive number of seconds, "
+                             f"not {value!r}.")
+        return value
+
+    @validate("max_repairs")
+    def _non_negative_repairs(self, proposal) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"Analyze.max_repairs cannot be negative ({proposal['value']}).")
+        return proposal["value"]
+
+    @observe("log_level")
+    def _log_level_changed(self, change) -> None:
+        self._set_log_level(change["new"])
+
+    @staticmethod
+    def _set_log_level(level: str) -> None:
+        log.setLevel(level.upper())
+        if not any(getattr(h, "_jupyter_analyst", False) for h in log.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+            handler._jupyter_analyst = True
+            log.addHandler(handler)
 
     @magic_arguments()
     @argument("data", nargs="*",
@@ -59,16 +109,21 @@ class Analyze(Magics):
     @argument("--yes", "-y", action="store_true", help="Run without asking for approval.")
     @argument("--out", "-o", metavar="NAME", default="_analysis",
               help="Variable that receives the AnalysisResult (default: _analysis).")
-    @argument("--timeout", "-t", type=float, metavar="SECONDS", help="Time limit for running the code.")
-    @argument("--backend", "-b", choices=["auto", "docker", "local"], help="Sandbox backend.")
+    @argument("--timeout", "-t", type=float, metavar="SECONDS",
+              help="Time limit for running the code.")
+    @argument("--backend", "-b", choices=BACKENDS, help="Sandbox backend.")
     @argument("--model", "-m", metavar="NAME", help="Claude model, or 'offline' for templates.")
     @argument("--type", dest="analysis_type", metavar="TYPE",
-              help="Analysis type hint, e.g. portfolio_performance, correlation, distribution, time_series.")
-    @argument("--privacy", choices=["sample", "schema"], help="What the generator may see of the data.")
+              help="Analysis type hint, e.g. portfolio_performance, correlation, distribution, "
+                   "time_series.")
+    @argument("--privacy", choices=PRIVACY_MODES, help="What the generator may see of the data.")
     @argument("--unmask", action="store_true", help="Send columns that look personal unmasked.")
-    @argument("--insert", action="store_true", help="Also put the generated code into a new cell below.")
-    @argument("--show-prompt", action="store_true", help="Show what would be sent to the generator, send nothing.")
-    @argument("--no-cache", action="store_true", help="Ask the generator again even if a cached answer exists.")
+    @argument("--insert", action="store_true",
+              help="Also put the generated code into a new cell below.")
+    @argument("--show-prompt", action="store_true",
+              help="Show what would be sent to the generator, send nothing.")
+    @argument("--no-cache", action="store_true",
+              help="Ask the generator again even if a cached answer exists.")
     @cell_magic
     def analyze(self, line: str, cell: str) -> None:
         """Analyse DataFrames with generated, safety-checked code that runs in a sandbox kernel.
@@ -87,68 +142,77 @@ class Analyze(Magics):
             print(f"%%analyze: {exc.problem}", file=sys.stderr)
             if exc.fix:
                 print(exc.fix, file=sys.stderr)
-        except UsageError:
-            raise  # IPython prints it as a one-line usage message
-        except Exception as exc:  # a bug of ours: say so plainly, keep the notebook usable
-            sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
+        except (UsageError, KeyboardInterrupt):
+            raise  # IPython prints a usage message; an interrupt is the user's own
+        except Exception as exc:  # a bug of ours: say so plainly, then let %tb and %debug see it
             print(f"%%analyze: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            print("Please report it with the cell that caused it; %tb shows the details.",
-                  file=sys.stderr)
+            print("This is a bug in jupyter-analyst; please report it with the cell that "
+                  "caused it (the traceback follows).", file=sys.stderr)
+            raise
 
     # -- steps ----------------------------------------------------------------------------
     def _analyze(self, line: str, cell: str) -> None:
         options, expression = split_line(line)
         args = parse_argstring(self.analyze, " ".join(options))  # UsageError names a bad option
         if not args.out.isidentifier():
-            raise InputError(f"--out {args.out!r} is not a valid variable name.", "Use e.g. --out result.")
+            raise InputError(f"--out {args.out!r} is not a valid variable name.",
+                             "Use e.g. --out result.")
         if args.timeout is not None and not args.timeout > 0:
             raise InputError(f"--timeout {args.timeout:g} is not a positive number of seconds.",
                              "Give the time limit in seconds, e.g. --timeout 120.")
         question = cell.strip()
         if not question:
             raise InputError("The cell has no question.",
-                             "Write the question below the %%analyze line, e.g. 'Show the distribution of price'.")
+                             "Write the question below the %%analyze line, e.g. 'Show the "
+                             "distribution of price'.")
         frames = self.resolve_frames(expression)
-        agent = self.agent_for(args)
+        session = self.agent_for(args.backend).session(question, frames, **self.request_options(args))
         if args.show_prompt:
-            request = agent.request_for(question, frames, args.analysis_type)
-            print(agent.generator.preview(request))
+            print(session.generator.preview(session.request))
             return
-        timeout = args.timeout or self.timeout
         if args.insert or not (args.yes or self.auto_approve or not self.use_widgets()):
-            self._with_panel(agent, args, question, frames, timeout)
+            self._with_panel(session, args)
         else:
-            self._straight_through(agent, args, question, frames, timeout)
+            self._straight_through(session, args)
 
-    def _with_panel(self, agent, args, question, frames, timeout) -> None:
-        proposal = None
+    def request_options(self, args) -> dict[str, Any]:
+        """The request options of one cell: its flags over the ``%config`` defaults."""
+        return {
+            "privacy": args.privacy or self.privacy,
+            "mask_personal": self.mask_personal and not args.unmask,
+            "use_cache": self.use_cache and not args.no_cache,
+            "model": args.model or self.model,
+            "analysis_type": args.analysis_type,
+            "timeout": args.timeout or self.timeout,
+            "max_repairs": self.max_repairs,
+        }
+
+    def _with_panel(self, session: AnalysisSession, args) -> None:
         if args.insert:  # set_next_input works only during the magic call, so generate now
-            proposal = self._wait(agent.prepare(question, frames, args.analysis_type), agent)
+            proposal = self._wait(session.prepare(), session)
             self.shell.set_next_input(proposal.generated.code, replace=False)
             if args.yes or self.auto_approve or not self.use_widgets():
-                self._show_result(self._wait(agent.run(proposal, timeout=timeout), agent), args.out)
+                result = self._wait(session.run(repair=True), session)
+                self._show_result(result, args.out)
                 return
         from .ui import ApprovalPanel
 
-        panel = ApprovalPanel(agent, question, frames, analysis_type=args.analysis_type,
-                              timeout=timeout, on_result=lambda result: self._bind(args.out, result),
-                              proposal=proposal)
+        panel = ApprovalPanel(session, on_result=lambda result: self._bind(args.out, result))
         panel.show()
 
-    def _straight_through(self, agent, args, question, frames, timeout) -> None:
+    def _straight_through(self, session: AnalysisSession, args) -> None:
         streamed: queue.Queue = queue.Queue()
 
         def stream(output: dict[str, Any]) -> None:
             if output["output_type"] == "stream":  # plots and tables come with the result
                 streamed.put(output)
 
-        coroutine = agent.analyze(question, frames, args.analysis_type, timeout, on_output=stream)
-        result = self._wait(coroutine, agent, streamed)
+        result = self._wait(session.answer(on_output=stream), session, streamed)
         self._show_result(result, args.out)
 
-    def _wait(self, coroutine, agent: PythonAnalysisAgent, streamed: queue.Queue | None = None):
+    def _wait(self, coroutine, session: AnalysisSession, streamed: queue.Queue | None = None):
         """Run ``coroutine`` on the agent's loop, showing a status line and streamed text."""
-        future = agent.submit(coroutine)
+        future = session.agent.submit(coroutine)
         started = time.monotonic()
         status = display({"text/plain": ""}, raw=True, display_id=True)
         try:
@@ -156,16 +220,18 @@ class Analyze(Magics):
                 concurrent.futures.wait([future], timeout=POLL)
                 self._drain(streamed)
                 elapsed = time.monotonic() - started
-                status.update({"text/plain": f"⏳ {agent.activity()} · {elapsed:.0f} s"}, raw=True)
+                status.update({"text/plain": f"⏳ {session.describe_activity()} · {elapsed:.0f} s"},
+                              raw=True)
             self._drain(streamed)
         except KeyboardInterrupt:
             future.cancel()
             raise
         elapsed = f"{time.monotonic() - started:.1f} s"
+        generator = session.generator.describe()
         if future.exception() is not None:
-            status.update({"text/plain": f"✗ {agent.generator.describe()} · {elapsed}"}, raw=True)
+            status.update({"text/plain": f"✗ {generator} · {elapsed}"}, raw=True)
             raise future.exception()
-        status.update({"text/plain": f"✓ {agent.generator.describe()} · {agent.sandbox_label()} · "
+        status.update({"text/plain": f"✓ {generator} · {session.agent.sandbox_label()} · "
                                      f"{elapsed}"}, raw=True)
         return future.result()
 
@@ -217,18 +283,12 @@ class Analyze(Magics):
             raise InputError(f"Could not evaluate '{part}': {type(exc).__name__}: {exc}",
                              "Check the expression in a normal cell first.") from None
 
-    def agent_for(self, args) -> PythonAnalysisAgent:
-        """One agent (one warm kernel) per backend and generator choice."""
-        backend = args.backend or self.backend
-        model = args.model or self.model
-        privacy = args.privacy or self.privacy
-        key = (backend, model, privacy, not args.unmask and self.mask_personal,
-               self.use_cache and not args.no_cache, self.max_repairs)
-        if key not in self._agents:
-            self._agents[key] = PythonAnalysisAgent(
-                model=model, backend=backend, privacy=privacy, mask_personal=key[3],
-                use_cache=key[4], max_repairs=self.max_repairs)
-        return self._agents[key]
+    def agent_for(self, backend: str | None = None) -> PythonAnalysisAgent:
+        """The agent (one warm sandbox) of a backend, shared by every question asked here."""
+        backend = backend or self.backend
+        if backend not in self._agents:
+            self._agents[backend] = PythonAnalysisAgent(backend=backend)
+        return self._agents[backend]
 
     def use_widgets(self) -> bool:
         if self.widgets != "auto":

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from .safety import SafetyReport
+
+if TYPE_CHECKING:
+    from .results import Collected
+
+
+class AttemptStage(str, Enum):
+    """Where an attempt ended: refused by the validator, or run in the sandbox."""
+
+    VALIDATE = "validate"
+    EXECUTE = "execute"
 
 
 @dataclass
@@ -15,7 +26,7 @@ class Attempt:
     code: str
     risk_level: str
     error: str | None = None
-    stage: str = "execute"  # "validate" or "execute": where the error arose
+    stage: AttemptStage = AttemptStage.EXECUTE
 
 
 @dataclass
@@ -41,6 +52,14 @@ class AnalysisResult:
     # Tables the code displayed (sanitised HTML), shown inline but not files.
     tables: list[dict[str, str]] = field(default_factory=list)
 
+    def absorb(self, collected: Collected) -> None:
+        """Take the cleaned outputs of a run (the process stage's ``Collected``)."""
+        self.visualizations = collected.visualizations
+        self.metrics = collected.metrics
+        self.tables = collected.tables
+        self.data_outputs = collected.data_outputs
+        self.raw_output = collected.stdout
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every field (the safety report as its own dict)."""
         data = asdict(self)
@@ -58,3 +77,12 @@ class AnalysisResult:
         from .rendering import result_bundle
 
         return result_bundle(self)
+
+
+def add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add token counts and costs of ``more`` into ``total`` (for several calls or runs)."""
+    for key, value in (more or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = (total.get(key) or 0) + value
+        elif key not in total:
+            total[key] = value

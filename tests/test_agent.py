@@ -169,21 +169,26 @@ class _AllowAll:
 async def test_without_auto_repair_a_fix_is_proposed_not_run(tips):
     generator = StaticGenerator(BROKEN_MEAN, FIXED_MEAN, can_repair=True)
     async with PythonAnalysisAgent(backend="local", generator=generator) as agent:
-        proposal = await agent.prepare("mean tip", tips)
-        failed = await agent.run(proposal, repair=False)
+        session = agent.session("mean tip", tips)
+        await session.prepare()
+        failed = await session.run()
         assert not failed.success and len(failed.attempts) == 1 and len(generator.requests) == 1
-        fix = await agent.propose_repair(proposal, failed)
+        assert session.can_fix and session.repairs_left == 2
+        fix = await session.propose_fix()
         assert fix.generated.code == FIXED_MEAN and fix.safety.allowed
-        assert "KeyError" in fix.request.failures[0].error
-        result = await agent.run(fix, repair=False)
+        assert "KeyError" in fix.request.failures[0].error and session.repairs_left == 1
+        result = await session.run()
     assert result.success and result.metrics["m"] == pytest.approx(tips.tip.mean())
+    # The session kept the books: both runs; two generations (10 each) and the insights (1).
+    assert [a.error is None for a in result.attempts] == [False, True]
+    assert result.usage["input_tokens"] == 21
 
 
 async def test_generators_that_cannot_repair_say_so(agent, tips):
-    proposal = await agent.prepare("q", tips)
-    failed = AnalysisResult(success=False, query="q")
+    session = agent.session("q", tips)
+    await session.prepare()
     with pytest.raises(Exception, match="cannot repair"):
-        await agent.propose_repair(proposal, failed)
+        await session.propose_fix()
 
 
 async def test_auto_backend_tells_the_user_when_it_falls_back_to_local(tips, monkeypatch):

@@ -107,6 +107,28 @@ def test_config_traits(ip):
     ip.run_line_magic("config", "Analyze.timeout = 300")
 
 
+def test_privacy_masking_and_caching_are_options_of_a_question_not_of_a_sandbox(ip):
+    analyze(ip, "tips --yes", "Show a summary")
+    magics = ip.magics_manager.registry["Analyze"]
+    sandbox = magics.agent_for().sandbox
+    for flags in ("--privacy schema", "--unmask", "--no-cache", "--privacy schema --no-cache"):
+        analyze(ip, f"tips --yes {flags}", "Show a summary")
+        assert ip.user_ns["_analysis"].success
+    assert list(magics._agents) == ["local"] and magics.agent_for().sandbox is sandbox
+
+
+def test_a_bug_of_ours_is_named_then_raised_for_tb_and_debug(ip, monkeypatch):
+    magics = ip.magics_manager.registry["Analyze"]
+
+    def broken(expression):
+        raise RuntimeError("a planted bug")
+
+    monkeypatch.setattr(magics, "resolve_frames", broken)
+    with capture_output() as captured, pytest.raises(RuntimeError, match="a planted bug"):
+        ip.run_cell_magic("analyze", "tips --yes", "Show a summary")
+    assert "internal error: RuntimeError: a planted bug" in captured.stderr
+
+
 def test_show_prompt_sends_nothing(ip):
     captured = analyze(ip, "tips --show-prompt", "Show the distribution of total_bill")
     assert "nothing is sent" in captured.stdout

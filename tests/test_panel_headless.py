@@ -58,8 +58,8 @@ def make_panel(tips_frames):
         agent = PythonAnalysisAgent(backend="local", generator=generator, max_repairs=max_repairs)
         agents.append(agent)
         results: list = []
-        panel = ApprovalPanel(agent, "How big are the bills?", tips_frames,
-                              on_result=results.append, **options)
+        session = agent.session("How big are the bills?", tips_frames, **options)
+        panel = ApprovalPanel(session, on_result=results.append)
         panel.show()
         return panel, results
 
@@ -413,8 +413,9 @@ def test_panel_given_a_proposal_starts_at_review(tips_frames):
     generator = StaticGenerator("print(tips.shape)\n")
     agent = PythonAnalysisAgent(backend="local", generator=generator)
     try:
-        proposal = agent.submit(agent.prepare("Shape?", tips_frames)).result(WAIT)
-        panel = ApprovalPanel(agent, "Shape?", tips_frames, proposal=proposal)
+        session = agent.session("Shape?", tips_frames)
+        agent.submit(session.prepare()).result(WAIT)
+        panel = ApprovalPanel(session)
         panel.show()
         assert panel.state == AWAITING_APPROVAL and len(generator.requests) == 1
         assert "shape" in panel.code_view.value and not panel.run_button.disabled

@@ -17,15 +17,18 @@ is still running. From then on the buttons drive a small state machine::
 - ``running``: the approved code runs, always with ``repair=False``: the agent never
   runs a fix by itself here.
 - ``repairing``: the run failed and the generator can repair code, so it is asked for
-  a fix (at most ``agent.max_repairs`` per panel); the fix comes back to
+  a fix (while the session has fixes left); the fix comes back to
   ``awaiting_approval`` and runs only when the user clicks Run.
 - ``failed``: the error is shown with its line; Run (after Edit), Edit and Regenerate
   stay available. Generation errors and generators that cannot repair end here.
 - ``done`` and ``cancelled`` are final: the buttons go away.
 
-``on_result`` gets the result of every run, so the notebook's ``_analysis`` is always
-the latest; its ``attempts`` and ``usage`` include the earlier runs of this panel, so
-the result that is handed over tells the whole story, failed tries and fixes included.
+The panel is a view of an ``AnalysisSession``, which keeps the books: the proposal,
+every attempt, the usage and the fixes left. ``on_result`` gets the result of every
+run, so the notebook's ``_analysis`` is always the latest; its ``attempts`` and
+``usage`` are the session's, so it tells the whole story, failed tries and fixes
+included. The state is a trait: each change is checked against ``TRANSITIONS`` and the
+buttons follow it through an observer, as ipywidgets' own widgets do.
 
 Work runs on the agent's private event loop (``agent.submit``) and finishes there,
 so the widgets are updated from that thread: trait changes are comm messages and go
@@ -42,56 +45,73 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from typing import Any
 
 import ipywidgets as widgets
+from traitlets import Bool, HasTraits, Instance, Unicode, UseEnum, observe, validate
 
-from ..agent import Proposal, PythonAnalysisAgent, add_usage
 from ..errors import AnalystError
 from ..rendering import display_outputs
 from ..results.outputs import cap_text
 from ..safety import SafetyReport
+from ..session import AnalysisSession, Proposal
 from . import views
 
-GENERATING = "generating"
-AWAITING_APPROVAL = "awaiting_approval"
-RUNNING = "running"
-REPAIRING = "repairing"
-DONE = "done"
-FAILED = "failed"
-CANCELLED = "cancelled"
-BUSY = (GENERATING, RUNNING, REPAIRING)
-CANCELLABLE = (GENERATING, AWAITING_APPROVAL, REPAIRING)  # nothing is running then
+
+class PanelState(str, Enum):
+    GENERATING = "generating"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    REPAIRING = "repairing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+GENERATING, AWAITING_APPROVAL, RUNNING, REPAIRING, DONE, FAILED, CANCELLED = PanelState
+# Where each state may go next; anything else is a bug in the panel.
+TRANSITIONS: dict[PanelState, frozenset[PanelState]] = {
+    GENERATING: frozenset({AWAITING_APPROVAL, FAILED, CANCELLED}),
+    AWAITING_APPROVAL: frozenset({RUNNING, GENERATING, CANCELLED}),
+    RUNNING: frozenset({DONE, FAILED, REPAIRING}),
+    REPAIRING: frozenset({AWAITING_APPROVAL, FAILED, CANCELLED}),
+    FAILED: frozenset({RUNNING, GENERATING}),
+    DONE: frozenset(),
+    CANCELLED: frozenset(),
+}
+BUSY = frozenset({GENERATING, RUNNING, REPAIRING})
+REVIEWABLE = frozenset({AWAITING_APPROVAL, FAILED})
+CANCELLABLE = frozenset({GENERATING, AWAITING_APPROVAL, REPAIRING})  # nothing is running then
 TICK = 0.5  # seconds between elapsed-time updates of the status line
 
 
-class ApprovalPanel:
+class ApprovalPanel(HasTraits):
     """Shows generated code with its safety report; runs it only when the user clicks Run."""
 
-    def __init__(self, agent: PythonAnalysisAgent, question: str, frames: dict, *,
-                 analysis_type: str | None = None, timeout: float | None = None,
-                 on_result: Callable[[Any], None] | None = None,
-                 proposal: Proposal | None = None):
-        self.agent = agent
-        self.question = question
-        self.frames = frames
-        self.analysis_type = analysis_type
-        self.timeout = timeout
-        self.on_result = on_result
-        self.proposal = proposal
-        self.result = None
-        self.state = GENERATING if proposal is None else AWAITING_APPROVAL
-        self.code = proposal.generated.code if proposal else ""
-        self.report: SafetyReport | None = proposal.safety if proposal else None
-        self.editing = False
-        self.failed_code: str | None = None  # set while the code shown is a fix for it
-        self.repairs = 0  # fixes asked for; at most agent.max_repairs
-        self.attempts: list = []  # every run's attempts so far, handed over with each result
-        self.usage: dict[str, Any] = {}
-        self._future: concurrent.futures.Future | None = None
+    state = UseEnum(PanelState, default_value=GENERATING)
+    editing = Bool(False)
+    code = Unicode("")  # the code as it stands: generated, a fix, or the user's edit
+    report = Instance(SafetyReport, allow_none=True)  # the verdict on ``code``
+    failed_code = Unicode(None, allow_none=True)  # set while the code shown is a fix for it
+
+    def __init__(self, session: AnalysisSession, *,
+                 on_result: Callable[[Any], None] | None = None):
         # Clicks arrive on the kernel's thread, completions on the agent's loop thread.
         self._changed = threading.Condition(threading.RLock())
+        self._future: concurrent.futures.Future | None = None
+        self.session = session
+        self.agent = session.agent
+        self.on_result = on_result
+        self._build()
+        proposal = session.proposal
+        super().__init__(state=AWAITING_APPROVAL if proposal else GENERATING)
+        if proposal is not None:  # generated inside the magic call (--insert)
+            self.code, self.report = proposal.generated.code, proposal.safety
+            self._present(proposal, 0.0)
+        self._refresh()
 
+    def _build(self) -> None:
         self.status = widgets.Label()  # plain text: nothing in it is interpreted as HTML
         self.status.add_class("jupyter-analyst-status")
         self.code_view = widgets.HTML()
@@ -108,25 +128,54 @@ class ApprovalPanel:
         self.details = widgets.Accordion(
             children=[widgets.VBox([self.diff, self.code_box, self.explanation, self.safety])])
         button = self._button
-        self.run_button = button("Run", "play", "success", "Run the code in the sandbox", self._on_run)
-        self.edit_button = button("Edit", "edit", "", "Edit the code; it is checked again", self._on_edit_toggle)
-        self.regenerate_button = button("Regenerate", "refresh", "", "Ask the generator for new code",
-                                        self._on_regenerate)
-        self.cancel_button = button("Cancel", "times", "", "Discard the code; nothing runs", self._on_cancel)
+        self.run_button = button("Run", "play", "success", "Run the code in the sandbox",
+                                 self._on_run)
+        self.edit_button = button("Edit", "edit", "", "Edit the code; it is checked again",
+                                  self._on_edit_toggle)
+        self.regenerate_button = button("Regenerate", "refresh", "",
+                                        "Ask the generator for new code", self._on_regenerate)
+        self.cancel_button = button("Cancel", "times", "", "Discard the code; nothing runs",
+                                    self._on_cancel)
         self.output = widgets.Output()
         self.buttons = widgets.HBox([self.run_button, self.edit_button, self.regenerate_button,
                                      self.cancel_button])
         self.widget = widgets.VBox([self.status, self.details, self.buttons, self.output])
         self.widget.add_class("jupyter-analyst-panel")
-        if proposal is not None:
-            self._present(proposal, 0.0)
-        self._refresh()
 
     @staticmethod
     def _button(label: str, icon: str, style: str, tooltip: str, handler) -> widgets.Button:
         button = widgets.Button(description=label, icon=icon, button_style=style, tooltip=tooltip)
         button.on_click(handler)
         return button
+
+    # -- what the session knows --------------------------------------------------------
+    @property
+    def proposal(self) -> Proposal | None:
+        return self.session.proposal
+
+    @property
+    def result(self):
+        return self.session.result
+
+    @property
+    def repairs(self) -> int:
+        """Fixes asked for so far (the session bounds them)."""
+        return self.session.repairs_used
+
+    # -- state ----------------------------------------------------------------------------
+    @validate("state")
+    def _check_transition(self, proposal) -> PanelState:
+        new = PanelState(proposal["value"])
+        if new != self.state and new not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"approval panel: no transition from {self.state.value} "
+                               f"to {new.value}")
+        return new
+
+    @observe("state", "editing", "report")
+    def _on_state(self, change) -> None:
+        with self._changed:
+            self._refresh()
+            self._changed.notify_all()
 
     # -- public -------------------------------------------------------------------------
     def show(self) -> None:
@@ -138,7 +187,7 @@ class ApprovalPanel:
             if self.proposal is None and self.state == GENERATING and self._future is None:
                 self._generate(fresh=False)
 
-    def wait(self, timeout: float | None = None) -> str:
+    def wait(self, timeout: float | None = None) -> PanelState:
         """Block until no work is under way (or ``timeout``); returns the state.
 
         For scripts and tests: never call this from a button callback or the agent loop.
@@ -150,32 +199,29 @@ class ApprovalPanel:
     # -- button handlers (kernel thread) ----------------------------------------------
     def _on_run(self, _button=None) -> None:
         with self._changed:
-            if self.state not in (AWAITING_APPROVAL, FAILED) or self.proposal is None:
+            if self.state not in REVIEWABLE or self.proposal is None:
                 return
             self.report = self.agent.validate(self.code)  # whatever is shown is what is checked
             self._show_safety()
             if not self.report.allowed:
-                self._refresh()
                 return
-            self._set_state(RUNNING)
             self.editing = False
+            self.state = RUNNING
             self._show_code()
             self.details.selected_index = None  # collapse: the results matter now
             self.output.outputs = ()
             # repair=False: a fix is proposed for approval (repairing), never run unasked.
-            work = self.agent.run(self.proposal, code=self.code, timeout=self.timeout,
-                                  on_output=self._stream, repair=False)
-            self._start(work, self.agent.activity, self._ran)
+            work = self.session.run(code=self.code, on_output=self._stream, repair=False)
+            self._start(work, self.session.describe_activity, self._ran)
 
     def _on_edit_toggle(self, _button=None) -> None:
         with self._changed:
-            if self.state not in (AWAITING_APPROVAL, FAILED) or self.proposal is None:
+            if self.state not in REVIEWABLE or self.proposal is None:
                 return
-            self.editing = not self.editing
-            if self.editing:
+            if not self.editing:
                 self.editor.value = self.code
+            self.editing = not self.editing
             self._show_code()
-            self._refresh()
 
     def _on_edit(self, change) -> None:
         """Every edit is validated at once: the badge, findings and Run follow the new code."""
@@ -186,11 +232,10 @@ class ApprovalPanel:
             self.report = self.agent.validate(self.code)
             self._show_code()  # the editor stays; a fix's diff follows the edit
             self._show_safety()
-            self._refresh()
 
     def _on_regenerate(self, _button=None) -> None:
         with self._changed:
-            if self.state not in (AWAITING_APPROVAL, FAILED):
+            if self.state not in REVIEWABLE:
                 return
             self.editing = False
             self.output.outputs = ()
@@ -202,25 +247,22 @@ class ApprovalPanel:
                 return
             if self._future is not None:
                 self._future.cancel()  # generating or asking for a fix: nothing is running
-            self._set_state(CANCELLED)
             self.editing = False
+            self.state = CANCELLED
             self._show_code()
             self.details.selected_index = None
             self.status.value = ("Cancelled: nothing was run." if self.result is None else
                                  "Cancelled: no fix was run; the failed analysis stays the result.")
-            self._refresh()
 
     # -- work on the agent's loop -------------------------------------------------------
     def _generate(self, fresh: bool) -> None:
-        self._set_state(GENERATING)
+        self.state = GENERATING
         self.failed_code = None
         self.details.selected_index = None
-        work = self.agent.prepare(self.question, self.frames, self.analysis_type, fresh=fresh)
-        doing = f"generating code with {self.agent.generator.describe()}"
-        self._start(work, lambda: doing, self._generated)
+        self._start(self.session.prepare(fresh=fresh), self.session.describe_activity,
+                    self._generated)
 
     def _start(self, work: Coroutine, activity: Callable[[], str], finished: Callable) -> None:
-        self._refresh()
         future = self.agent.submit(self._timed(work, activity))
         self._future = future
         future.add_done_callback(lambda f: self._finish(f, finished))
@@ -254,55 +296,46 @@ class ApprovalPanel:
                 raise
 
     def _generated(self, proposal: Proposal, elapsed: float) -> None:
-        self.proposal = proposal
         self.code = proposal.generated.code
         self.report = proposal.safety
-        self._set_state(AWAITING_APPROVAL)
+        self.state = AWAITING_APPROVAL
         self._present(proposal, elapsed)
-        self._refresh()
 
     def _ran(self, result, elapsed: float) -> None:
-        # No attempt means the code never ran (e.g. the sandbox did not start): nothing to fix.
-        ran_and_failed = not result.success and bool(result.attempts)
-        # The earlier runs of this panel come first, so the result tells the whole story.
-        result.attempts = self.attempts = self.attempts + result.attempts
-        add_usage(self.usage, result.usage)
-        result.usage = dict(self.usage)
-        self.result = result
         self.output.outputs = tuple(list(self.output.outputs) + display_outputs(result))
         self.code, self.report = result.code, result.safety or self.report  # what actually ran
         self._show_code()
         self._show_safety()
         where = result.backend or self.agent.sandbox_label()
-        can_fix = ran_and_failed and self.agent.generator.can_repair
         if result.success:
-            self._set_state(DONE)
+            self.state = DONE
             self.status.value = f"✓ Done in {elapsed:.1f} s · {self._generator_text()} · {where}"
-        elif can_fix and self.repairs < self.agent.max_repairs:
+        elif self.session.can_fix:
             self.details.selected_index = 0  # the failed code beside its error while asking
             self._ask_for_fix(result)
         else:
-            self._set_state(FAILED)
+            self.state = FAILED
             self.details.selected_index = 0  # show the code next to the error
-            limit = f" No more fixes are proposed ({self.repairs} asked for)." if can_fix else ""
+            asked = self.session.repairs_used
+            limit = (f" No more fixes are proposed ({asked} asked for)."
+                     if asked and self.session.generator.can_repair else "")
             self.status.value = (f"✖ The analysis failed after {elapsed:.1f} s · {where}."
                                  f"{limit} Edit the code or regenerate, then run again.")
-        self._refresh()
         if self.on_result is not None:
             self.on_result(result)
 
     def _ask_for_fix(self, result) -> None:
         """The failed code goes back to the generator; its fix is shown for approval."""
-        self.repairs += 1
-        self._set_state(REPAIRING)
+        self.state = REPAIRING
+        count = self.session.repairs_used + 1
         doing = (f"The analysis failed; asking {self._generator_text()} for a fix "
-                 f"({self.repairs} of at most {self.agent.max_repairs})")
+                 f"({count} of at most {self.session.options.max_repairs})")
 
         def fixed(proposal: Proposal, elapsed: float) -> None:
             self.failed_code = result.code  # only now: the diff needs a fix to compare with
             self._generated(proposal, elapsed)
 
-        self._start(self.agent.propose_repair(self.proposal, result), lambda: doing, fixed)
+        self._start(self.session.propose_fix(), lambda: doing, fixed)
 
     def _show_failure(self, exc: Exception) -> None:
         if isinstance(exc, AnalystError):
@@ -312,29 +345,24 @@ class ApprovalPanel:
             fix = "This is a bug in jupyter-analyst; please report it."
         stage = {GENERATING: "No code to run", REPAIRING: "No fix was proposed"}.get(
             self.state, "The analysis stopped")
-        self._set_state(FAILED)
+        self.state = FAILED
         self.status.value = f"✖ {stage}: {problem}"
-        self.output.outputs = self.output.outputs + (
-            _display({"text/html": views.message_html(problem, fix), "text/plain": f"{problem}\n{fix}"}),)
-        self._refresh()
+        message = {"text/html": views.message_html(problem, fix), "text/plain": f"{problem}\n{fix}"}
+        self.output.outputs = self.output.outputs + (_display(message),)
 
     def _stream(self, output: dict[str, Any]) -> None:
         """Live stdout/stderr from the sandbox (cleaned by the agent); merged per stream name."""
         if output.get("output_type") != "stream":
             return  # plots and tables are shown with the result
         outputs = list(self.output.outputs)
-        if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1]["name"] == output["name"]:
-            merged = cap_text(outputs[-1]["text"] + output["text"])
-            outputs[-1] = {**outputs[-1], "text": merged}
+        last = outputs[-1] if outputs else {}
+        if last.get("output_type") == "stream" and last["name"] == output["name"]:
+            outputs[-1] = {**last, "text": cap_text(last["text"] + output["text"])}
         else:
             outputs.append(dict(output))
         self.output.outputs = tuple(outputs)
 
     # -- view ---------------------------------------------------------------------------
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        self._changed.notify_all()
-
     def _present(self, proposal: Proposal, elapsed: float) -> None:
         self._show_code()
         self.explanation.value = views.explanation_html(proposal.generated.explanation)
@@ -368,19 +396,20 @@ class ApprovalPanel:
     def _refresh(self) -> None:
         """Enable exactly the buttons that make sense now; a busy panel takes no clicks."""
         self.details.layout.display = None if self.proposal else "none"  # nothing to review yet
-        reviewable = self.state in (AWAITING_APPROVAL, FAILED) and self.proposal is not None
+        reviewable = self.state in REVIEWABLE and self.proposal is not None
         allowed = self.report is not None and self.report.allowed
         self.run_button.disabled = not (reviewable and allowed)
         self.run_button.tooltip = ("Run the code in the sandbox" if allowed or not reviewable
-                                   else "High or critical risk code cannot run; edit or regenerate it")
+                                   else "High or critical risk code cannot run; edit or "
+                                        "regenerate it")
         self.edit_button.disabled = not reviewable
         self.edit_button.description = "View" if self.editing else "Edit"
-        self.regenerate_button.disabled = self.state not in (AWAITING_APPROVAL, FAILED)
+        self.regenerate_button.disabled = self.state not in REVIEWABLE
         self.cancel_button.disabled = self.state not in CANCELLABLE
         self.buttons.layout.display = "none" if self.state in (DONE, CANCELLED) else None  # final
 
     def _generator_text(self) -> str:
-        return self.agent.generator.describe()
+        return self.session.generator.describe()
 
 
 def _display(data: dict[str, Any]) -> dict[str, Any]:

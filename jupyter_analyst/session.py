@@ -1,0 +1,271 @@
+"""One question about some frames, from the first proposal to the last run.
+
+An ``AnalysisSession`` is the ledger of a question: the proposal waiting for approval,
+every attempt that ran or was refused, the tokens spent, and how many fixes may still
+be asked for. The approval panel and the magic hold a session; neither keeps books of
+its own. The warm sandbox, the generators and the validator belong to the agent and
+are shared by every session of a notebook.
+
+Every coroutine here runs on the agent's private event loop (``agent.submit`` from a
+widget callback, or awaited through the public methods from any other loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .context import PRIVACY_MODES
+from .errors import AnalystError, GenerationError, InputError
+from .generation import CodeGenerator, FailedAttempt, GeneratedCode, GenerationRequest
+from .result import AnalysisResult, Attempt, AttemptStage, add_usage
+from .safety import SafetyReport
+
+if TYPE_CHECKING:
+    from .agent import PythonAnalysisAgent
+
+log = logging.getLogger(__name__)
+OutputCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """How one question is asked and run; the single source of these defaults.
+
+    ``None`` means "the configured value": ``model`` the agent's generator choice,
+    ``timeout`` the sandbox limits' (``SANDBOX_TIMEOUT``) at the moment the code runs.
+    """
+
+    privacy: str = "sample"  # "schema": no cell values leave the machine
+    mask_personal: bool = True
+    use_cache: bool = True
+    model: str | None = None
+    analysis_type: str | None = None
+    timeout: float | None = None
+    max_repairs: int = 2
+
+    def __post_init__(self) -> None:
+        if self.privacy not in PRIVACY_MODES:
+            raise InputError(f"Unknown privacy mode {self.privacy!r}.",
+                             f"Use one of: {', '.join(PRIVACY_MODES)}.")
+        if self.timeout is not None and not self.timeout > 0:
+            raise InputError(f"The time limit {self.timeout:g} s is not a positive number.",
+                             "Give the time limit in seconds, e.g. timeout=120.")
+        if self.max_repairs < 0:
+            raise InputError(f"max_repairs={self.max_repairs} is negative.",
+                             "Use 0 for no automatic fixes, or a small number such as 2.")
+
+
+class Activity(str, Enum):
+    """What a session is doing, for a status line."""
+
+    IDLE = "idle"
+    GENERATING = "generating code"
+    STARTING = "starting the sandbox"
+    RUNNING = "running the code"
+    REPAIRING = "asking for a fix"
+    INSIGHTS = "writing insights"
+
+
+@dataclass
+class Proposal:
+    """Generated, validated code waiting for approval."""
+
+    question: str
+    frames: dict[str, pd.DataFrame]
+    request: GenerationRequest
+    generated: GeneratedCode
+    safety: SafetyReport
+    warnings: list[str] = field(default_factory=list)
+
+
+class AnalysisSession:
+    """The proposal, attempts, usage and fixes left of one question."""
+
+    def __init__(self, agent: PythonAnalysisAgent, question: str,
+                 frames: dict[str, pd.DataFrame], options: RequestOptions):
+        self.agent = agent
+        self.options = options
+        self.frames = frames
+        self.request = agent.request_for(question, frames, options)
+        self.question = self.request.question
+        self.generator: CodeGenerator = agent.generator_for(options.model)
+        self.proposal: Proposal | None = None
+        self.result: AnalysisResult | None = None
+        self.attempts: list[Attempt] = []
+        self.usage: dict[str, Any] = {}
+        self.repairs_used = 0
+        self.activity = Activity.IDLE
+        self._activity_detail = ""
+
+    # -- what the UI reads ----------------------------------------------------------------
+    @property
+    def repairs_left(self) -> int:
+        return max(0, self.options.max_repairs - self.repairs_used)
+
+    @property
+    def can_fix(self) -> bool:
+        """True when the last run failed in a way a generator could fix, and fixes are left."""
+        result = self.result
+        return (result is not None and not result.success and bool(result.attempts)
+                and self.generator.can_repair and self.repairs_left > 0)
+
+    def describe_activity(self) -> str:
+        """E.g. 'generating code with Claude (claude-sonnet-5-5)', for a status line."""
+        return f"{self.activity.value}{self._activity_detail}"
+
+    def _doing(self, activity: Activity, detail: str = "") -> None:
+        self.activity, self._activity_detail = activity, detail
+        log.debug("%s%s: %s", activity.value, detail, self.question[:80])
+
+    # -- steps ----------------------------------------------------------------------------
+    async def prepare(self, fresh: bool = False) -> Proposal:
+        """Generate and validate code; nothing runs. ``fresh``: not a cached answer."""
+        return await self.agent.on_loop(self._propose(fresh=fresh))
+
+    async def propose_fix(self) -> Proposal:
+        """A proposal that fixes the last failed run; nothing runs yet."""
+        return await self.agent.on_loop(self._propose_fix())
+
+    async def run(self, code: str | None = None, on_output: OutputCallback | None = None,
+                  repair: bool = False) -> AnalysisResult:
+        """Run the proposal's code (or ``code``, the user's edit of it).
+
+        With ``repair`` (auto-approve), a failure goes back to a generator that can fix
+        code, while fixes are left, and each fix runs unasked. The approval panel keeps
+        ``repair=False`` and asks ``propose_fix`` instead, so a fix is shown first.
+        """
+        return await self.agent.on_loop(self._run(code, on_output, repair))
+
+    async def answer(self, on_output: OutputCallback | None = None) -> AnalysisResult:
+        """Prepare and run without asking: the script and auto-approve path."""
+        return await self.agent.on_loop(self._answer(on_output))
+
+    # -- implementation (on the agent's loop) -------------------------------------------
+    async def _answer(self, on_output: OutputCallback | None) -> AnalysisResult:
+        try:
+            await self._propose(fresh=False)
+        except InputError:
+            raise
+        except AnalystError as exc:
+            self.result = AnalysisResult(success=False, query=self.question, error=str(exc),
+                                         generator=self._generator_info())
+            return self.result
+        return await self._run(None, on_output, repair=True)
+
+    async def _propose(self, fresh: bool, failures: list[FailedAttempt] | None = None
+                       ) -> Proposal:
+        request = replace(self.request, failures=list(failures or []),
+                          fresh=fresh or not self.options.use_cache)
+        detail = f" with {self.generator.describe()}"
+        self._doing(Activity.REPAIRING if failures else Activity.GENERATING, detail)
+        try:
+            generated = await self.generator.generate(request)
+        finally:
+            self._doing(Activity.IDLE)
+        add_usage(self.usage, generated.usage)
+        self.proposal = Proposal(question=self.question, frames=self.frames, request=request,
+                                 generated=generated, safety=self.agent.validate(generated.code))
+        log.info("proposal from %s: risk %s", self.generator.describe(),
+                 self.proposal.safety.risk_level.value)
+        return self.proposal
+
+    async def _propose_fix(self) -> Proposal:
+        if not self.generator.can_repair:
+            raise GenerationError(f"{self.generator.describe()} cannot repair code.",
+                                  "Edit the code yourself, or set ANTHROPIC_API_KEY to use Claude.")
+        if self.result is None or self.result.success or not self._failures():
+            raise InputError("That analysis did not fail; there is nothing to repair.")
+        if self.repairs_left == 0:
+            raise GenerationError(
+                f"No more fixes are proposed ({self.repairs_used} asked for).",
+                "Edit the code or regenerate, then run again.")
+        self.repairs_used += 1
+        return await self._propose(fresh=False, failures=self._failures())
+
+    def _failures(self) -> list[FailedAttempt]:
+        return [FailedAttempt(code=a.code, error=a.error) for a in self.attempts if a.error]
+
+    async def _run(self, code: str | None, on_output: OutputCallback | None,
+                   repair: bool) -> AnalysisResult:
+        if self.proposal is None:
+            raise InputError("There is no proposal to run yet.", "Call prepare() first.")
+        started = time.monotonic()
+        proposal = self.proposal
+        code = code if code is not None else proposal.generated.code
+        explanation = proposal.generated.explanation
+        result = AnalysisResult(success=False, query=self.question,
+                                generator=self._generator_info(proposal.generated))
+        notices = list(proposal.warnings)
+        collected = None
+        while True:
+            report = self.agent.validate(code)
+            result.code, result.safety, result.explanation = code, report, explanation
+            execution = None
+            if not report.allowed:
+                error = "The safety check refused this code.\n" + report.summary()
+                self.attempts.append(Attempt(code, report.risk_level.value, error,
+                                             stage=AttemptStage.VALIDATE))
+            else:
+                self._doing(Activity.RUNNING, f" in the {self.agent.sandbox_label()} sandbox")
+                try:
+                    execution, collected, backend = await self.agent.execute(
+                        self.frames, code, self.options.timeout, on_output, notices)
+                except AnalystError as exc:
+                    result.error = str(exc)
+                    break
+                finally:
+                    self._doing(Activity.IDLE)
+                result.backend = backend
+                error = self.agent.execution_error(execution, self.options.timeout)
+                self.attempts.append(Attempt(code, report.risk_level.value, error))
+                if error is None:
+                    break
+            repairable = execution is None or execution.status == "error"
+            if not (repair and repairable and self.generator.can_repair and self.repairs_left):
+                result.error = error
+                break
+            self.repairs_used += 1
+            try:
+                fix = await self._propose(fresh=False, failures=self._failures())
+            except AnalystError as exc:
+                result.error = f"{error}\nThe repair failed too: {exc}"
+                break
+            code, explanation = fix.generated.code, fix.generated.explanation
+        if collected is not None:
+            result.absorb(collected)
+        if collected is not None and result.error is None:
+            result.success = True
+            await self._write_insights(result, notices)
+        result.insights = notices + result.insights if notices else result.insights
+        result.attempts, result.usage = list(self.attempts), dict(self.usage)
+        result.execution_time = time.monotonic() - started
+        log.info("analysis %s in %.2f s on %s", "succeeded" if result.success else "failed",
+                 result.execution_time, result.backend or "-")
+        self.result = result
+        return result
+
+    async def _write_insights(self, result: AnalysisResult, notices: list[str]) -> None:
+        self._doing(Activity.INSIGHTS)
+        try:
+            insights, usage = await self.generator.insights(
+                self.request, result.metrics, result.raw_output)
+        except AnalystError as exc:
+            notices.append(f"No insights: {exc}")
+            return
+        finally:
+            self._doing(Activity.IDLE)
+        result.insights = insights
+        add_usage(self.usage, usage)
+
+    def _generator_info(self, generated: GeneratedCode | None = None) -> dict[str, Any]:
+        info = {"name": self.generator.name, "model": self.generator.model}
+        if generated is not None and generated.cached:
+            info["cached"] = True
+        return info
