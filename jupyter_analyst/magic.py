@@ -15,19 +15,22 @@ import os
 import queue
 import sys
 import time
+import weakref
 from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe, validate
 
 from .agent import PythonAnalysisAgent, frames_from
+from .approvals import ApprovalStore, approval_key, data_digest
 from .context import PRIVACY_MODES
 from .errors import AnalystError, InputError
 from .rendering import display_outputs
+from .result import PendingResult
 from .sandbox import BACKENDS
 from .session import AnalysisSession, RequestOptions
 
@@ -69,11 +72,20 @@ class Analyze(Magics):
     log_level = CaselessStrEnum(LOG_LEVELS, default_value="WARNING",
                                 help="How much the jupyter_analyst logger prints to stderr."
                                 ).tag(config=True)
+    remember_approvals = Bool(True, help="Re-run approved code without asking when the question "
+                                         "and data are unchanged (kept in "
+                                         ".jupyter-analyst/ next to the notebook)."
+                              ).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self._agents: dict[str, PythonAnalysisAgent] = {}  # one warm sandbox per backend
+        self._panels: weakref.WeakSet = weakref.WeakSet()
+        self._idle_sigint: Any = None
+        self.approvals = ApprovalStore()
         self._set_log_level(self.log_level)
+        if shell is not None:
+            shell.observe(self._on_exit, names="exit_now")
 
     @validate("timeout")
     def _positive_timeout(self, proposal) -> float | None:
@@ -188,57 +200,87 @@ class Analyze(Magics):
         }
 
     def _with_panel(self, session: AnalysisSession, args) -> None:
-        if args.insert:  # set_next_input works only during the magic call, so generate now
-            proposal = self._wait(session.prepare(), session)
+        # Generated during the call: the cell shows progress, Run All waits for the code,
+        # and an approval given earlier can be recognised before anything is shown.
+        proposal = self._wait(session.prepare(), session, final=False)
+        if args.insert:  # set_next_input works only during the magic call
             self.shell.set_next_input(proposal.generated.code, replace=False)
-            if args.yes or self.auto_approve or not self.use_widgets():
-                result = self._wait(session.run(repair=True), session)
-                self._show_result(result, args.out)
-                return
-        from .ui import ApprovalPanel
+        data = data_digest(session.frames)
+        if self.remember_approvals and proposal.safety.allowed and self.approvals.is_approved(
+                approval_key(session.question, data, proposal.generated.code)):
+            print("This code was approved before for this question and data, so it runs "
+                  "without asking (`%analyze revoke` forgets approvals).")
+            self._run_approved(session, args)
+            return
+        from .ui import ApprovalPanel, ResultSlots
 
-        panel = ApprovalPanel(session, on_result=lambda result: self._bind(args.out, result))
+        # IPython counts this cell already: its prompt number is one less.
+        self._bind(args.out, PendingResult(session.question, self.shell.execution_count - 1))
+
+        def finished(result) -> None:
+            self._bind(args.out, result)
+            if self.remember_approvals and result.attempts and result.safety is not None \
+                    and result.safety.allowed:  # the user clicked Run on exactly this code
+                self.approvals.approve(approval_key(session.question, data, result.code))
+
+        panel = ApprovalPanel(session, on_result=finished)
         panel.show()
+        panel.slots = ResultSlots()  # below the panel: where the results are saved
+        self._panels.add(panel)
+        self._forward_interrupts()
+
+    def _run_approved(self, session: AnalysisSession, args) -> None:
+        """Run the approved proposal as it is: a failure is reported, never fixed unasked."""
+        streamed: queue.Queue = queue.Queue()
+        result = self._wait(session.run(on_output=streamed.put, repair=False), session, streamed)
+        self._show_result(result, args.out)
 
     def _straight_through(self, session: AnalysisSession, args) -> None:
         streamed: queue.Queue = queue.Queue()
-
-        def stream(output: dict[str, Any]) -> None:
-            if output["output_type"] == "stream":  # plots and tables come with the result
-                streamed.put(output)
-
-        result = self._wait(session.answer(on_output=stream), session, streamed)
+        result = self._wait(session.answer(on_output=streamed.put), session, streamed)
         self._show_result(result, args.out)
 
-    def _wait(self, coroutine, session: AnalysisSession, streamed: queue.Queue | None = None):
-        """Run ``coroutine`` on the agent's loop, showing a status line and streamed text."""
+    def _wait(self, coroutine, session: AnalysisSession, streamed: queue.Queue | None = None,
+              final: bool = True):
+        """Run ``coroutine`` on the agent's loop, showing a status line and streamed text.
+
+        ``final=False``: the status line is cleared at the end (the panel takes over).
+        """
         future = session.agent.submit(coroutine)
         started = time.monotonic()
-        status = display({"text/plain": ""}, raw=True, display_id=True)
+        status = StatusDisplay(self.shell)
         try:
             while not future.done():
                 concurrent.futures.wait([future], timeout=POLL)
                 self._drain(streamed)
-                elapsed = time.monotonic() - started
-                status.update({"text/plain": f"⏳ {session.describe_activity()} · {elapsed:.0f} s"},
-                              raw=True)
+                doing = session.describe_activity()
+                status.show(f"{doing[:1].upper()}{doing[1:]} … {time.monotonic() - started:.0f} s")
             self._drain(streamed)
         except KeyboardInterrupt:
             future.cancel()
+            status.show("Interrupted: nothing more runs.", final=True)
             raise
         elapsed = f"{time.monotonic() - started:.1f} s"
         generator = session.generator.describe()
         if future.exception() is not None:
-            status.update({"text/plain": f"✗ {generator} · {elapsed}"}, raw=True)
+            status.show(f"✖ {generator} · {elapsed}", final=True)
             raise future.exception()
-        status.update({"text/plain": f"✓ {generator} · {session.agent.sandbox_label()} · "
-                                     f"{elapsed}"}, raw=True)
-        return future.result()
+        result = future.result()
+        if not final:
+            status.show("", final=True)
+        elif getattr(result, "success", False):
+            status.show(f"✓ Done · {generator} · {session.agent.sandbox_label()} · {elapsed}",
+                        final=True)
+        else:
+            status.show(f"✖ The analysis failed · {generator} · {elapsed}", final=True)
+        return result
 
     @staticmethod
     def _drain(streamed: queue.Queue | None) -> None:
         while streamed is not None and not streamed.empty():
             output = streamed.get_nowait()
+            if output.get("output_type") != "stream":
+                continue  # plots and tables come with the result
             target = sys.stderr if output["name"] == "stderr" else sys.stdout
             target.write(output["text"])
             target.flush()
@@ -250,6 +292,50 @@ class Analyze(Magics):
 
     def _bind(self, name: str, result) -> None:
         self.shell.user_ns[name] = result
+
+    # -- the notebook around the panels -----------------------------------------------
+    def _forward_interrupts(self) -> None:
+        """The notebook's Interrupt stops an analysis its panel is running.
+
+        Between cells ipykernel ignores SIGINT; it restores the handler it saved before
+        each cell, so ours goes there and stays in force while the kernel is idle.
+        """
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is None or not hasattr(kernel, "saved_sigint_handler"):
+            return
+        if kernel.saved_sigint_handler != self._on_interrupt:
+            self._idle_sigint = kernel.saved_sigint_handler
+            kernel.saved_sigint_handler = self._on_interrupt
+
+    def _on_interrupt(self, signum, frame) -> None:
+        stopped = [panel for panel in list(self._panels) if panel.stop()]
+        log.info("interrupt: stopped %d running analyses", len(stopped))
+        if not stopped and callable(self._idle_sigint):
+            self._idle_sigint(signum, frame)
+
+    def _on_exit(self, change) -> None:
+        """The notebook's kernel is shutting down or restarting: no panel may look alive."""
+        if change["new"]:
+            for panel in list(self._panels):
+                panel.abandon("✖ The notebook's kernel stopped while this analysis was under "
+                              "way; run the cell again.")
+
+    @line_magic("analyze")
+    def analyze_line(self, line: str) -> None:
+        """%analyze approvals | revoke: the approvals kept next to this notebook.
+
+        An approved cell re-run with the same question, data and code runs without asking;
+        the approvals live in .jupyter-analyst/approvals.json in the notebook's folder.
+        """
+        command = line.strip()
+        if command == "approvals":
+            print(f"{len(self.approvals)} approvals are kept in {self.approvals.path}.")
+        elif command == "revoke":
+            print(f"Forgot {self.approvals.revoke()} approvals ({self.approvals.path}); "
+                  "every analysis asks again.")
+        else:
+            raise UsageError("Use `%analyze approvals` or `%analyze revoke` (the cell magic "
+                             "%%analyze takes a question).")
 
     # -- helpers -------------------------------------------------------------------------
     def resolve_frames(self, expression: str) -> dict[str, pd.DataFrame]:
@@ -296,9 +382,33 @@ class Analyze(Magics):
         return has_widget_frontend(self.shell)
 
     def close(self) -> None:
+        if self.shell is not None:
+            self.shell.unobserve(self._on_exit, names="exit_now")
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None and getattr(kernel, "saved_sigint_handler", None) == self._on_interrupt:
+            kernel.saved_sigint_handler = self._idle_sigint
         for agent in self._agents.values():
             agent.cleanup()
         self._agents.clear()
+
+
+class StatusDisplay:
+    """One status line that changes in place: a display in notebooks, ``\\r`` in a terminal."""
+
+    def __init__(self, shell):
+        self._terminal = type(shell).__name__ != "ZMQInteractiveShell" and sys.stdout.isatty()
+        self._handle = None if self._terminal else display({"text/plain": ""}, raw=True,
+                                                           display_id=True)
+        self._width = 0
+
+    def show(self, text: str, final: bool = False) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": text}, raw=True)
+            return
+        if self._terminal:
+            sys.stdout.write("\r" + text.ljust(self._width) + ("\n" if final and text else ""))
+            sys.stdout.flush()
+            self._width = len(text)
 
 
 def has_widget_frontend(shell) -> bool:

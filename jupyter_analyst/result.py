@@ -86,3 +86,35 @@ def add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
             total[key] = (total.get(key) or 0) + value
         elif key not in total:
             total[key] = value
+
+
+class AnalysisPending(RuntimeError):
+    """Raised when a result is used before its analysis was approved and run."""
+
+
+class PendingResult:
+    """Stands in for an ``AnalysisResult`` while its cell waits for approval.
+
+    Run All runs the next cells at once; a cell that reads ``_analysis`` then gets this
+    object, and using it says which cell is waiting instead of a ``NameError`` or an
+    earlier, stale result.
+    """
+
+    def __init__(self, question: str, cell: int | None):
+        self._where = f"cell [{cell}]" if cell else "the %%analyze cell"
+        self._question = question.strip().splitlines()[0][:80] if question.strip() else ""
+
+    def _message(self) -> str:
+        return (f"The analysis in {self._where} ({self._question!r}) is waiting for your "
+                f"approval. Click Run in its panel, then run this cell again.")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # IPython's display hooks probe for these
+            raise AttributeError(name)
+        raise AnalysisPending(self._message())
+
+    def __bool__(self) -> bool:
+        raise AnalysisPending(self._message())
+
+    def __repr__(self) -> str:
+        return f"<PendingResult: {self._message()}>"

@@ -44,6 +44,7 @@ QUESTION = "Show the distribution of total_bill"
 # Claude's first answer fails (no column 'tips'); the fix it proposes uses 'tip'.
 BROKEN = 'print(tips.groupby("day", observed=True)["tips"].mean())\n'
 FIX = 'print(tips.groupby("day", observed=True)["tip"].mean().round(2))\n'
+RUN = re.compile(r"^\W*Run$")  # the Run button, not "Edit and run again" (icon glyphs lead)
 
 
 def free_port() -> int:
@@ -62,8 +63,25 @@ def write_notebook(path: Path) -> None:
         # Claude: the lab's environment has a key (and the test server's URL)
         "%%analyze tips --backend local --out repaired\nAverage tip per day",
     ]
+    save_notebook(path, cells)
+
+
+# A notebook as a document: results saved, reproduced by Restart & Run All, and the cells
+# that a user stops, interrupts and edits with the keyboard.
+DOCUMENT_CELLS = [
+    "from jupyter_analyst.datasets import load\ntips = load('tips')",
+    "%load_ext jupyter_analyst",
+    f"%%analyze tips --model offline --backend local --out dist\n{QUESTION}",
+    "print('rows:', dist.metrics['count'])",
+    "%%analyze tips --model offline --backend local --out slow\nShow the distribution of tip",
+]
+SLEEP = "import time\nprint('sleeping')\ntime.sleep(60)\n"
+
+
+def save_notebook(path: Path, cells: list[str]) -> None:
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
     nbformat.write(notebook, path)
 
 
@@ -101,6 +119,10 @@ def lab(tmp_path_factory):
     root = base / "root"
     root.mkdir()
     write_notebook(root / "analyst.ipynb")
+    # A folder of its own: approvals are kept per folder, and the first test approves the same
+    # question on the same data.
+    (root / "document").mkdir()
+    save_notebook(root / "document" / "document.ipynb", DOCUMENT_CELLS)
     port, token = free_port(), secrets.token_hex(16)
     claude = MessagesServer().start()  # the last cell's code, its fix and the insights, in order
     claude.script(analysis(BROKEN), analysis(FIX, "Uses the tip column."),
@@ -172,7 +194,8 @@ def test_analyze_cell_shows_panel_and_runs_after_approval(lab, page):
     try:
         run_analysis_in_lab(lab, page)
     except BaseException:  # what the page looked like, for the CI log
-        shot = lab["root"].parent / "failure.png"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "failure.png"
         page.screenshot(path=str(shot), full_page=True)
         print(f"Screenshot of the failing page: {shot}")
         raise
@@ -199,25 +222,28 @@ def run_analysis_in_lab(lab, page) -> None:
     code = panel.locator(".jupyter-analyst-code")
     expect(code).to_contain_text("column = 'total_bill'", timeout=60_000)
     expect(panel.locator(".jupyter-analyst-badge")).to_have_text("✓ risk: safe")
-    run = panel.get_by_role("button", name="Run")
+    run = panel.get_by_role("button", name=RUN)
     expect(run).to_be_enabled()
     assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
     screenshot(cell, "approval-panel-review.png")
 
     run.click()
-    expect(panel.locator("img")).to_have_count(1, timeout=120_000)
-    metrics = panel.locator("table.jupyter-analyst-metrics")
+    # The results are the cell's own outputs below the panel, not widget state.
+    expect(cell.locator(".jp-OutputArea-output img")).to_have_count(1, timeout=120_000)
+    expect(panel.locator("img")).to_have_count(0)
+    metrics = cell.locator("table.jupyter-analyst-metrics")
     expect(metrics).to_contain_text("skewness")
     expect(metrics).to_contain_text("244")  # the row count of the tips data
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
     expect(code).to_be_hidden()  # the code section collapsed after Run
-    expect(run).to_be_hidden()  # a finished panel has no buttons left
+    expect(run).to_be_hidden()  # a finished panel offers only what follows a result
+    expect(panel.get_by_role("button", name="Insert as cell")).to_be_visible()
 
-    image = panel.locator("img").first
+    image = cell.locator(".jp-OutputArea-output img").first
     assert image.evaluate("img => img.naturalWidth") > 100  # a real decoded PNG, not a broken icon
     screenshot(cell, "approval-panel-result.png")
 
-    edit_unsafe_code_then_run(page, cells.nth(3).locator(".jupyter-analyst-panel"))
+    edit_unsafe_code_then_run(page, cells.nth(3))
     repair_panel = cells.nth(4).locator(".jupyter-analyst-panel")
     approve_proposed_fix(lab["claude"], cells.nth(4), repair_panel)
 
@@ -251,11 +277,12 @@ def screenshot(locator, name: str) -> None:
         shutil.copyfile(ARTIFACTS / name, DOCS_IMAGES / name)
 
 
-def edit_unsafe_code_then_run(page, panel) -> None:
+def edit_unsafe_code_then_run(page, cell) -> None:
     """Edit: unsafe code cannot run; fixed code is checked again and runs as edited."""
     from playwright.sync_api import expect
 
-    run, badge = panel.get_by_role("button", name="Run"), panel.locator(".jupyter-analyst-badge")
+    panel = cell.locator(".jupyter-analyst-panel")
+    run, badge = panel.get_by_role("button", name=RUN), panel.locator(".jupyter-analyst-badge")
     expect(badge).to_have_text("✓ risk: safe", timeout=60_000)
     panel.get_by_role("button", name="Edit").click()
     editor = panel.locator(".jupyter-analyst-editor textarea")
@@ -268,7 +295,8 @@ def edit_unsafe_code_then_run(page, panel) -> None:
     expect(badge).to_have_text("✓ risk: safe")
     expect(run).to_be_enabled()
     run.click()
-    expect(panel.locator(".jp-OutputArea-output").filter(has_text="(244, 7)")).to_have_count(1, timeout=60_000)
+    expect(cell.locator(".jp-OutputArea-output").filter(has_text="(244, 7)")).not_to_have_count(
+        0, timeout=60_000)
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
 
 
@@ -276,14 +304,14 @@ def approve_proposed_fix(claude: MessagesServer, cell, panel) -> None:
     """Claude's code fails; the fix is shown as a diff, and nothing runs until Run."""
     from playwright.sync_api import expect
 
-    run = panel.get_by_role("button", name="Run")
+    run = panel.get_by_role("button", name=RUN)
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Claude", timeout=60_000)
     expect(run).to_be_enabled()
     run.click()
     diff = panel.locator(".jupyter-analyst-diff")
     expect(diff).to_be_visible(timeout=60_000)
-    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Review the proposed fix")
-    expect(panel.locator(".jp-OutputArea-output").filter(has_text="KeyError")).not_to_have_count(0)
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("review the proposed fix")
+    expect(cell.locator(".jp-OutputArea-output").filter(has_text="KeyError")).not_to_have_count(0)
     expect(run).to_be_enabled()
     assert len(claude.requests) == 2  # the code and the fix; the fix has not run (no insights)
     assert "<previous_attempts>" in claude.bodies()[1]["messages"][0]["content"]
@@ -292,7 +320,7 @@ def approve_proposed_fix(claude: MessagesServer, cell, panel) -> None:
 
     run.click()
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done", timeout=60_000)
-    outputs = panel.locator(".jp-OutputArea-output")
+    outputs = cell.locator(".jp-OutputArea-output")
     expect(outputs.filter(has_text="3.26")).not_to_have_count(0)  # Sunday's mean tip, rounded
     expect(outputs.filter(has_text="2 attempts")).not_to_have_count(0)
 
@@ -334,3 +362,134 @@ CONTRAST_JS = r"""element => {
 
 def contrast(locator) -> float:
     return locator.evaluate(CONTRAST_JS)
+
+
+def test_a_notebook_is_a_document(lab, page):
+    """Run, save, nbconvert, reopen, Restart & Run All; the editor's keys; Stop; Interrupt."""
+    try:
+        use_the_notebook_as_a_document(lab, page)
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "failure-document.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"Screenshot of the failing page: {shot}")
+        raise
+
+
+def menu(page, top: str, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel").get_by_text(top, exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
+
+
+def open_notebook(page, lab, name: str):
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")  # no other tabs
+    expect(page.locator(".jp-NotebookPanel .jp-Notebook")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
+    return page.locator(".jp-Notebook .jp-Cell")
+
+
+def use_the_notebook_as_a_document(lab, page) -> None:
+    from playwright.sync_api import expect
+
+    path = lab["root"] / "document" / "document.ipynb"
+    cells = open_notebook(page, lab, "document/document.ipynb")
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator("[data-command='runmenu:run-all']").click()
+    analysis, reader, other = cells.nth(2), cells.nth(3), cells.nth(4)
+    panel = analysis.locator(".jupyter-analyst-panel")
+    expect(panel.get_by_role("button", name=RUN)).to_be_enabled(timeout=60_000)
+    # Run All ran ahead: the result is a placeholder that says which cell is waiting.
+    expect(reader.locator(".jp-OutputArea-output")).to_contain_text(
+        "The analysis in cell [3] ('Show the distribution of total_bill') is waiting for your "
+        "approval", timeout=30_000)
+    other.locator(".jp-InputArea-editor").click()  # Run All stopped at the waiting result
+    page.keyboard.press("Shift+Enter")
+    panel.get_by_role("button", name=RUN).click()
+    plot = analysis.locator(".jp-OutputArea-output img")
+    expect(plot).to_have_count(1, timeout=120_000)
+
+    editor_keys_stay_in_the_editor(page, other)
+    stop_and_interrupt(page, other)
+
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    expect(page.get_by_text("Saving completed")).to_be_visible(timeout=30_000)
+    saved = nbformat.read(path, as_version=4)
+    mimes = {m for output in saved.cells[2].outputs for m in output.get("data", {})}
+    assert "image/png" in mimes and "text/html" in mimes, mimes  # plot and metrics table
+    html_file = lab["root"].parent / "document.html"
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(path),
+                    "--output", str(html_file)], check=True, capture_output=True, timeout=120)
+    converted = html_file.read_text()
+    assert "data:image/png;base64" in converted and "jupyter-analyst-metrics" in converted
+
+    # Reopened: the plot is in the document itself, not in a widget's memory.
+    menu(page, "Kernel", "Shut Down Kernel")
+    cells = open_notebook(page, lab, "document/document.ipynb")
+    reopened = cells.nth(2).locator(".jp-OutputArea-output img")
+    expect(reopened).to_have_count(1, timeout=30_000)
+    assert reopened.evaluate("img => img.naturalWidth") > 100
+    screenshot(cells.nth(2), "notebook-reopened.png")
+
+    # Restart & Run All reproduces the approved analysis with no click.
+    menu(page, "Kernel", "Restart Kernel and Run All Cells…")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    expect(cells.nth(3).locator(".jp-OutputArea-output")).to_contain_text(
+        "rows: 244", timeout=120_000)
+    expect(cells.nth(2).locator(".jp-OutputArea-output").filter(
+        has_text="approved before")).to_have_count(1)
+    expect(cells.nth(2).locator(".jp-OutputArea-output img")).to_have_count(1)
+    expect(cells.nth(2).locator(".jupyter-analyst-panel")).to_have_count(0)  # nothing to click
+
+
+def editor_keys_stay_in_the_editor(page, cell) -> None:
+    """Tab indents, letters are text (no command-mode shortcut), Escape just leaves."""
+    from playwright.sync_api import expect
+
+    panel = cell.locator(".jupyter-analyst-panel")
+    expect(panel.get_by_role("button", name="Edit")).to_be_enabled(timeout=60_000)
+    panel.get_by_role("button", name="Edit").click()
+    editor = panel.locator(".jupyter-analyst-editor textarea")
+    expect(editor).to_be_focused(timeout=10_000)
+    editor.fill("for column in ['tip']:\nprint(column)")
+    editor.press("End")  # the last line
+    editor.press("Home")
+    editor.press("Tab")
+    editor.type("r = 1;")  # "r" in command mode would make the cell a raw cell
+    expect(editor).to_have_value("for column in ['tip']:\n    r = 1;print(column)")
+    assert "jp-CodeCell" in (cell.get_attribute("class") or "")
+    gutter = panel.locator(".ja-gutter")
+    expect(gutter).to_contain_text("2")  # line numbers, as the findings count them
+    screenshot(cell, "approval-panel-editor.png")
+    editor.press("Escape")
+    expect(editor).not_to_be_focused()
+    assert "jp-CodeCell" in (cell.get_attribute("class") or "")
+    expect(editor).to_have_value("for column in ['tip']:\n    r = 1;print(column)")
+
+
+def stop_and_interrupt(page, cell) -> None:
+    """Stop ends sleeping code within seconds; so does the notebook's own Interrupt."""
+    from playwright.sync_api import expect
+
+    panel = cell.locator(".jupyter-analyst-panel")
+    editor = panel.locator(".jupyter-analyst-editor textarea")
+    status = panel.locator(".jupyter-analyst-status")
+    for how in ("Stop", "Interrupt"):
+        editor.fill(SLEEP)
+        panel.get_by_role("button", name=RUN).click()
+        expect(cell.locator(".jp-OutputArea-output").filter(has_text="sleeping")).not_to_have_count(
+            0, timeout=60_000)
+        started = time.monotonic()
+        if how == "Stop":
+            panel.get_by_role("button", name="Stop").click()
+        else:
+            page.locator("jp-button[data-command='notebook:interrupt-kernel']").click()
+        expect(status).to_contain_text("Stopped", timeout=10_000)
+        assert time.monotonic() - started < 8, how
+        panel.get_by_role("button", name="Edit").click()
+    editor.fill("print(tips.shape)\n")
+    panel.get_by_role("button", name=RUN).click()  # the next run works on the same kernel
+    expect(status).to_contain_text("Done", timeout=60_000)
+    expect(cell.locator(".jp-OutputArea-output").filter(has_text="(244, 7)")).not_to_have_count(0)

@@ -213,7 +213,7 @@ def test_cancel_while_generating_stops_the_generator(make_panel):
     assert panel.state == GENERATING
     assert buttons(panel) == {"Run": False, "Edit": False, "Regenerate": False, "Cancel": True}
     assert panel.details.layout.display == "none"  # no empty code section while generating
-    assert eventually(lambda: panel.status.value.startswith("⏳ generating code with stuck · 1 s"), 5)
+    assert eventually(lambda: panel.status.value.startswith("Generating code with stuck … 1 s"), 5)
     panel.cancel_button.click()
     assert panel.wait(5) == CANCELLED
     panel.agent.submit(asyncio.sleep(0.1)).result(5)  # let the loop deliver the cancellation
@@ -273,7 +273,7 @@ def test_claude_fix_is_shown_as_a_diff_and_runs_only_when_approved(make_panel, l
     assert "save_table" in panel.code_view.value
     assert "Uses the tip column." in panel.explanation.value
     assert panel.details.get_title(0) == "Proposed fix · risk: safe"
-    assert panel.status.value.startswith("Review the proposed fix")
+    assert panel.status.value.startswith("Waiting for your approval: review the proposed fix")
     assert buttons(panel) == {"Run": True, "Edit": True, "Regenerate": True, "Cancel": True}
     [repair_request] = llm_server.bodies()[1:]
     assert "<previous_attempts>" in repair_request["messages"][0]["content"]
@@ -346,7 +346,7 @@ def test_cancel_while_asking_for_a_fix(make_panel):
     panel.run_button.click()
     assert eventually(lambda: panel.state == REPAIRING)
     assert eventually(lambda: panel.status.value.startswith(
-        "⏳ The analysis failed; asking static for a fix (1 of at most 2)"), 5)
+        "The analysis failed; asking static for a fix (1 of at most 2) … "), 5)
     assert buttons(panel) == {"Run": False, "Edit": False, "Regenerate": False, "Cancel": True}
     assert "KeyError" in texts(panel)  # the error is shown while the fix is being written
     panel.cancel_button.click()
@@ -397,8 +397,9 @@ def test_second_click_while_running_does_nothing_and_stdout_streams_live(make_pa
     panel, results = make_panel(generator)
     panel.wait(WAIT)
     panel.run_button.click()
-    assert not any(buttons(panel).values())  # disabled at once, before the kernel answers
-    for button in (panel.run_button, panel.edit_button, panel.regenerate_button, panel.cancel_button):
+    # Disabled at once, before the kernel answers; only Stop is offered.
+    assert buttons(panel) == {"Run": False, "Edit": False, "Regenerate": False, "Stop": True}
+    for button in (panel.run_button, panel.edit_button, panel.regenerate_button):
         button.click()
     # stdout arrives while the code still runs, not with the result
     assert eventually(lambda: "started" in texts(panel))
@@ -424,3 +425,35 @@ def test_panel_given_a_proposal_starts_at_review(tips_frames):
         assert "(244, 7)" in texts(panel)
     finally:
         agent.cleanup()
+
+
+def test_stop_interrupts_running_code_and_the_next_run_works(make_panel):
+    generator = StaticGenerator("import time\nprint('sleeping')\ntime.sleep(60)\n")
+    panel, results = make_panel(generator)
+    panel.wait(WAIT)
+    panel.run_button.click()
+    assert eventually(lambda: "sleeping" in texts(panel))
+    started = time.monotonic()
+    panel.cancel_button.click()  # labelled Stop while the code runs
+    assert panel.state == FAILED and panel.status.value.startswith("✖ Stopped")
+    assert buttons(panel)["Run"] and results == []
+    panel.edit_button.click()
+    panel.editor.value = "print('after the stop', len(tips))\n"
+    panel.run_button.click()
+    assert panel.wait(WAIT) == DONE
+    assert time.monotonic() - started < 30  # not the 60 s the stopped code wanted
+    assert "after the stop 244" in texts(panel)
+
+
+def test_after_done_the_code_can_be_edited_and_run_again(make_panel):
+    panel, results = make_panel(StaticGenerator("print(len(tips))\n"))
+    panel.wait(WAIT)
+    panel.run_button.click()
+    assert panel.wait(WAIT) == DONE
+    assert panel.done_bar.layout.display is None and panel.buttons.layout.display == "none"
+    panel.rerun_button.click()
+    assert panel.state == AWAITING_APPROVAL and panel.editing
+    panel.editor.value = "print(tips.shape)\n"
+    panel.run_button.click()
+    assert panel.wait(WAIT) == DONE and len(results) == 2
+    assert results[1].code == "print(tips.shape)\n" and "(244, 7)" in texts(panel)

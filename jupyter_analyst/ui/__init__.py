@@ -1,5 +1,6 @@
 """The approval panel shown by ``%%analyze`` in notebooks with a widget frontend."""
 
 from .panel import ApprovalPanel
+from .slots import ResultSlots
 
-__all__ = ["ApprovalPanel"]
+__all__ = ["ApprovalPanel", "ResultSlots"]

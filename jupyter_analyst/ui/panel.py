@@ -57,6 +57,8 @@ from ..results.outputs import cap_text
 from ..safety import SafetyReport
 from ..session import AnalysisSession, Proposal
 from . import views
+from .editor import CodeEditor, StatusLine
+from .slots import ResultSlots
 
 
 class PanelState(str, Enum):
@@ -74,16 +76,19 @@ GENERATING, AWAITING_APPROVAL, RUNNING, REPAIRING, DONE, FAILED, CANCELLED = Pan
 TRANSITIONS: dict[PanelState, frozenset[PanelState]] = {
     GENERATING: frozenset({AWAITING_APPROVAL, FAILED, CANCELLED}),
     AWAITING_APPROVAL: frozenset({RUNNING, GENERATING, CANCELLED}),
-    RUNNING: frozenset({DONE, FAILED, REPAIRING}),
+    RUNNING: frozenset({DONE, FAILED, REPAIRING}),  # FAILED also after Stop
     REPAIRING: frozenset({AWAITING_APPROVAL, FAILED, CANCELLED}),
     FAILED: frozenset({RUNNING, GENERATING}),
-    DONE: frozenset(),
+    DONE: frozenset({AWAITING_APPROVAL}),  # "Edit and run again"
     CANCELLED: frozenset(),
 }
 BUSY = frozenset({GENERATING, RUNNING, REPAIRING})
 REVIEWABLE = frozenset({AWAITING_APPROVAL, FAILED})
 CANCELLABLE = frozenset({GENERATING, AWAITING_APPROVAL, REPAIRING})  # nothing is running then
 TICK = 0.5  # seconds between elapsed-time updates of the status line
+# Where code will run, in words, before the sandbox has started.
+WHERE = {"docker": "a Docker container", "local": "the local sandbox",
+         "auto": "the sandbox (Docker when available)"}
 
 
 class ApprovalPanel(HasTraits):
@@ -96,13 +101,17 @@ class ApprovalPanel(HasTraits):
     failed_code = Unicode(None, allow_none=True)  # set while the code shown is a fix for it
 
     def __init__(self, session: AnalysisSession, *,
-                 on_result: Callable[[Any], None] | None = None):
+                 on_result: Callable[[Any], None] | None = None,
+                 slots: ResultSlots | None = None):
+        """``slots``: the cell's reserved outputs for results (the magic passes them);
+        without them (scripts, tests) results are shown inside the panel."""
         # Clicks arrive on the kernel's thread, completions on the agent's loop thread.
         self._changed = threading.Condition(threading.RLock())
         self._future: concurrent.futures.Future | None = None
         self.session = session
         self.agent = session.agent
         self.on_result = on_result
+        self.slots = slots
         self._build()
         proposal = session.proposal
         super().__init__(state=AWAITING_APPROVAL if proposal else GENERATING)
@@ -112,14 +121,11 @@ class ApprovalPanel(HasTraits):
         self._refresh()
 
     def _build(self) -> None:
-        self.status = widgets.Label()  # plain text: nothing in it is interpreted as HTML
-        self.status.add_class("jupyter-analyst-status")
+        self.status = StatusLine()  # plain text: nothing in it is interpreted as HTML
         self.code_view = widgets.HTML()
         # Every keystroke is checked again (the validator takes a few milliseconds), so the
         # badge and the Run button always describe the code as it stands.
-        self.editor = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em"),
-                                       continuous_update=True)
-        self.editor.add_class("jupyter-analyst-editor")
+        self.editor = CodeEditor(on_run=self._on_run, on_notice=self._notice)
         self.editor.observe(self._on_edit, names="value")
         self.explanation = widgets.HTML()
         self.safety = widgets.HTML()
@@ -136,10 +142,22 @@ class ApprovalPanel(HasTraits):
                                         "Ask the generator for new code", self._on_regenerate)
         self.cancel_button = button("Cancel", "times", "", "Discard the code; nothing runs",
                                     self._on_cancel)
-        self.output = widgets.Output()
         self.buttons = widgets.HBox([self.run_button, self.edit_button, self.regenerate_button,
                                      self.cancel_button])
-        self.widget = widgets.VBox([self.status, self.details, self.buttons, self.output])
+        # What a finished analysis offers: its code in the notebook, or another go.
+        self.insert_button = button("Insert as cell", "plus", "",
+                                    "Put the code that ran into a new cell below",
+                                    self._on_insert)
+        self.copy_button = button("Copy code", "copy", "", "Copy the code that ran",
+                                  self._on_copy)
+        self.rerun_button = button("Edit and run again", "edit", "",
+                                   "Edit the code that ran; it is checked again", self._on_rerun)
+        for done in (self.insert_button, self.copy_button, self.rerun_button):
+            done.layout.width = "auto"  # the labels are longer than a default button
+        self.done_bar = widgets.HBox([self.insert_button, self.copy_button, self.rerun_button])
+        self.output = widgets.Output()
+        self.widget = widgets.VBox([self.status, self.details, self.buttons, self.done_bar,
+                                    self.output])
         self.widget.add_class("jupyter-analyst-panel")
 
     @staticmethod
@@ -222,6 +240,8 @@ class ApprovalPanel(HasTraits):
                 self.editor.value = self.code
             self.editing = not self.editing
             self._show_code()
+            if self.editing:
+                self.editor.focus()
 
     def _on_edit(self, change) -> None:
         """Every edit is validated at once: the badge, findings and Run follow the new code."""
@@ -243,6 +263,9 @@ class ApprovalPanel(HasTraits):
 
     def _on_cancel(self, _button=None) -> None:
         with self._changed:
+            if self.state == RUNNING:
+                self.stop()
+                return
             if self.state not in CANCELLABLE:
                 return
             if self._future is not None:
@@ -253,6 +276,55 @@ class ApprovalPanel(HasTraits):
             self.details.selected_index = None
             self.status.value = ("Cancelled: nothing was run." if self.result is None else
                                  "Cancelled: no fix was run; the failed analysis stays the result.")
+
+    def stop(self) -> bool:
+        """Stop running code (the Stop button, the notebook's Interrupt): True if it was running.
+
+        The sandbox kernel is interrupted, and restarted when the interrupt has no effect
+        within a few seconds; the panel goes back to review, nothing is lost but the run.
+        """
+        with self._changed:
+            if self.state != RUNNING or self._future is None:
+                return False
+            future, self._future = self._future, None
+            future.cancel()
+            self.state = FAILED
+            self.details.selected_index = 0
+            self.status.value = ("✖ Stopped: the code was interrupted in the sandbox. "
+                                 "Edit it or run it again.")
+            return True
+
+    def abandon(self, why: str) -> None:
+        """The notebook's kernel is going away: say so, and offer no button that cannot work."""
+        with self._changed:
+            if self.state in (DONE, CANCELLED):
+                return
+            if self._future is not None:
+                self._future.cancel()
+                self._future = None
+            self.status.value = why
+            self.buttons.layout.display = "none"
+
+    def _on_insert(self, _button=None) -> None:
+        self.editor.insert_cell(self.code, anchor=self.widget.model_id)
+
+    def _on_copy(self, _button=None) -> None:
+        self.editor.copy(self.code)
+
+    def _on_rerun(self, _button=None) -> None:
+        with self._changed:
+            if self.state != DONE:
+                return
+            self.editor.value = self.code
+            self.editing = True
+            self.state = AWAITING_APPROVAL
+            self._show_code()
+            self.details.selected_index = 0
+            self.status.value = (f"Edit the code, then Run · it runs in {self._where()}")
+            self.editor.focus()
+
+    def _notice(self, text: str) -> None:
+        self.status.value = text
 
     # -- work on the agent's loop -------------------------------------------------------
     def _generate(self, fresh: bool) -> None:
@@ -275,7 +347,9 @@ class ApprovalPanel(HasTraits):
             while not task.done():
                 with self._changed:  # a click may have just settled the state (Cancel)
                     if self.state in BUSY:
-                        self.status.value = f"⏳ {activity()} · {time.monotonic() - started:.0f} s"
+                        doing = activity()
+                        self.status.value = (f"{doing[:1].upper()}{doing[1:]} … "
+                                             f"{time.monotonic() - started:.0f} s")
                 await asyncio.wait({task}, timeout=TICK)
         except asyncio.CancelledError:
             task.cancel()
@@ -296,20 +370,31 @@ class ApprovalPanel(HasTraits):
                 raise
 
     def _generated(self, proposal: Proposal, elapsed: float) -> None:
+        same = bool(self.code) and proposal.generated.code == self.code
         self.code = proposal.generated.code
         self.report = proposal.safety
         self.state = AWAITING_APPROVAL
         self._present(proposal, elapsed)
+        if same and not self.failed_code:
+            self.status.value = (f"{self._generator_text()} gave the same code again (it answers "
+                                 "a question the same way each time). Reword the question, "
+                                 "edit the code, or choose a model with --model.")
 
     def _ran(self, result, elapsed: float) -> None:
-        self.output.outputs = tuple(list(self.output.outputs) + display_outputs(result))
+        if self.slots is not None:
+            # The cell's own outputs: saved with the notebook, shown by nbconvert.
+            self.slots.fill(self._stdout(result) + display_outputs(result, include_code=True))
+            self.output.outputs = ()
+        else:
+            self.output.outputs = tuple(list(self.output.outputs) + display_outputs(result))
         self.code, self.report = result.code, result.safety or self.report  # what actually ran
         self._show_code()
         self._show_safety()
         where = result.backend or self.agent.sandbox_label()
         if result.success:
             self.state = DONE
-            self.status.value = f"✓ Done in {elapsed:.1f} s · {self._generator_text()} · {where}"
+            self.status.value = (f"✓ Done in {elapsed:.1f} s · {self._generator_text()} · {where}"
+                                 " · the results are saved with the notebook")
         elif self.session.can_fix:
             self.details.selected_index = 0  # the failed code beside its error while asking
             self._ask_for_fix(result)
@@ -350,6 +435,14 @@ class ApprovalPanel(HasTraits):
         message = {"text/html": views.message_html(problem, fix), "text/plain": f"{problem}\n{fix}"}
         self.output.outputs = self.output.outputs + (_display(message),)
 
+    @staticmethod
+    def _stdout(result) -> list[dict[str, Any]]:
+        """What the code printed (it streamed into the panel while running) as an output."""
+        if not result.raw_output:
+            return []
+        return [{"output_type": "display_data", "metadata": {},
+                 "data": {"text/plain": result.raw_output}}]
+
     def _stream(self, output: dict[str, Any]) -> None:
         """Live stdout/stderr from the sandbox (cleaned by the agent); merged per stream name."""
         if output.get("output_type") != "stream":
@@ -370,8 +463,9 @@ class ApprovalPanel(HasTraits):
         self.details.selected_index = 0
         cached = " (cached answer)" if proposal.generated.cached else ""
         what = "the proposed fix (changes shown above the code)" if self.failed_code else "the code"
-        self.status.value = (f"Review {what}, then Run · {self._generator_text()}{cached} · "
-                             f"{elapsed:.1f} s · runs in: {self.agent.sandbox_label()}")
+        self.status.value = (f"Waiting for your approval: review {what}, then Run · "
+                             f"{self._generator_text()}{cached} · {elapsed:.1f} s · it runs in "
+                             f"{self._where()}")
 
     def _show_code(self) -> None:
         # The diff follows the code as it stands, edits included: it is what Run would run.
@@ -405,11 +499,24 @@ class ApprovalPanel(HasTraits):
         self.edit_button.disabled = not reviewable
         self.edit_button.description = "View" if self.editing else "Edit"
         self.regenerate_button.disabled = self.state not in REVIEWABLE
-        self.cancel_button.disabled = self.state not in CANCELLABLE
-        self.buttons.layout.display = "none" if self.state in (DONE, CANCELLED) else None  # final
+        running = self.state == RUNNING
+        self.cancel_button.description = "Stop" if running else "Cancel"
+        self.cancel_button.icon = "stop" if running else "times"
+        self.cancel_button.tooltip = ("Interrupt the code running in the sandbox" if running
+                                      else "Discard the code; nothing runs")
+        self.cancel_button.disabled = not (running or self.state in CANCELLABLE)
+        self.editor.can_run = reviewable and allowed
+        self.editor.marked = views.findings_lines(self.report) if self.report else []
+        self.buttons.layout.display = "none" if self.state in (DONE, CANCELLED) else None
+        self.done_bar.layout.display = None if self.state == DONE else "none"
 
     def _generator_text(self) -> str:
         return self.session.generator.describe()
+
+    def _where(self) -> str:
+        if self.agent.sandbox is not None:
+            return self.agent.sandbox_label()
+        return WHERE.get(self.agent.backend, self.agent.backend)
 
 
 def _display(data: dict[str, Any]) -> dict[str, Any]:
