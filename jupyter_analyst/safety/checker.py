@@ -474,10 +474,11 @@ class Checker:
         elif name in ("format", "format_map", "format_index") and \
                 self._templates_in_arguments(func):
             templates = node.args[:1] + [k.value for k in node.keywords if k.arg == "formatter"]
+            always = isinstance(func.value, ast.Name)  # str.format(template, ...)
             for arg in templates:
                 for value in arg.values if isinstance(arg, ast.Dict) else [arg]:
                     # functions are fine; strings (literal or in a variable) are templates
-                    if fold_string(value) is not None or self._constant_values(value):
+                    if always or fold_string(value) is not None or self._constant_values(value):
                         self._check_template(value)
         elif name in ("use", "context") and self._is_style(func):
             for arg in node.args[:1]:

@@ -409,10 +409,12 @@ def option_store_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
         if not isinstance(node, (ast.Name, ast.Attribute)):
             continue
         parent = parents.get(id(node))
-        if isinstance(parent, ast.Attribute) and qualname(parent):
-            continue  # the outermost attribute of the chain is judged
         name = qualname(node)
-        if name == "pandas.options" or name.startswith("pandas.options."):
+        if name.rpartition(".")[2] in _RC_STORES:
+            yield from _rc_store_problems(node, parent, parents)
+        elif isinstance(parent, ast.Attribute) and qualname(parent):
+            continue  # the outermost attribute of an option path is judged
+        elif name == "pandas.options" or name.startswith("pandas.options."):
             path = name[len("pandas.options."):]
             problem = pandas_option_path_problem(path, not isinstance(node.ctx, ast.Load))
             if problem is None and not isinstance(node.ctx, ast.Load):
@@ -423,8 +425,6 @@ def option_store_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
                     problem = pandas_backend_problem(value)
             if problem:
                 yield OptionProblem(node, problem)
-        elif name.rpartition(".")[2] in _RC_STORES:
-            yield from _rc_store_problems(node, parent, parents)
 
 
 def pandas_backend_problem(value: ast.AST | None) -> str | None:
