@@ -15,6 +15,7 @@ validator = SafetyValidator()
 PD = "import pandas as pd\n"
 SMF = "import statsmodels.formula.api as smf\n"
 MPL = "import matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
+WANTED = ["EU"]  # read by pandas through '@WANTED' below
 
 # (code, rule, words the message must contain)
 REFUSED = {
@@ -42,13 +43,15 @@ REFUSED = {
         ("df.eval('c = a', engine='python')", "pandas-expression", "python"),
         (PD + "pd.eval('1 + x', 'python')", "pandas-expression", "keywords"),
         (PD + "pd.eval('vars')", "pandas-expression", "vars"),
+        (PD + "shell = pd.eval('get_ipython')", "pandas-expression", "get_ipython"),
+        ("df.query('x > @open')", "pandas-expression", "open"),
         ("expr = ' and '.join(parts)\ndf.query(expr)", "pandas-expression", "computed"),
     ],
     "formulas": [
         (SMF + "smf.ols(\"y ~ np.save('outputs/a', x)\", data=df)", "formula", "np.save"),
         (SMF + "smf.ols('y ~ np.log(x, out=z)', data=df)", "formula", "'out'"),
         (SMF + "smf.ols('y ~ Q(colname)', data=df)", "formula", "Q()"),
-        (SMF + "smf.ols(\"y ~ Q('open')\", data=df)", "formula", "Q()"),
+        (SMF + "smf.ols(\"y ~ Q('a' + 'b')\", data=df)", "formula", "Q()"),
         (SMF + "smf.ols(\"y ~ Q('_private')\", data=df)", "formula", "Q()"),
         (SMF + "smf.ols('y ~ x.values', data=df)", "formula", "attributes"),
         (SMF + "smf.ols('y ~ I(x[0])', data=df)", "formula", "subscript"),
@@ -59,7 +62,7 @@ REFUSED = {
         (SMF + "smf.ols('y ~ {x}', data=df)", "formula", "set"),
         (SMF + "smf.ols('y ~ `x y`', data=df)", "formula", "patsy cannot parse"),
         (SMF + "smf.ols('y ~ x  # note', data=df)", "formula", "comments"),
-        (SMF + "smf.ols('y ~ globals', data=df)", "formula", "globals"),
+        (SMF + "smf.ols('y ~ _hidden', data=df)", "formula", "_hidden"),
         (SMF + "smf.ols('y ~ ' + rhs, data=df)", "formula", "computed"),
         (SMF + "smf.ols('y ~ x', data=df, eval_env=3)", "formula", "eval_env"),
         ("import statsmodels.api as sm\nsm.formula.ols('y ~ np.fromfile(p)', data=df)",
@@ -86,7 +89,9 @@ REFUSED = {
         ("def run(frame, fn):\n    return frame.groupby('k').agg({'v': fn})",
          "string-dispatch", "computed"),
         ("df.agg([m for m in ms])", "string-dispatch", "computed"),
-        ("df.pipe('query', 'a > 1')", "string-dispatch", "'query'"),
+        (PD + "op = pick()\ndf.groupby('g').agg(x=pd.NamedAgg('v', op))", "string-dispatch",
+         "computed"),
+        ("df.agg(*funcs)", "unpacked-arguments", "unpacking"),
         ("kind = cfg['x']\ndf.groupby('g')['v'].transform(kind)", "string-dispatch",
          "computed"),
         (PD + "pd.pivot_table(df, values='v', index='g', aggfunc='to_csv')", "string-dispatch",
@@ -131,6 +136,10 @@ REFUSED = {
          "keymap.quit"),
         (MPL + "plt.style.use({'figure.hooks': []})", "option-store", "figure.hooks"),
         (MPL + "plt.rcParams['no.such'] = 1", "option-store", "not a matplotlib setting"),
+        (MPL + "plt.style.library['mine'] = {'figure.hooks': ['m:f']}", "option-store",
+         "style"),
+        (MPL + "plt.style.library.update(mine={})", "option-store", "style.library"),
+        (MPL + "mpl.rc_file('outputs/my.rc')", "option-store", "file"),
     ],
     "template engines": [
         ("df.style.loader", "template-engine", "template engine"),
@@ -151,6 +160,8 @@ PASSING = {
         "df.query(\"email == 'ops@example.org'\")",
         "df.eval('total = qty * price\\nhalf = total / 2')",
         "df.query('`unit price` >= @threshold')",
+        "df.query('open > close and high < 2 * low')",  # stock columns named like builtins
+        SMF + "smf.ols('close ~ open + Q(\"max\")', data=prices)",
         PD + "pd.eval('a + b')",
         "import scipy.spatial\ntree = scipy.spatial.cKDTree(pts)\ntree.query(x, 3)",
     ],
@@ -203,6 +214,7 @@ PASSING = {
         MPL + "with plt.rc_context({'axes.titlesize': 14}):\n    plt.plot([1, 2])",
         MPL + "size = plt.rcParams['font.size']",
         MPL + "plt.style.use('ggplot')",
+        MPL + "print(sorted(plt.style.library['ggplot']))",
         MPL + "plt.rcParams['axes.prop_cycle'] = plt.cycler(color=['r', 'g'])",
     ],
     "template engines": [
@@ -239,8 +251,7 @@ def test_the_expression_check_reads_what_pandas_evaluates():
     """Every expression the check passes is one pandas evaluates to the same columns."""
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"total bill": [5, 20], "region": ["EU", "US"], "a": [1, 2]})
-    wanted = ["EU"]  # noqa: F841 (read by pandas through '@wanted')
-    for expr in ("`total bill` > 10", "region in @wanted", "a > 1 & region == 'US'"):
+    for expr in ("`total bill` > 10", "region in @WANTED", "a > 1 & region == 'US'"):
         assert pandas_expression_problem(expr, assignments=False) is None
         assert len(frame.query(expr)) == 1
 

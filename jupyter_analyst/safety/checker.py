@@ -51,7 +51,9 @@ STRING_RUNNERS = frozenset({"query", "eval", "format", "format_map", "format_ind
                             "switch_backend", "set_option", "option_context", "reset_option"})
 OPTION_KEYS = frozenset({"backend", "plotting.backend", "stylesheet", "allow_pickle"})
 # pandas methods that look a string up as a method name (``df.agg("query", ...)``)
-DISPATCHERS = frozenset({"apply", "agg", "aggregate", "transform", "pipe"})
+# (``pipe`` calls what it is given and looks nothing up, so a string there only raises)
+DISPATCHERS = frozenset({"apply", "agg", "aggregate", "transform"})
+AGGFUNC_CALLS = frozenset({"pivot_table", "crosstab", "NamedAgg"})  # aggfunc=, by name
 GROUPINGS = frozenset({"groupby", "resample", "rolling", "expanding", "ewm"})
 # Attributes of pandas and numpy objects that hold strings or lists of them (column and index
 # names, dtype names): given to a dispatcher, pandas looks each one up as a method.
@@ -453,7 +455,8 @@ class Checker:
             self._check_keyword(node, name, keyword)
         unpacked = any(isinstance(a, ast.Starred) for a in node.args) or any(
             k.arg is None for k in node.keywords)
-        sensitive = name in STRING_RUNNERS or name == "open" or self._io_kind(name, qualname)
+        sensitive = name in STRING_RUNNERS or name in DISPATCHERS or name in AGGFUNC_CALLS or \
+            name == "open" or self._io_kind(name, qualname)
         if unpacked and sensitive:
             self.add(node, "unpacked-arguments", f"Arguments to '{name}' must be written out "
                                                  f"(no * or ** unpacking) so they can be checked.")
@@ -469,6 +472,8 @@ class Checker:
             self._check_pandas_expression(node, func, name)
         elif name in DISPATCHERS and not self._not_pandas(func):
             self._check_function_names(node, name)
+        elif name == "NamedAgg":  # pd.NamedAgg(column, aggfunc)
+            self._check_dispatch_values(node.args[1:2])
         elif is_formula_call(name, qualname) and node.args:
             self._check_formula(node.args[0])  # formula= keywords are checked with the others
         elif name in ("format", "format_map", "format_index") and \
@@ -516,9 +521,7 @@ class Checker:
             self.add(value, "pandas-expression", f"'{keyword.arg}' hands Python objects to a "
                                                  f"pandas expression; compute with ordinary "
                                                  f"pandas code instead.", CRITICAL)
-        elif keyword.arg == "eval_env" and not (  # -1: patsy's empty namespace
-                isinstance(value, ast.UnaryOp) and fold_string(value) is None
-                and ast.unparse(value) == "-1"):
+        elif keyword.arg == "eval_env" and ast.unparse(value) != "-1":  # patsy's empty one
             self.add(value, "formula", "eval_env makes patsy look formula names up in another "
                                        "stack frame's namespace; leave the default.")
         elif keyword.arg == "aggfunc":  # pivot_table, crosstab, pd.NamedAgg
@@ -629,7 +632,8 @@ class Checker:
                                                f"string or use boolean indexing.")
             return
         for candidate in candidates:
-            problem = pandas_expression_problem(candidate, assignments=name == "eval")
+            problem = pandas_expression_problem(candidate, assignments=name == "eval",
+                                                top_level=self._qualname(func) == "pandas.eval")
             if problem:
                 severity = CRITICAL if "@" in candidate else HIGH
                 self.add(arg, "pandas-expression", f"In '{name}': {problem}.", severity)
@@ -659,11 +663,9 @@ class Checker:
             isinstance(receiver, ast.Attribute) and receiver.attr == "style")
 
     def _check_function_names(self, node: ast.Call, name: str) -> None:
-        """What apply/agg/transform/pipe are given must be a function or the literal name of a
+        """What apply/agg/transform are given must be a function or the literal name of a
         plain reduction or transform: pandas looks a string up as a method by name."""
         functions = self._argument(node, 0, ("func", "arg"))
-        if name == "pipe" and isinstance(functions, ast.Tuple) and functions.elts:
-            functions = functions.elts[0]  # (function, "name of its data keyword")
         candidates = [functions] if functions is not None else []
         for keyword in node.keywords:  # named aggregation: total=("column", "sum")
             if keyword.arg and isinstance(keyword.value, ast.Tuple) and \

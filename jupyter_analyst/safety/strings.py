@@ -37,11 +37,14 @@ from .report import Finding, RiskLevel
 DUNDER = re.compile(r"__\w+__")
 
 
-def _name_problem(name: str) -> str | None:
-    """Why a bare name inside an evaluated string is refused: pandas and patsy look names up
-    in the caller's namespace (and patsy in the builtins), where these reach the shell."""
-    if name.startswith("_") or name in CRITICAL_NAMES or name in IPYTHON_NAMES or (
-            name in BUILTIN_NAMES and name not in ALLOWED_BUILTINS):
+def _name_problem(name: str, variable: bool = True) -> str | None:
+    """Why a name inside an evaluated string is refused. A column name (``variable`` False)
+    only has to be public: ``open > close`` compares columns, and without calls a builtin
+    that happens to share the name is a value, never run. A variable (pandas' ``@name``,
+    looked up in the caller's namespace) must not be the shell's or a refused builtin."""
+    if name.startswith("_") or variable and (
+            name in CRITICAL_NAMES or name in IPYTHON_NAMES
+            or name in BUILTIN_NAMES and name not in ALLOWED_BUILTINS):
         return f"'{name}' is not a name an evaluated string may use"
     return None
 
@@ -90,12 +93,15 @@ def _quoting_problem(line: str) -> str | None:
     return None
 
 
-def pandas_expression_problem(expr: str, assignments: bool) -> str | None:
+def pandas_expression_problem(expr: str, assignments: bool, top_level: bool = False
+                              ) -> str | None:
     """Why a ``DataFrame.query``/``eval`` or ``pd.eval`` string is refused, or None.
 
     ``@name`` (a plain variable, as in ``"Category == @values"``) is allowed: without
     attribute access, calls or subscripts it only brings in a value, exactly as writing
-    ``df[df.Category == values]`` would.
+    ``df[df.Category == values]`` would. A frame's methods resolve bare names to its columns
+    only; ``pd.eval`` (``top_level``) resolves them in the caller's namespace, so there they
+    are variables too.
     """
     for line in (part.strip() for part in expr.splitlines()):  # pandas' own line split
         if not line:
@@ -107,13 +113,14 @@ def pandas_expression_problem(expr: str, assignments: bool) -> str | None:
             tree = ast.parse(_PANDAS_PREPARSE(line), mode="exec")
         except (SyntaxError, ValueError, tokenize.TokenError, RecursionError, MemoryError):
             return "the expression is not a plain comparison or arithmetic over columns"
-        problem = _expression_tree_problem(tree, assignments)
+        problem = _expression_tree_problem(tree, assignments, top_level)
         if problem:
             return problem
     return None
 
 
-def _expression_tree_problem(tree: ast.AST, assignments: bool) -> str | None:
+def _expression_tree_problem(tree: ast.AST, assignments: bool, top_level: bool
+                             ) -> str | None:
     for node in ast.walk(tree):
         if not isinstance(node, _EXPRESSION_NODES) or (
                 isinstance(node, ast.Assign) and not assignments):
@@ -133,8 +140,8 @@ def _expression_tree_problem(tree: ast.AST, assignments: bool) -> str | None:
                 problem = _name_problem(local)
                 if problem:
                     return f"'@{local}': {problem}"
-            elif _name_problem(node.id):
-                return _name_problem(node.id)
+            elif _name_problem(node.id, variable=top_level):
+                return _name_problem(node.id, variable=top_level)
     return None
 
 
@@ -198,8 +205,9 @@ def _formula_term_problem(text: str) -> str | None:
         if not isinstance(node, _FORMULA_NODES):
             return (f"formulas may only combine columns, literals and patsy's functions "
                     f"(found {type(node).__name__.lower()} in '{text}')")
-        if isinstance(node, ast.Name) and id(node) not in functions and _name_problem(node.id):
-            return _name_problem(node.id)
+        if isinstance(node, ast.Name) and id(node) not in functions and \
+                _name_problem(node.id, variable=False):
+            return _name_problem(node.id, variable=False)
         if isinstance(node, ast.Attribute) and id(node) not in functions:
             return f"formulas may not read attributes ('{ast.unparse(node)}'); compute the " \
                    f"column first"
@@ -231,7 +239,7 @@ def _formula_call_problem(call: ast.Call) -> str | None:
     if shown == "Q":  # Q("name") looks the name up in the data, then in the namespace
         name = call.args[0].value if len(call.args) == 1 and isinstance(
             call.args[0], ast.Constant) else None
-        if not isinstance(name, str) or _name_problem(name):
+        if not isinstance(name, str) or _name_problem(name, variable=False):
             return "Q() takes one literal column name (not starting with '_')"
     return None
 
@@ -410,7 +418,8 @@ def option_store_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
             continue
         parent = parents.get(id(node))
         name = qualname(node)
-        if name.rpartition(".")[2] in _RC_STORES:
+        if name.startswith("matplotlib") and (
+                name.rpartition(".")[2] in _RC_STORES or name.endswith(".style.library")):
             yield from _rc_store_problems(node, parent, parents)
         elif isinstance(parent, ast.Attribute) and qualname(parent):
             continue  # the outermost attribute of an option path is judged
@@ -443,10 +452,17 @@ def _assigned_value(target: ast.AST, parents: dict[int, ast.AST]) -> ast.AST | N
 
 def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
                        parents: dict[int, ast.AST]) -> Iterator[OptionProblem]:
+    """``rcParams`` (and its defaults), and ``style.library``, the styles ``style.use``
+    applies by name: read them, or set literal settings in rcParams."""
     shown = ast.unparse(store)
+    library = shown.endswith("library")
     if isinstance(parent, ast.Subscript) and parent.value is store:
         if isinstance(parent.ctx, ast.Load):
             return  # reading a setting
+        if library:
+            yield OptionProblem(parent, f"adding to {shown} makes a style of settings nobody "
+                                        f"checks; set them with plt.rcParams[\"key\"] instead")
+            return
         key = parent.slice.value if isinstance(parent.slice, ast.Constant) else None
         if not isinstance(key, str):
             yield OptionProblem(parent, f"the key of {shown}[...] must be a literal string")
@@ -454,7 +470,8 @@ def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
         problem = matplotlib_setting_problem(key, _assigned_value(parent, parents) or parent)
         if problem:
             yield OptionProblem(parent, problem)
-    elif not (isinstance(parent, ast.Attribute) and parent.attr in _RC_METHODS):
+    elif not (isinstance(parent, ast.Attribute) and parent.attr in _RC_METHODS
+              and not (library and parent.attr == "update")):
         yield OptionProblem(store, f"'{shown}' may only be read or set as {shown}[\"key\"] "
                                    f"or changed with {shown}.update({{...}})")
 
@@ -478,6 +495,9 @@ def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
         dicts += call.args[:1]
     elif name == "rc" and owner.startswith("matplotlib"):
         yield from _rc_group_problems(call)
+    elif name in ("rc_file", "rc_params_from_file") and owner.startswith("matplotlib"):
+        yield OptionProblem(call, "settings read from a file cannot be checked; set them in "
+                                  "the code with plt.rcParams[\"key\"] = value")
     for settings in dicts:
         if not isinstance(settings, ast.Dict) or None in settings.keys:
             yield OptionProblem(settings, "matplotlib settings must be given as a literal "
