@@ -83,3 +83,10 @@ def test_code_that_does_not_tokenize_counts_everything_as_outside():
     code = "s = 'open\u202e\n"  # unterminated string
     assert [c.in_string for c in invisible_characters(code)] == [False]
     assert validator.validate(code).risk_level is RiskLevel.CRITICAL
+
+
+def test_lines_are_counted_as_python_counts_them():
+    # a form feed or a vertical tab is no line break for Python
+    code = "a = 1\x0c\nb = 2  # \x0b\nc = '\u200b'\n"
+    assert [(c.line, c.col, c.in_string) for c in invisible_characters(code)] == [
+        (2, 10, False), (3, 6, True)]

@@ -407,17 +407,20 @@ def option_store_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
     are refused: a setting not on the lists above, a computed key or value, or the store
     used as a value (``o = plt.rcParams``), which would let a later line set anything.
     ``qualname`` gives 'pandas.options.display' for ``pd.options.display``, else ''."""
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    stores = []  # (node, qualified name) of every use of an option store
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             yield from _rc_call_problems(node, qualname)
-        if not isinstance(node, (ast.Name, ast.Attribute)):
-            continue
+        elif isinstance(node, (ast.Name, ast.Attribute)):
+            name = qualname(node)
+            if name.startswith(("pandas.options", "matplotlib")):
+                stores.append((node, name))
+    if not stores:
+        return
+    parents = {id(child): node for node in ast.walk(tree)
+               for child in ast.iter_child_nodes(node)}
+    for node, name in stores:
         parent = parents.get(id(node))
-        name = qualname(node)
         if name.startswith("matplotlib") and (
                 name.rpartition(".")[2] in _RC_STORES or name.endswith(".style.library")):
             yield from _rc_store_problems(node, parent, parents)
@@ -550,6 +553,9 @@ _STRING_TOKENS = {tokenize.STRING} | {getattr(tokenize, name) for name in (
     "FSTRING_MIDDLE",) if hasattr(tokenize, name)}
 
 
+_SUSPECT = re.compile(r"[^\x20-\x7e\t\n]")  # characters worth a closer look
+
+
 def _invisible(char: str) -> bool:
     category = unicodedata.category(char)
     return category in ("Cf", "Co", "Cs", "Zl", "Zp") or ord(char) in _INVISIBLE_LETTERS or (
@@ -560,11 +566,14 @@ def invisible_characters(code: str) -> list[InvisibleCharacter]:
     """Every invisible or control character in ``code`` with its position, and whether it is
     inside a string literal. For the approval panel, which shows them, and the validator,
     which refuses those outside string literals."""
+    if not _SUSPECT.search(code):
+        return []  # printable ASCII, tabs and line ends: the common case, found fast
     found = []
     strings = [(start, end) for start, end, _ in _string_tokens(code)]
-    for number, text in enumerate(code.splitlines(keepends=True), 1):
-        for col, char in enumerate(text):
-            if char not in "\r\n" and _invisible(char):
+    for number, text in enumerate(code.split("\n"), 1):  # lines as tokenize counts them
+        for match in _SUSPECT.finditer(text):
+            char, col = match.group(), match.start()
+            if _invisible(char):
                 found.append(InvisibleCharacter(
                     number, col + 1, f"U+{ord(char):04X}",
                     unicodedata.name(char, "unnamed control character"),
@@ -575,8 +584,6 @@ def invisible_characters(code: str) -> list[InvisibleCharacter]:
 def _string_tokens(code: str) -> list[tuple[tuple[int, int], tuple[int, int], str]]:
     """(start, end, text) of every string literal, as tokenize counts them (line 1-based,
     col 0-based); empty when the code does not tokenize, so everything counts as outside."""
-    if not any(_invisible(c) for c in code if c not in "\r\n"):
-        return []
     try:
         return [(token.start, token.end, token.string) for token in
                 tokenize.generate_tokens(io.StringIO(code).readline)
@@ -601,6 +608,8 @@ def unbalanced_bidi(text: str) -> bool:
 def confusable_names(code: str) -> list[tuple[int, int, str, str]]:
     """(line, col, as written, as Python reads it) for every identifier whose spelling is
     not its NFKC normal form: Python runs ``ｅval`` (full-width e) as ``eval``."""
+    if code.isascii():
+        return []
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
     except (tokenize.TokenError, SyntaxError, ValueError, RecursionError, MemoryError):
@@ -613,7 +622,8 @@ def confusable_names(code: str) -> list[tuple[int, int, str, str]]:
 def invisible_findings(code: str) -> list[Finding]:
     """The validator's findings on invisible characters and names that read differently."""
     findings = []
-    for char in invisible_characters(code):
+    characters = invisible_characters(code)
+    for char in characters:
         if char.in_string:
             findings.append(Finding(
                 "invisible-character", f"{char.codepoint} {char.name} is an invisible "
@@ -624,7 +634,7 @@ def invisible_findings(code: str) -> list[Finding]:
                 "invisible-character", f"{char.codepoint} {char.name} is an invisible "
                 f"character outside string literals: it can make the code look different "
                 f"from what runs; remove it.", char.line, char.col, RiskLevel.CRITICAL))
-    for (line, col), _, text in _string_tokens(code):
+    for (line, col), _, text in _string_tokens(code) if characters else ():
         if unbalanced_bidi(text):
             findings.append(Finding(
                 "bidi-reorder", "A string literal opens a bidirectional override or isolate "
