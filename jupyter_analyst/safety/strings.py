@@ -479,10 +479,6 @@ def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
                                    f"or changed with {shown}.update({{...}})")
 
 
-# Calls that take matplotlib settings: (name, index of a positional dict of settings)
-_RC_DICT_CALLS = {"update": 0, "rc_context": 0, "use": 0, "context": 0}
-
-
 def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
                       ) -> Iterator[OptionProblem]:
     func = call.func
@@ -493,8 +489,11 @@ def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
             qualname(func.value).rpartition(".")[2] in _RC_STORES:
         dicts += call.args[:1]
         dicts += [ast.Dict([ast.Constant(k.arg)], [k.value]) for k in call.keywords]
-    elif name in _RC_DICT_CALLS and owner.startswith("matplotlib") and call.args and \
-            not (name in ("use", "context") and fold_string(call.args[0]) is not None):
+    elif name in ("use", "context") and owner.startswith("matplotlib") and call.args:
+        first = call.args[0]  # style names (checked as styles) and dicts of settings
+        styles = first.elts if isinstance(first, (ast.List, ast.Tuple)) else [first]
+        dicts += [style for style in styles if fold_string(style) is None]
+    elif name == "rc_context" and owner.startswith("matplotlib"):
         dicts += call.args[:1]
     elif name == "rc" and owner.startswith("matplotlib"):
         yield from _rc_group_problems(call)
