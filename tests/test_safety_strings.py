@@ -80,6 +80,9 @@ REFUSED = {
         ("tpl = header.upper()\ntpl.format(x)", "format-template", "computed"),
         ("str.format(chosen, x)", "format-template", "computed"),
         ("df.style.format_index('{0.imag}')", "format-template", "attribute"),
+        ("fmt = ''.join(['{0.', 'real}'])\ndf.style.format(fmt)", "format-template",
+         "computed"),
+        ("df.style.format({'a': '{:.1f}', 'b': '{0.x}'})", "format-template", "attribute"),
     ],
     "string dispatch": [
         ("how = 'eva' + 'l'\ndf.agg(how, 'x + 1')", "string-dispatch", "'eval'"),
@@ -105,6 +108,10 @@ REFUSED = {
         ("df.agg(df.query.__name__, 'a > 1')", "string-dispatch", "computed"),
         ("df.groupby('g').transform(kind_of)\nkind_of = text.strip()", "string-dispatch",
          "computed"),
+        ("how = ''.join(['que', 'ry'])\ndf.transform(how, '@x.y > 0')", "string-dispatch",
+         "computed"),
+        ("df.transform(f'{a}{b}', 'x')", "string-dispatch", "computed"),
+        ("name = 'yreuq'[::-1]\ndf.transform(name, 'x')", "string-dispatch", "computed"),
     ],
     "option stores": [
         (PD + "pd.set_option('io.excel.xlsx.writer', 'x')", "pandas-option", "io.excel"),
@@ -184,6 +191,8 @@ PASSING = {
         "'{!r}'.format(x)",
         "'{:{w}.{p}f}'.format(x, w=8, p=2)",
         "df.style.format('{:.1%}')",
+        "df.style.format(lambda v: f'{v:.1f}')",
+        "def pct(v):\n    return f'{v:.0%}'\ndf.style.format({'share': pct})",
     ],
     "string dispatch": [
         "df.agg(['mean', 'std'])",

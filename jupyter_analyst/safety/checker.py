@@ -21,7 +21,7 @@ from .report import Finding, RiskLevel
 from .strings import (DUNDER, backend_problem, formula_problem, is_formula_call,
                       option_store_problems, pandas_backend_problem, pandas_expression_problem,
                       pandas_option_problem,
-                      static_value, style_problem, template_problem)
+                      static_value, string_valued, style_problem, template_problem)
 
 CRITICAL, HIGH, MEDIUM = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter's stack
@@ -483,7 +483,7 @@ class Checker:
             for arg in templates:
                 for value in arg.values if isinstance(arg, ast.Dict) else [arg]:
                     # functions are fine; strings (literal or in a variable) are templates
-                    if always or fold_string(value) is not None or self._constant_values(value):
+                    if always or string_valued(value, self.assigned):
                         self._check_template(value)
         elif name in ("use", "context") and self._is_style(func):
             for arg in node.args[:1]:
@@ -672,18 +672,18 @@ class Checker:
                     len(keyword.value.elts) == 2:
                 candidates.append(keyword.value.elts[1])
         # scikit-learn's transform(X) takes data: unless the receiver is a pandas grouping or
-        # window, only literal names can be told apart from data and are checked
-        self._check_dispatch_values(candidates, literal_only=name == "transform"
+        # window, only what is visibly a string can be told apart from data and is checked
+        self._check_dispatch_values(candidates, strings_only=name == "transform"
                                     and not _grouped(node.func))
 
-    def _check_dispatch_values(self, candidates: list[ast.AST], literal_only=False) -> None:
+    def _check_dispatch_values(self, candidates: list[ast.AST], strings_only=False) -> None:
         while candidates:
             candidate = candidates.pop()
             if isinstance(candidate, ast.Dict):
                 candidates.extend(candidate.values)
             elif isinstance(candidate, (ast.List, ast.Tuple)):
                 candidates.extend(candidate.elts)
-            elif not literal_only or fold_string(candidate) is not None:
+            elif not strings_only or string_valued(candidate, self.assigned):
                 problem = self._dispatch_problem(candidate, set())
                 if problem:
                     self.add(candidate, "string-dispatch", problem)

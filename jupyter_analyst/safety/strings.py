@@ -284,6 +284,40 @@ def template_problem(template: str, depth: int = 0) -> str | None:
 
 
 # -- string dispatch, backends, styles ---------------------------------------------------
+# str methods and builtins whose result is a string
+_STRING_MAKERS = frozenset({
+    "str", "repr", "ascii", "chr", "format", "join", "format_map", "upper", "lower", "title",
+    "capitalize", "casefold", "swapcase", "strip", "lstrip", "rstrip", "replace", "zfill",
+    "center", "ljust", "rjust", "removeprefix", "removesuffix", "expandtabs", "translate",
+    "decode"})
+
+
+def string_valued(node: ast.AST, assigned: dict[str, list[ast.AST | None]],
+                  seen: frozenset[str] = frozenset()) -> bool:
+    """True if ``node`` visibly evaluates to a string: a literal, an f-string, a str method
+    or builtin, an operation on one of these, or a variable ever set to one. (Not a proof
+    that anything else is no string: where data and names cannot be told apart, this is
+    what can be checked.)"""
+    if isinstance(node, (ast.Constant, ast.JoinedStr)):
+        return isinstance(node, ast.JoinedStr) or isinstance(node.value, (str, bytes))
+    if isinstance(node, ast.BinOp):
+        return string_valued(node.left, assigned, seen) or \
+            string_valued(node.right, assigned, seen)
+    if isinstance(node, ast.IfExp):
+        return string_valued(node.body, assigned, seen) or \
+            string_valued(node.orelse, assigned, seen)
+    if isinstance(node, ast.Subscript):
+        return string_valued(node.value, assigned, seen)
+    if isinstance(node, ast.Call):
+        func = node.func
+        return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) \
+            in _STRING_MAKERS
+    if isinstance(node, ast.Name) and node.id not in seen:
+        return any(value is not None and string_valued(value, assigned, seen | {node.id})
+                   for value in assigned.get(node.id, ()))
+    return False
+
+
 def backend_problem(value: str | None) -> str | None:
     if value is not None and value.lower() in ALLOWED_BACKENDS:
         return None
