@@ -20,8 +20,8 @@ from .policy import (ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES, FRAME_ATTR
 from .report import Finding, RiskLevel
 from .strings import (DUNDER, backend_problem, formula_problem, is_formula_call,
                       option_store_problems, pandas_backend_problem, pandas_expression_problem,
-                      pandas_option_problem,
-                      static_value, string_valued, style_problem, template_problem)
+                      pandas_option_problem, static_value, string_valued, style_problem,
+                      template_problem)
 
 CRITICAL, HIGH, MEDIUM = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter's stack
@@ -60,7 +60,7 @@ GROUPINGS = frozenset({"groupby", "resample", "rolling", "expanding", "ewm"})
 NAME_ATTRIBUTES = frozenset({"name", "names", "columns", "index", "keys", "values", "str",
                              "kind", "char", "unit", "freqstr", "inferred_freq",
                              "inferred_type", "resolution", "resolution_string", "byteorder",
-                             "dtypes", "dtype", "attrs", "categories", "array", "T", "flags"})
+                             "dtypes", "dtype", "attrs", "categories", "array", "T"})
 # Jinja2 behind pandas' Styler: a template is code, and it is not sandboxed
 TEMPLATE_ENGINE = frozenset({"env", "loader", "from_string", "from_custom_template",
                              "get_template", "template_html",
@@ -710,7 +710,8 @@ class Checker:
                 ("functools.partial", "pandas.NamedAgg")):
             return None  # the arguments are visited (and NamedAgg's aggfunc checked) as usual
         if isinstance(node, ast.Name) and node.id not in seen:
-            # not set in this code: a function defined here, a builtin, or an imported name
+            # a name this code never sets is a function it defines, a builtin, or a name from
+            # an earlier cell; one it sets must only ever be set to functions or safe names
             values = self.assigned.get(node.id, [])
             problems = [self._dispatch_problem(v, seen | {node.id}) if v is not None else ""
                         for v in values]
@@ -773,12 +774,12 @@ class Checker:
     def _check_options(self, node: ast.Call, name: str) -> None:
         """pd.set_option/option_context("key", value, ...) (or one dict), reset_option(key)."""
         args = node.args
-        if name != "reset_option" and len(args) == 1 and isinstance(args[0], ast.Dict):
+        if name == "reset_option":
+            pairs = [(arg, None) for arg in args]
+        elif len(args) == 1 and isinstance(args[0], ast.Dict):
             pairs = list(zip(args[0].keys, args[0].values))
         else:
             pairs = list(zip_longest(args[::2], args[1::2]))
-        if name == "reset_option":
-            pairs = [(arg, None) for arg in args]
         for key_node, value_node in pairs:
             key = fold_string(key_node)
             if key is None:

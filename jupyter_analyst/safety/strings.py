@@ -54,7 +54,6 @@ def _name_problem(name: str, variable: bool = True) -> str | None:
 # backtick names become identifiers, '@name' becomes LOCAL_TAG + name, '&'/'|' become
 # 'and'/'or'. Taken from pandas itself, so the check reads what the installed pandas reads.
 _PANDAS_PREPARSE = inspect.signature(PandasExprVisitor).parameters["preparser"].default
-_BACKTICK_NAME = "BACKTICK_QUOTED_STRING_"
 
 # Comparisons and arithmetic over column names and literals, and pandas' own math
 # functions (sin, log, abs, ...). Attribute access, subscripts and other calls are where
@@ -132,7 +131,7 @@ def _expression_tree_problem(tree: ast.AST, assignments: bool, top_level: bool
                 and not node.keywords):
             return (f"pandas expressions may call only pandas' math functions "
                     f"({', '.join(MATHOPS)}), with positional arguments")
-        if isinstance(node, ast.Name) and not node.id.startswith(_BACKTICK_NAME):
+        if isinstance(node, ast.Name):  # `backticked names` arrive as BACKTICK_QUOTED_...
             if node.id.startswith(LOCAL_TAG):
                 local = node.id[len(LOCAL_TAG):]
                 if not local:
