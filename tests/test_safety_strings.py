@@ -150,6 +150,19 @@ REFUSED = {
         (MPL + "plt.style.library.update(mine={})", "option-store", "style.library"),
         (MPL + "mpl.rc_file('outputs/my.rc')", "option-store", "file"),
     ],
+    "string annotations": [
+        ("import typing\ndef f(x: \"open('data/a.csv').read()\"):\n    pass\n"
+         "typing.get_type_hints(f)", "string-annotation", "call"),
+        ("def f() -> 'print(1) or int':\n    pass", "string-annotation", "boolop"),
+        ("alias = list['len(df) and int']", "string-annotation", "boolop"),
+        ("import typing\nT = typing.TypeVar('T', bound='vars() or object')",
+         "string-annotation", "boolop"),
+        ("from typing import ForwardRef\nref = ForwardRef('df.to_csv()')", "string-annotation",
+         "call"),
+        ("import typing\nx: typing.Optional['(lambda: 0)'] = None",
+         "string-annotation", "lambda"),
+        ("class Box:\n    item: 'dict[str, \"_hidden\"]'", "string-annotation", "_hidden"),
+    ],
     "template engines": [
         ("df.style.loader", "template-engine", "template engine"),
         ("from pandas.io.formats.style import Styler\n"
@@ -229,6 +242,14 @@ PASSING = {
         MPL + "matplotlib.use('Agg')",
         MPL + "print(sorted(plt.style.library['ggplot']))",
         MPL + "plt.rcParams['axes.prop_cycle'] = plt.cycler(color=['r', 'g'])",
+    ],
+    "string annotations": [
+        "import pandas as pd\ndef f(frame: 'pd.DataFrame') -> 'dict[str, list[int]] | None':"
+        "\n    pass",
+        "import typing\nmode: typing.Literal['fast mode', 'slow'] = 'slow'",
+        "import typing\nx: typing.Annotated[int, 'between 0 and 9'] = 3",
+        "import typing\nT = typing.TypeVar('T', bound='pd.Series')",
+        "col = df['total bill']\nrows = df.loc[df['a'] > 1, ['b', 'c']]",
     ],
     "template engines": [
         "df.style.highlight_max()",

@@ -18,10 +18,10 @@ from .paths import fold_string, path_problem
 from .policy import (ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES, FRAME_ATTRIBUTES,
                      HARMLESS_DUNDERS, IPYTHON_NAMES, SAFE_FUNCTION_NAMES, Policy)
 from .report import Finding, RiskLevel
-from .strings import (DUNDER, backend_problem, formula_problem, is_formula_call,
-                      option_store_problems, pandas_backend_problem, pandas_expression_problem,
-                      pandas_option_problem, static_value, string_valued, style_problem,
-                      template_problem)
+from .strings import (DUNDER, annotation_problems, backend_problem, formula_problem,
+                      is_formula_call, option_store_problems, pandas_backend_problem,
+                      pandas_expression_problem, pandas_option_problem, static_value,
+                      string_valued, style_problem, template_problem)
 
 CRITICAL, HIGH, MEDIUM = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter's stack
@@ -165,9 +165,11 @@ class Checker:
     # -- driving the walk -------------------------------------------------------------
     def run(self, tree: ast.Module) -> None:
         self._index(tree)
-        for problem in option_store_problems(tree, self._qualname):
-            self.add(problem.node, "option-store", problem.message[0].upper()
-                     + problem.message[1:] + ".")
+        for rule, problems in (("option-store", option_store_problems),
+                               ("string-annotation", annotation_problems)):
+            for problem in problems(tree, self._qualname):
+                self.add(problem.node, rule, problem.message[0].upper() + problem.message[1:]
+                         + ".")
         self.visit(tree)
 
     def visit(self, node: ast.AST) -> None:

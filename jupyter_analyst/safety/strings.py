@@ -251,6 +251,83 @@ def _literal(node: ast.AST) -> bool:
     return True
 
 
+# -- string annotations -------------------------------------------------------------------
+# typing.get_type_hints (and functools.singledispatch, which uses it) evaluates annotations
+# that are strings, and the strings inside generic aliases (``list["..."]``), with eval.
+_GENERICS = frozenset({"list", "dict", "tuple", "set", "frozenset", "type"})
+_TYPE_NODES = (ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List,
+               ast.Constant, ast.BinOp, ast.BitOr, ast.Load)
+
+
+def type_expression_problem(text: str) -> str | None:
+    """Why a string that typing may evaluate is refused: it must be a type such as
+    ``"pd.DataFrame"`` or ``"dict[str, list[int]] | None"``."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return f"the annotation '{text}' is not a type"
+    for node in ast.walk(tree):
+        problem = None
+        if not isinstance(node, _TYPE_NODES) or (
+                isinstance(node, ast.BinOp) and not isinstance(node.op, ast.BitOr)):
+            problem = f"found {type(node).__name__.lower()}"
+        elif isinstance(node, ast.Name):
+            problem = _name_problem(node.id)
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            problem = f"'{node.attr}' is private"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            problem = type_expression_problem(node.value)
+        if problem:
+            return (f"typing evaluates the annotation '{text}' as code ({problem}); "
+                    f"annotate with a type, e.g. 'pd.DataFrame'")
+    return None
+
+
+def annotation_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
+                        ) -> Iterator[Problem]:
+    """Strings typing would evaluate: in annotations, in subscripted generics (``list[...]``,
+    ``typing.*``, ``collections.abc.*``), and given to ``ForwardRef``/``TypeVar``."""
+    places: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation:
+            places.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns:
+            places.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            places.append(node.annotation)
+        elif isinstance(node, ast.Subscript) and (
+                isinstance(node.value, ast.Name) and node.value.id in _GENERICS
+                or qualname(node.value).startswith(("typing.", "collections.abc."))):
+            places.append(node)
+        elif isinstance(node, ast.Call) and (
+                qualname(node.func).rpartition(".")[2] in ("ForwardRef", "TypeVar")):
+            places.extend(node.args[1:] if "TypeVar" in qualname(node.func) else node.args)
+            places.extend(k.value for k in node.keywords if k.arg == "bound")
+    for place in places:
+        for node in _type_strings(place, qualname):
+            problem = type_expression_problem(node.value)
+            if problem:
+                yield Problem(node, problem)
+
+
+def _type_strings(node: ast.AST, qualname: Callable[[ast.AST], str]) -> Iterator[ast.Constant]:
+    """The string literals in a type expression that typing evaluates: not the values of
+    ``Literal[...]`` nor the metadata of ``Annotated[type, ...]``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node
+    elif isinstance(node, ast.Subscript):
+        generic = qualname(node.value).rpartition(".")[2]
+        if generic == "Literal":
+            return
+        inner = node.slice
+        if generic == "Annotated" and isinstance(inner, ast.Tuple) and inner.elts:
+            inner = inner.elts[0]
+        yield from _type_strings(inner, qualname)
+    else:
+        for child in ast.iter_child_nodes(node):
+            yield from _type_strings(child, qualname)
+
+
 # -- format templates --------------------------------------------------------------------
 def template_problem(template: str, depth: int = 0) -> str | None:
     """Why a str.format template is refused, or None.
@@ -429,13 +506,13 @@ _RC_STORES = ("rcParams", "rcParamsDefault", "rcParamsOrig")
 _RC_METHODS = frozenset({"get", "copy", "keys", "items", "values", "find_all", "update"})
 
 
-class OptionProblem(NamedTuple):
+class Problem(NamedTuple):  # what the checker reports, at the node it is about
     node: ast.AST
     message: str
 
 
 def option_store_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
-                          ) -> Iterator[OptionProblem]:
+                          ) -> Iterator[Problem]:
     """Uses of pandas' option store (``pd.options...``) and matplotlib's ``rcParams`` that
     are refused: a setting not on the lists above, a computed key or value, or the store
     used as a value (``o = plt.rcParams``), which would let a later line set anything.
@@ -469,7 +546,7 @@ def option_store_problems(tree: ast.AST, qualname: Callable[[ast.AST], str]
                 if problem is None and path == "plotting.backend":
                     problem = pandas_backend_problem(value)
             if problem:
-                yield OptionProblem(node, problem)
+                yield Problem(node, problem)
 
 
 def pandas_backend_problem(value: ast.AST | None) -> str | None:
@@ -487,7 +564,7 @@ def _assigned_value(target: ast.AST, parents: dict[int, ast.AST]) -> ast.AST | N
 
 
 def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
-                       parents: dict[int, ast.AST]) -> Iterator[OptionProblem]:
+                       parents: dict[int, ast.AST]) -> Iterator[Problem]:
     """``rcParams`` (and its defaults), and ``style.library``, the styles ``style.use``
     applies by name: read them, or set literal settings in rcParams."""
     shown = ast.unparse(store)
@@ -496,24 +573,24 @@ def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
         if isinstance(parent.ctx, ast.Load):
             return  # reading a setting
         if library:
-            yield OptionProblem(parent, f"adding to {shown} makes a style of settings nobody "
+            yield Problem(parent, f"adding to {shown} makes a style of settings nobody "
                                         f"checks; set them with plt.rcParams[\"key\"] instead")
             return
         key = parent.slice.value if isinstance(parent.slice, ast.Constant) else None
         if not isinstance(key, str):
-            yield OptionProblem(parent, f"the key of {shown}[...] must be a literal string")
+            yield Problem(parent, f"the key of {shown}[...] must be a literal string")
             return
         problem = matplotlib_setting_problem(key, _assigned_value(parent, parents) or parent)
         if problem:
-            yield OptionProblem(parent, problem)
+            yield Problem(parent, problem)
     elif not (isinstance(parent, ast.Attribute) and parent.attr in _RC_METHODS
               and not (library and parent.attr == "update")):
-        yield OptionProblem(store, f"'{shown}' may only be read or set as {shown}[\"key\"] "
+        yield Problem(store, f"'{shown}' may only be read or set as {shown}[\"key\"] "
                                    f"or changed with {shown}.update({{...}})")
 
 
 def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
-                      ) -> Iterator[OptionProblem]:
+                      ) -> Iterator[Problem]:
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else qualname(func).rpartition(".")[2]
     owner = qualname(func)
@@ -531,11 +608,11 @@ def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
     elif name == "rc" and owner.startswith("matplotlib"):
         yield from _rc_group_problems(call)
     elif name in ("rc_file", "rc_params_from_file") and owner.startswith("matplotlib"):
-        yield OptionProblem(call, "settings read from a file cannot be checked; set them in "
+        yield Problem(call, "settings read from a file cannot be checked; set them in "
                                   "the code with plt.rcParams[\"key\"] = value")
     for settings in dicts:
         if not isinstance(settings, ast.Dict) or None in settings.keys:
-            yield OptionProblem(settings, "matplotlib settings must be given as a literal "
+            yield Problem(settings, "matplotlib settings must be given as a literal "
                                           "dict {\"key\": value, ...}")
             continue
         for key, value in zip(settings.keys, settings.values):
@@ -543,16 +620,16 @@ def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
             problem = (matplotlib_setting_problem(text, value) if isinstance(text, str)
                        else "the names of matplotlib settings must be literal strings")
             if problem:
-                yield OptionProblem(key, problem)
+                yield Problem(key, problem)
 
 
-def _rc_group_problems(call: ast.Call) -> Iterator[OptionProblem]:
+def _rc_group_problems(call: ast.Call) -> Iterator[Problem]:
     """``mpl.rc("lines", linewidth=2)`` sets 'lines.linewidth' (also its short aliases)."""
     group = call.args[0] if call.args else None
     groups = group.elts if isinstance(group, (ast.Tuple, ast.List)) else [group]
     names = [g.value if isinstance(g, ast.Constant) else None for g in groups]
     if not all(isinstance(n, str) for n in names) or any(k.arg is None for k in call.keywords):
-        yield OptionProblem(call, "matplotlib.rc() needs a literal group and keyword settings")
+        yield Problem(call, "matplotlib.rc() needs a literal group and keyword settings")
         return
     for group_name in names:
         for keyword in call.keywords:
@@ -562,7 +639,7 @@ def _rc_group_problems(call: ast.Call) -> Iterator[OptionProblem]:
             if problem is None and not static_value(keyword.value):
                 problem = f"the value for '{key}' must be written as a literal"
             if problem:
-                yield OptionProblem(keyword.value, problem)
+                yield Problem(keyword.value, problem)
 
 
 # -- invisible characters (approval deception) -----------------------------------------------
