@@ -9,6 +9,7 @@ import time
 import pytest
 
 from jupyter_analyst.safety import RiskLevel, SafetyValidator
+from jupyter_analyst.safety import strings
 from jupyter_analyst.safety.strings import formula_problem, pandas_expression_problem
 
 validator = SafetyValidator()
@@ -314,3 +315,8 @@ def test_option_pattern_keys_are_never_run_as_regular_expressions():
 def test_option_refusals_are_high_not_warnings():
     report = validator.validate(MPL + "plt.rcParams['text.usetex'] = True")
     assert report.risk_level.rank >= RiskLevel.HIGH.rank
+
+
+def test_without_patsy_formulas_are_refused_not_guessed(monkeypatch):
+    monkeypatch.setattr(strings, "parse_formula", None)
+    assert "patsy is not installed" in formula_problem("y ~ x")

@@ -26,8 +26,12 @@ import matplotlib
 from pandas._config import config as pandas_config
 from pandas.core.computation.expr import PandasExprVisitor
 from pandas.core.computation.ops import LOCAL_TAG, MATHOPS
-from patsy import PatsyError
-from patsy.parse_formula import parse_formula
+
+try:  # patsy comes with statsmodels ('analysis' extra); without it formulas are refused
+    from patsy import PatsyError
+    from patsy.parse_formula import parse_formula
+except ImportError:
+    PatsyError = parse_formula = None
 
 from .paths import fold_string
 from .policy import (ALLOWED_BACKENDS, ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES,
@@ -177,6 +181,9 @@ def is_formula_call(name: str, qualname: str) -> bool:
 
 def formula_problem(formula: str) -> str | None:
     """Why a statsmodels/patsy formula ("y ~ x + C(g) + np.log(z)") is refused, or None."""
+    if parse_formula is None:
+        return ("patsy is not installed where the validator runs, so the formula cannot be "
+                "checked; install it (pip install 'jupyter-analyst[analysis]')")
     try:
         tree = parse_formula(formula)
     except PatsyError as exc:
