@@ -581,7 +581,7 @@ def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
             return  # reading a setting
         if library:
             yield Problem(parent, f"adding to {shown} makes a style of settings nobody "
-                                        f"checks; set them with plt.rcParams[\"key\"] instead")
+                                  f"checks; set them with plt.rcParams[\"key\"] instead")
             return
         key = parent.slice.value if isinstance(parent.slice, ast.Constant) else None
         if not isinstance(key, str):
@@ -593,7 +593,7 @@ def _rc_store_problems(store: ast.AST, parent: ast.AST | None,
     elif not (isinstance(parent, ast.Attribute) and parent.attr in _RC_METHODS
               and not (library and parent.attr == "update")):
         yield Problem(store, f"'{shown}' may only be read or set as {shown}[\"key\"] "
-                                   f"or changed with {shown}.update({{...}})")
+                             f"or changed with {shown}.update({{...}})")
 
 
 def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
@@ -616,11 +616,12 @@ def _rc_call_problems(call: ast.Call, qualname: Callable[[ast.AST], str]
         yield from _rc_group_problems(call)
     elif name in ("rc_file", "rc_params_from_file") and owner.startswith("matplotlib"):
         yield Problem(call, "settings read from a file cannot be checked; set them in "
-                                  "the code with plt.rcParams[\"key\"] = value")
+                            "the code with plt.rcParams[\"key\"] = value")
     for settings in dicts:
         if not isinstance(settings, ast.Dict) or None in settings.keys:
-            yield Problem(settings, "matplotlib settings must be given as a literal "
-                                          "dict {\"key\": value, ...}")
+            yield Problem(settings, "matplotlib settings must be given as a literal dict "
+                                    "{\"key\": value, ...} (plt.rcdefaults() restores the "
+                                    "defaults)")
             continue
         for key, value in zip(settings.keys, settings.values):
             text = key.value if isinstance(key, ast.Constant) else None
@@ -636,7 +637,8 @@ def _rc_group_problems(call: ast.Call) -> Iterator[Problem]:
     groups = group.elts if isinstance(group, (ast.Tuple, ast.List)) else [group]
     names = [g.value if isinstance(g, ast.Constant) else None for g in groups]
     if not all(isinstance(n, str) for n in names) or any(k.arg is None for k in call.keywords):
-        yield Problem(call, "matplotlib.rc() needs a literal group and keyword settings")
+        yield Problem(call, "the group and the settings given to rc() must be written out as "
+                            "literals, e.g. rc(\"lines\", linewidth=2)")
         return
     for group_name in names:
         for keyword in call.keywords:
