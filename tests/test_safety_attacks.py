@@ -118,7 +118,7 @@ ATTACKS = {
         ("df.plot.line(backend='module://evil')", "plot-backend"),
         ("import pandas as pd\npd.options.plotting.backend = 'evil'", "plot-backend"),
         ("import pandas as pd\npd.set_option('plotting.backend', 'evil')", "plot-backend"),
-        ("import pandas as pd\npd.set_option('plotting.b.*', 'evil')", "plot-backend"),
+        ("import pandas as pd\npd.set_option('plotting.b.*', 'evil')", "pandas-option"),
         ("import pandas as pd\npd.set_option('display.width', 80, 'backend', 'evil')",
          "plot-backend"),
         ("import pandas as pd\nwith pd.option_context('plotting.backend', 'evil'):\n    pass",

@@ -18,8 +18,10 @@ from .paths import fold_string, path_problem
 from .policy import (ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES, FRAME_ATTRIBUTES,
                      HARMLESS_DUNDERS, IPYTHON_NAMES, SAFE_FUNCTION_NAMES, Policy)
 from .report import Finding, RiskLevel
-from .strings import (DUNDER, backend_problem, formula_problem, pandas_expression_problem,
-                      style_problem, template_problem)
+from .strings import (DUNDER, annotation_problems, backend_problem, formula_problem,
+                      is_formula_call, option_store_problems, pandas_backend_problem,
+                      pandas_expression_problem, pandas_option_problem, static_value,
+                      string_valued, style_problem, template_problem)
 
 CRITICAL, HIGH, MEDIUM = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter's stack
@@ -45,13 +47,23 @@ UNAVAILABLE_CALLS = frozenset({"read_clipboard", "to_clipboard", "read_sql", "re
                                "load_dataset", "DataSource"})
 # Names that must be called directly, so the checks on their arguments cannot be skipped
 # by passing them around (``f = pd.read_csv``, ``map(open, files)``).
-STRING_RUNNERS = frozenset({"query", "eval", "format", "format_map", "use", "switch_backend",
-                            "set_option", "option_context"})
+STRING_RUNNERS = frozenset({"query", "eval", "format", "format_map", "format_index", "use",
+                            "switch_backend", "set_option", "option_context", "reset_option"})
 OPTION_KEYS = frozenset({"backend", "plotting.backend", "stylesheet", "allow_pickle"})
 # pandas methods that look a string up as a method name (``df.agg("query", ...)``)
+# (``pipe`` calls what it is given and looks nothing up, so a string there only raises)
 DISPATCHERS = frozenset({"apply", "agg", "aggregate", "transform"})
+AGGFUNC_CALLS = frozenset({"pivot_table", "crosstab", "NamedAgg"})  # aggfunc=, by name
+GROUPINGS = frozenset({"groupby", "resample", "rolling", "expanding", "ewm"})
+# Attributes of pandas and numpy objects that hold strings or lists of them (column and index
+# names, dtype names): given to a dispatcher, pandas looks each one up as a method.
+NAME_ATTRIBUTES = frozenset({"name", "names", "columns", "index", "keys", "values", "str",
+                             "kind", "char", "unit", "freqstr", "inferred_freq",
+                             "inferred_type", "resolution", "resolution_string", "byteorder",
+                             "dtypes", "dtype", "attrs", "categories", "array", "T"})
 # Jinja2 behind pandas' Styler: a template is code, and it is not sandboxed
-TEMPLATE_ENGINE = frozenset({"env", "from_string", "from_custom_template", "template_html",
+TEMPLATE_ENGINE = frozenset({"env", "loader", "from_string", "from_custom_template",
+                             "get_template", "template_html",
                              "template_html_style", "template_html_table", "template_latex",
                              "template_string"})
 # matplotlib settings that make it run LaTeX, Ghostscript or ffmpeg with text from the code
@@ -115,6 +127,18 @@ def _function_locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) 
     return names - declared
 
 
+def _grouped(func: ast.AST) -> bool:
+    """True for ``df.groupby(...)[...].transform``-like receivers: a pandas grouping or
+    window call somewhere in the chain."""
+    node = func.value if isinstance(func, ast.Attribute) else None
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in GROUPINGS:
+            return True
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return False
+
+
 def _comprehension_targets(node: ast.AST) -> set[str]:
     return {n.id for gen in node.generators for n in ast.walk(gen.target)
             if isinstance(n, ast.Name)}
@@ -141,6 +165,11 @@ class Checker:
     # -- driving the walk -------------------------------------------------------------
     def run(self, tree: ast.Module) -> None:
         self._index(tree)
+        for rule, problems in (("option-store", option_store_problems),
+                               ("string-annotation", annotation_problems)):
+            for problem in problems(tree, self._qualname):
+                self.add(problem.node, rule, problem.message[0].upper() + problem.message[1:]
+                         + ".")
         self.visit(tree)
 
     def visit(self, node: ast.AST) -> None:
@@ -428,7 +457,8 @@ class Checker:
             self._check_keyword(node, name, keyword)
         unpacked = any(isinstance(a, ast.Starred) for a in node.args) or any(
             k.arg is None for k in node.keywords)
-        sensitive = name in STRING_RUNNERS or name == "open" or self._io_kind(name, qualname)
+        sensitive = name in STRING_RUNNERS or name in DISPATCHERS or name in AGGFUNC_CALLS or \
+            name == "open" or self._io_kind(name, qualname)
         if unpacked and sensitive:
             self.add(node, "unpacked-arguments", f"Arguments to '{name}' must be written out "
                                                  f"(no * or ** unpacking) so they can be checked.")
@@ -442,17 +472,20 @@ class Checker:
                                              f"DataFrames already loaded.")
         elif name in ("query", "eval"):
             self._check_pandas_expression(node, func, name)
-        elif name in DISPATCHERS:
-            self._check_function_names(node)
-        elif (name == "from_formula" or qualname.startswith("statsmodels.formula.api.")) \
-                and node.args:
+        elif name in DISPATCHERS and not self._not_pandas(func):
+            self._check_function_names(node, name)
+        elif name == "NamedAgg":  # pd.NamedAgg(column, aggfunc)
+            self._check_dispatch_values(node.args[1:2])
+        elif is_formula_call(name, qualname) and node.args:
             self._check_formula(node.args[0])  # formula= keywords are checked with the others
-        elif name in ("format", "format_map") and self._templates_in_arguments(func):
+        elif name in ("format", "format_map", "format_index") and \
+                self._templates_in_arguments(func):
             templates = node.args[:1] + [k.value for k in node.keywords if k.arg == "formatter"]
+            always = isinstance(func.value, ast.Name)  # str.format(template, ...)
             for arg in templates:
                 for value in arg.values if isinstance(arg, ast.Dict) else [arg]:
                     # functions are fine; strings (literal or in a variable) are templates
-                    if fold_string(value) is not None or self._constant_values(value):
+                    if always or string_valued(value, self.assigned):
                         self._check_template(value)
         elif name in ("use", "context") and self._is_style(func):
             for arg in node.args[:1]:
@@ -461,8 +494,8 @@ class Checker:
             arg = node.args[0] if node.args else None
             if arg is not None:
                 self._check_backend(arg, fold_string(arg))
-        elif name in ("set_option", "option_context"):
-            self._check_options(node)
+        elif name in ("set_option", "option_context", "reset_option"):
+            self._check_options(node, name)
         elif name == "open":
             self._check_open(node)
         elif self._io_kind(name, qualname):
@@ -485,11 +518,16 @@ class Checker:
             self.add(value, "pandas-expression", f"{keyword.arg}='python' (or a computed value) "
                                                  f"lets pandas expressions run Python; leave the "
                                                  f"default.", CRITICAL)
-        elif keyword.arg in ("local_dict", "global_dict", "resolvers") and \
+        elif keyword.arg in ("local_dict", "global_dict", "resolvers", "level") and \
                 name in ("query", "eval"):
             self.add(value, "pandas-expression", f"'{keyword.arg}' hands Python objects to a "
                                                  f"pandas expression; compute with ordinary "
                                                  f"pandas code instead.", CRITICAL)
+        elif keyword.arg == "eval_env" and ast.unparse(value) != "-1":  # patsy's empty one
+            self.add(value, "formula", "eval_env makes patsy look formula names up in another "
+                                       "stack frame's namespace; leave the default.")
+        elif keyword.arg == "aggfunc":  # pivot_table, crosstab, pd.NamedAgg
+            self._check_dispatch_values([value])
         elif keyword.arg and keyword.arg.endswith("formula"):  # formula, re_formula, vc_formula
             for formula in value.values if isinstance(value, ast.Dict) else [value]:
                 self._check_formula(formula)
@@ -581,6 +619,11 @@ class Checker:
         arg = self._argument(node, 0, ("expr",))
         if arg is None:
             return
+        if name == "eval" and len(node.args) > 1 and not self._not_pandas(func):
+            # pd.eval(expr, parser, engine, local_dict, global_dict, resolvers, level, ...)
+            self.add(node.args[1], "pandas-expression", "pd.eval takes its options only as "
+                                                        "keywords here, so they can be "
+                                                        "checked.", CRITICAL)
         expr = fold_string(arg)
         candidates = [expr] if expr is not None else self._constant_values(arg)
         if candidates is None:
@@ -591,7 +634,8 @@ class Checker:
                                                f"string or use boolean indexing.")
             return
         for candidate in candidates:
-            problem = pandas_expression_problem(candidate, assignments=name == "eval")
+            problem = pandas_expression_problem(candidate, assignments=name == "eval",
+                                                top_level=self._qualname(func) == "pandas.eval")
             if problem:
                 severity = CRITICAL if "@" in candidate else HIGH
                 self.add(arg, "pandas-expression", f"In '{name}': {problem}.", severity)
@@ -620,27 +664,66 @@ class Checker:
         return (isinstance(receiver, ast.Name) and receiver.id == "str") or (
             isinstance(receiver, ast.Attribute) and receiver.attr == "style")
 
-    def _check_function_names(self, node: ast.Call) -> None:
-        """Strings given to apply/agg/transform must name plain reductions or transforms."""
+    def _check_function_names(self, node: ast.Call, name: str) -> None:
+        """What apply/agg/transform are given must be a function or the literal name of a
+        plain reduction or transform: pandas looks a string up as a method by name."""
         functions = self._argument(node, 0, ("func", "arg"))
         candidates = [functions] if functions is not None else []
         for keyword in node.keywords:  # named aggregation: total=("column", "sum")
             if keyword.arg and isinstance(keyword.value, ast.Tuple) and \
                     len(keyword.value.elts) == 2:
                 candidates.append(keyword.value.elts[1])
+        # scikit-learn's transform(X) takes data: unless the receiver is a pandas grouping or
+        # window, only what is visibly a string can be told apart from data and is checked
+        self._check_dispatch_values(candidates, strings_only=name == "transform"
+                                    and not _grouped(node.func))
+
+    def _check_dispatch_values(self, candidates: list[ast.AST], strings_only=False) -> None:
         while candidates:
             candidate = candidates.pop()
             if isinstance(candidate, ast.Dict):
                 candidates.extend(candidate.values)
             elif isinstance(candidate, (ast.List, ast.Tuple)):
                 candidates.extend(candidate.elts)
-            else:
-                text = fold_string(candidate)
-                if text is not None and text not in SAFE_FUNCTION_NAMES:
-                    self.add(candidate, "string-dispatch", f"pandas looks '{text}' up as a "
-                                                           f"method by name; pass the function "
-                                                           f"itself or a plain reduction such "
-                                                           f"as 'sum' or 'mean'.")
+            elif not strings_only or string_valued(candidate, self.assigned):
+                problem = self._dispatch_problem(candidate, set())
+                if problem:
+                    self.add(candidate, "string-dispatch", problem)
+
+    def _unbound_function(self, node: ast.Attribute) -> bool:
+        """``module.function`` with a module from an earlier cell (``integrate.trapz``): one
+        attribute of a name this code never binds, and not an attribute that holds column or
+        index names (``df.columns``, ``s.name``), which pandas would look up as methods."""
+        return isinstance(node.value, ast.Name) and node.value.id not in self.assigned and \
+            node.attr not in NAME_ATTRIBUTES
+
+    def _dispatch_problem(self, node: ast.AST, seen: set[str]) -> str | None:
+        """Why a function given to a dispatcher may be a string the check cannot see."""
+        text = fold_string(node)
+        if text is not None:
+            return None if text in SAFE_FUNCTION_NAMES else (
+                f"pandas looks '{text}' up as a method by name; pass the function itself or "
+                f"a plain reduction such as 'sum' or 'mean'.")
+        if isinstance(node, ast.Lambda) or (isinstance(node, ast.Attribute) and (
+                self._qualname(node) or self._unbound_function(node))
+                and node.attr not in HARMLESS_DUNDERS):
+            return None  # np.mean, pd.Series.mode, integrate.trapz: a function, not a name
+        if isinstance(node, ast.Call) and self._qualname(node.func).endswith(
+                ("functools.partial", "pandas.NamedAgg")):
+            return None  # the arguments are visited (and NamedAgg's aggfunc checked) as usual
+        if isinstance(node, ast.Name) and node.id not in seen:
+            # a name this code never sets is a function it defines, a builtin, or a name from
+            # an earlier cell; one it sets must only ever be set to functions or safe names
+            values = self.assigned.get(node.id, [])
+            problems = [self._dispatch_problem(v, seen | {node.id}) if v is not None else ""
+                        for v in values]
+            if not any(p is not None for p in problems):
+                return None
+            if all(p is not None and p != "" for p in problems):
+                return problems[0]
+        return ("The function given here is computed, and pandas would look a string up as a "
+                "method by name; pass the function itself, a lambda, or a literal name such as "
+                "'sum'.")
 
     def _check_formula(self, node: ast.AST) -> None:
         formula = fold_string(node)
@@ -690,21 +773,31 @@ class Checker:
         if problem:
             self.add(node, "plot-backend", problem[0].upper() + problem[1:] + ".", CRITICAL)
 
-    def _check_options(self, node: ast.Call) -> None:
+    def _check_options(self, node: ast.Call, name: str) -> None:
+        """pd.set_option/option_context("key", value, ...) (or one dict), reset_option(key)."""
         args = node.args
-        for key_node, value_node in zip_longest(args[::2], args[1::2]):
+        if name == "reset_option":
+            pairs = [(arg, None) for arg in args]
+        elif len(args) == 1 and isinstance(args[0], ast.Dict):
+            pairs = list(zip(args[0].keys, args[0].values))
+        else:
+            pairs = list(zip_longest(args[::2], args[1::2]))
+        for key_node, value_node in pairs:
             key = fold_string(key_node)
             if key is None:
-                self.add(key_node, "pandas-option", "Option names must be literal strings.")
+                self.add(key_node or node, "pandas-option", "Option names must be literal "
+                                                            "strings.")
                 continue
             self.checked_keys.add(id(key_node))
-            try:
-                is_backend = re.search(key, "plotting.backend", re.IGNORECASE) is not None
-            except re.error:
-                is_backend = True  # pandas would treat it as a pattern too: refuse
-            if is_backend:
-                value = fold_string(value_node) if value_node is not None else None
-                self._check_backend(value_node or key_node, value)
+            full, problem = pandas_option_problem(key, reset=name == "reset_option")
+            if problem is None and name != "reset_option":
+                if value_node is None or not static_value(value_node):
+                    problem = f"the value for '{full}' must be written as a literal"
+                elif full == "plotting.backend" and pandas_backend_problem(value_node):
+                    self.add(value_node, "plot-backend",
+                             pandas_backend_problem(value_node) + ".", CRITICAL)
+            if problem:
+                self.add(key_node, "pandas-option", problem[0].upper() + problem[1:] + ".")
 
     def _option_key(self, node: ast.AST) -> bool:
         key = fold_string(node)

@@ -18,6 +18,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 from .checker import BudgetExceeded, Checker, TooDeep
 from .policy import Policy
 from .report import Finding, RiskLevel, SafetyReport
+from .strings import invisible_findings
 
 CRITICAL = RiskLevel.CRITICAL
 
@@ -90,6 +91,8 @@ class SafetyValidator:
                                  "and help syntax ('x?') are not allowed; write plain Python.",
                         magic, 1, CRITICAL))
             return
+        for finding in invisible_findings(code):  # Trojan Source: before the parser's verdict
+            add(finding)
         try:
             with warnings.catch_warnings():  # e.g. "invalid escape sequence": not our output
                 warnings.simplefilter("ignore")
