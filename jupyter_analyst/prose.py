@@ -31,6 +31,7 @@ _PARSER = MarkdownIt("commonmark", {"html": True})
 _TEXT_TOKENS = {"text", "text_special", "code_inline"}
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_HIDING_TAG = re.compile(r"<(/?)(script|style)\b", re.IGNORECASE)  # their content is no text
 
 
 def plain_text(prose: str) -> str:
@@ -55,8 +56,13 @@ def markdown(prose: str) -> str:
 
 def _inline_text(tokens: list[Token]) -> str:
     parts = []
+    hiding = False
     for token in tokens:
-        if token.type in _TEXT_TOKENS:
+        if token.type == "html_inline" and (tag := _HIDING_TAG.match(token.content)):
+            hiding = not tag.group(1)
+        elif hiding:
+            continue
+        elif token.type in _TEXT_TOKENS:
             parts.append(token.content)
         elif token.type == "image":  # its alt text, never its source
             parts.append(_inline_text(token.children or []))
