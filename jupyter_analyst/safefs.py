@@ -65,7 +65,7 @@ def read_file(dir_fd: int, name: str, limit: int) -> bytes:
     try:
         fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        raise Refused(_open_failure(exc)) from None
+        raise Refused(_open_failure(dir_fd, name, exc)) from None
     try:
         info = os.fstat(fd)
         refuse_unless_plain(info, limit)
@@ -169,9 +169,15 @@ def _clear(top: int, dir_fd: int, depth: int) -> bool:
     return moved
 
 
-def _open_failure(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "a symbolic link"
-    if exc.errno == errno.ENOENT:
+def _open_failure(dir_fd: int, name: str, exc: OSError) -> str:
+    """Why ``name`` could not be opened: what it is (a link, a socket), or the OS's reason."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except OSError:
         return "gone before it could be read"
+    kind = next((kind for is_kind, kind in _KINDS if is_kind(mode)), None)
+    if kind == "a symbolic link":
+        return kind
+    if kind:
+        return f"{kind}, not a regular file"
     return f"could not be opened ({os.strerror(exc.errno) if exc.errno else exc})"
