@@ -53,7 +53,7 @@ class Intake:
         self.used = 0  # bytes of kept display outputs and files
         self.printed = 0  # characters of printed output passed on
         self.refused: Counter[str] = Counter()  # reason -> times
-        self.over_quota = [0, 0]  # outputs or files, bytes
+        self.over_quota = [0, 0]  # display outputs left out for the quota, and their bytes
         self.printed_cut = 0  # characters of printed output left out
 
     def clean(self, output: dict[str, Any]) -> dict[str, Any] | None:
@@ -73,15 +73,16 @@ class Intake:
                     return None
                 output = {**output, "text": text[:room]}
             self.printed += len(output["text"])
-        elif not self._fits(_size(output)):
+        elif not self._fits(size := _size(output)):
+            self.over_quota[0] += 1
+            self.over_quota[1] += size
             return None
         self.outputs.append(output)
         return output
 
     def _fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit in the quota; if so, they are counted as used."""
         if self.used + size > MAX_ANALYSIS_BYTES:
-            self.over_quota[0] += 1
-            self.over_quota[1] += size
             return False
         self.used += size
         return True
