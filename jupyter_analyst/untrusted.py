@@ -100,9 +100,13 @@ def kernel_output(kind: str, content: Any) -> dict[str, Any] | None:
     """
     if not isinstance(content, dict):
         return None
-    if INVALID in content:
-        return {"output_type": "stream", "name": "stderr",
-                "text": f"[a {kind} message from the sandbox was left out: {content[INVALID]}]\n"}
+    if INVALID in content:  # refused by ``message_part``: say so, in the type the kind needs
+        article = "an" if kind[:1] in tuple("aeiou") else "a"
+        note = f"{article} {kind} message from the sandbox was left out: {content[INVALID]}"
+        if kind == "error":  # still an error: the run failed, whatever it sent
+            return {"output_type": "error", "ename": "Error", "evalue": f"[{note}]",
+                    "traceback": []}
+        return {"output_type": "stream", "name": "stderr", "text": f"[{note}]\n", INVALID: note}
     if kind == "stream":
         name = content.get("name") if content.get("name") in ("stdout", "stderr") else "stdout"
         return {"output_type": "stream", "name": name, "text": text(content.get("text"), MAX_TEXT)}

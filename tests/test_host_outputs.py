@@ -86,6 +86,11 @@ def test_message_parts_are_bounded_before_parsing_and_never_raise(raw, reason):
     assert part["msg_id"] == "" and part["msg_type"] == ""  # a header stand-in matches nothing
     shown = kernel_output("display_data", part)
     assert shown["output_type"] == "stream" and reason in shown["text"]
+    intake = Intake()
+    assert intake.clean(shown) is None  # not printed output: a notice
+    assert any(reason in notice for notice in intake.collect(None).notices)
+    error = kernel_output("error", part)
+    assert error["output_type"] == "error" and reason in error["evalue"]
 
 
 def test_message_parts_within_bounds_parse_as_json():

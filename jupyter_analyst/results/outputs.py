@@ -90,7 +90,12 @@ def clean_output(output: dict[str, Any], notes: list[str] | None = None) -> dict
     so that nothing disappears without the user being told.
     """
     notes = [] if notes is None else notes
-    kind = output.get("output_type") if isinstance(output, dict) else None
+    if not isinstance(output, dict):
+        return None
+    if isinstance(output.get(untrusted.INVALID), str):  # a message the kernel client refused
+        notes.append(output[untrusted.INVALID])
+        return None
+    kind = output.get("output_type")
     if kind in ("stream", "error"):  # the same type checks and caps as the kernel client's
         return untrusted.kernel_output(kind, output)
     if kind not in ("display_data", "execute_result"):
