@@ -25,6 +25,8 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+
 # -- caps: one output ---------------------------------------------------------------
 MAX_TEXT = 100_000  # characters of one text: a stream, an HTML table, all printed output
 MAX_PLAIN_TEXT = 20_000  # the text/plain form of one display
@@ -58,7 +60,7 @@ _ESCAPES = re.compile(
     r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 )
 _LINE_BREAK = re.compile(r"\r\n?")
-_LONG_NUMBER = re.compile(rb"\d{%d,}" % (MAX_INT_DIGITS + 1))
+_DIGITS_ONLY = bytes(c if 48 <= c <= 57 else 32 for c in range(256))  # other bytes: spaces
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _MAX_INT = 10**MAX_INT_DIGITS
 
@@ -135,22 +137,18 @@ def loads(raw: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     source = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
     if len(source) > MAX_MESSAGE_BYTES:
         raise InvalidJSON(f"larger than {MAX_MESSAGE_BYTES:,} bytes")
-    # The text outside strings, by C-speed byte operations only (a hostile message may
-    # hold millions of strings or brackets): escaped backslashes and quotes go first, so
+    # The text outside strings, by C-speed byte and array operations only (a hostile message
+    # may hold millions of strings or brackets): escaped backslashes and quotes go first, so
     # every quote left delimits a string.
     unquoted = source.replace(b"\\\\", b"").replace(b'\\"', b"")
     skeleton = b"".join(unquoted.split(b'"')[::2])
-    if _LONG_NUMBER.search(skeleton):
+    if max(map(len, skeleton.translate(_DIGITS_ONLY).split()), default=0) > MAX_INT_DIGITS:
         raise InvalidJSON(f"a number longer than {MAX_INT_DIGITS} digits")
-    brackets = skeleton.translate(None, _NOT_BRACKETS)
-    if re.search(rb"[\[{]{%d}" % (max_depth + 1), brackets):  # the plain deep nest, at once
-        raise InvalidJSON(f"nested deeper than {max_depth} levels")
-    for _ in range(max_depth):  # each pass removes the innermost level of nesting
-        reduced = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if reduced == brackets:
-            break
-        brackets = reduced
-    if b"[]" in brackets or b"{}" in brackets:
+    brackets = np.frombuffer(skeleton.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    # The depth at each bracket is the running sum of +1 (opening) and -1 (closing).
+    opening = (brackets == ord("[")) | (brackets == ord("{"))
+    levels = (opening.view(np.int8) * 2 - 1).cumsum(dtype=np.int32)
+    if levels.size and levels.max() > max_depth:
         raise InvalidJSON(f"nested deeper than {max_depth} levels")
     try:
         return json.loads(source.decode("utf-8", "replace"))

@@ -24,7 +24,8 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         f"<td style='text-align:right'>{html.escape(_format_value(v))}</td></tr>"
         for k, v in metrics.items()
     )
-    return f"<table class='jupyter-analyst-metrics'><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+    return (f"<table class='jupyter-analyst-metrics'><thead><tr><th>metric</th><th>value</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def metrics_text(metrics: dict[str, Any]) -> str:
@@ -39,7 +40,7 @@ def _format_value(value: Any) -> str:
 
 
 def display_outputs(result, include_code: bool = False) -> list[dict[str, Any]]:
-    """nbformat display_data outputs for a finished result (plots, metrics, tables, insights, error).
+    """nbformat display_data outputs for a result (plots, metrics, tables, insights, notes, error).
 
     ``include_code`` adds the code that ran, folded, with its safety verdict: for the
     straight-through path, where no approval panel showed it.
@@ -56,7 +57,8 @@ def display_outputs(result, include_code: bool = False) -> list[dict[str, Any]]:
         mime = "image/png" if figure["format"] == "png" else "image/jpeg"
         show({mime: figure["data"], "text/plain": f"<Figure: {figure['title']}>"})
     if result.metrics:
-        show({"text/html": metrics_html(result.metrics), "text/plain": metrics_text(result.metrics)})
+        show({"text/html": metrics_html(result.metrics),
+              "text/plain": metrics_text(result.metrics)})
     for table in result.tables:
         show({"text/html": table["data"], "text/plain": "<table>"})
     for title, lines in (("Insights", result.insights), ("Notes", result.notices)):
