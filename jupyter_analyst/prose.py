@@ -27,7 +27,10 @@ from markdown_it.token import Token
 
 from .untrusted import MAX_TEXT, cap, terminal_safe
 
-_PARSER = MarkdownIt("commonmark", {"html": True})
+# Block rules that would eat text are off: "- 3.2% lower", "# of rows", "2023. Sales rose",
+# "> 5 items" and indented lines are text here, not a list, heading, quote or code block.
+_PARSER = MarkdownIt("commonmark", {"html": True}).disable(
+    ["code", "blockquote", "hr", "list", "heading", "lheading"])
 _TEXT_TOKENS = {"text", "text_special", "code_inline"}
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")

@@ -59,6 +59,9 @@ def test_plain_text_keeps_what_a_reader_needs():
     assert plain_text("The mean of **tip** is 3.1 (see [the table](https://x.invalid/t))") == \
         "The mean of tip is 3.1 (see the table)"
     assert plain_text("a < b & c > d, 5% of *x*_y") == "a < b & c > d, 5% of x_y"
+    for line in ("- 3.2% lower than 2023", "# of rows: 12", "2023. Sales rose", "> 5 items",
+                 "+ 4.1 points", "    indented 7", "***"):
+        assert plain_text(line) == line.strip()  # no block syntax eats a sign or a number
     # The text a renderer shows is exactly the plain text: nothing is lost or added.
     line = "Ratio 3:1 — #1 item [x] costs $5 <b> & {braces} ~tilde~ | pipe"
     shown = rendered(markdown(line))
