@@ -51,6 +51,10 @@ class AnalysisResult:
     backend: str = ""
     # Tables the code displayed (sanitised HTML), shown inline but not files.
     tables: list[dict[str, str]] = field(default_factory=list)
+    # What the sandbox reported about its isolation (e.g. "network: isolated"); may be "".
+    isolation: str = ""
+    # Notes for the user that are not findings: what was left out, cut or skipped, and why.
+    notices: list[str] = field(default_factory=list)
 
     def absorb(self, collected: Collected) -> None:
         """Take the cleaned outputs of a run (the process stage's ``Collected``)."""

@@ -1,7 +1,8 @@
 """The render stage makes every notebook output, escaping whatever came from elsewhere."""
 
 from jupyter_analyst import AnalysisResult
-from jupyter_analyst.rendering import ALLOWED_MIME, display_outputs, markdown_text, result_bundle
+from jupyter_analyst.prose import markdown
+from jupyter_analyst.rendering import ALLOWED_MIME, display_outputs, result_bundle
 from jupyter_analyst.safety import SafetyValidator
 
 
@@ -37,8 +38,8 @@ def test_metrics_table_and_footer():
     assert "1.235" in text and "backend: local (reduced isolation)" in text
 
 
-def test_markdown_text_strips_images_and_escapes_html():
-    assert markdown_text("a ![chart](https://x/y.png) <b>b</b>") == "a chart &lt;b&gt;b&lt;/b&gt;"
+def test_prose_keeps_the_text_of_images_and_drops_html():
+    assert markdown("a ![chart](https://x/y.png) <b>b</b>") == "a chart b"
 
 
 def test_result_repr_bundle_is_escaped():

@@ -15,6 +15,9 @@ class FailedAttempt:
 
     code: str
     error: str  # validator findings or the kernel's error, plain text
+    # "validate" (findings about the code only) or "execute" (the kernel's error, which may
+    # quote cell values: redacted in privacy mode 'schema'), as in ``result.Attempt``.
+    stage: str = "execute"
 
 
 @dataclass

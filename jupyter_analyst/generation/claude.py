@@ -15,16 +15,15 @@ A prompt that is too long is retried once with a compact data context.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 from typing import Any
 
 import anthropic
-import nh3
 
 from ..errors import GenerationError
+from ..prose import plain_text
 from .base import CodeGenerator, GeneratedCode, GenerationRequest
 from .cache import ResponseCache, cache_key
 from .grounding import ground_insights
@@ -56,7 +55,6 @@ SCHEMA_INSIGHTS = (
 )
 
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.DOTALL)
-MARKDOWN_IMAGE_OR_LINK = re.compile(r"!?\[([^\]]*)\]\s*(\([^)]*\)|\[[^\]]*\])")
 PYTHON_FENCES = ("", "python", "py", "python3")
 BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 TOO_LONG = re.compile(r"too long|too large|context (length|window)", re.IGNORECASE)
@@ -129,7 +127,7 @@ class ClaudeGenerator(CodeGenerator):
         response = await self._send(
             INSIGHTS_PROMPT, message, SUBMIT_INSIGHTS, max_tokens=INSIGHT_MAX_TOKENS
         )
-        statements = [s for s in map(plain_prose, parse_insights(response)) if s]
+        statements = [s for s in map(plain_text, parse_insights(response)) if s]
         grounded = ground_insights(statements[:MAX_INSIGHTS], metrics, output, request.question)
         return grounded, usage_dict(self.model, response.usage)
 
@@ -257,7 +255,7 @@ def parse_analysis(response: Any) -> tuple[str, str]:
             "Regenerate, or rephrase the question so it asks for a computation on the data.",
         )
     # A reply in the text may have no explanation at all: describe what is known.
-    return code + "\n", plain_prose(explanation) or "Code written by Claude."
+    return code + "\n", plain_text(explanation) or "Code written by Claude."
 
 
 def parse_insights(response: Any) -> list[str]:
@@ -270,19 +268,6 @@ def parse_insights(response: Any) -> list[str]:
     # Plain-text fallback: one finding per bullet or non-empty line.
     lines = (BULLET.sub("", line).strip() for line in _text(response).splitlines())
     return [line for line in lines if line]
-
-
-def plain_prose(text: str) -> str:
-    """Model prose made safe to show as text or Markdown: no HTML, no links or images.
-
-    Images and links are replaced by their text: a remote image would be fetched as
-    soon as the Markdown renders and could carry data out in its URL.
-    """
-    text = MARKDOWN_IMAGE_OR_LINK.sub(lambda m: m.group(1), text or "")
-    text = nh3.clean(text, tags=set(), clean_content_tags={"script", "style"})
-    # nh3 escapes what it keeps; give back the characters, but let no "<" start a tag.
-    text = re.sub(r"<(?=[A-Za-z/!?])", "< ", html.unescape(text))
-    return text.strip()
 
 
 def _check_complete(response: Any) -> None:

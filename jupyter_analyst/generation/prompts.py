@@ -25,6 +25,31 @@ MAX_OUTPUT_CHARS = 6_000
 MAX_METRICS = 100
 COMPACT_COLUMNS = 20  # described columns kept when the prompt was too long
 QUOTED = re.compile(r"""(['"])(.+?)\1""")  # a quoted value in an error message
+WORD = re.compile(r"\w+")
+HIDDEN_RUN = re.compile(r"…(?:[\s,;:'\"-]*…)+")
+EXCEPTION_NAME = re.compile(r"[A-Z]\w*(?:Error|Exception|Warning|Exit|Interrupt)")
+MAX_KEPT_NUMBER = 2  # digits of a number kept in a schema-mode error (a line, an axis)
+# Words of Python's, pandas' and numpy's error messages: a schema-mode kernel error keeps
+# these, the words of the code and of the schema, and nothing else (cell values go).
+ERROR_WORDS = frozenset("""
+a about after agg aggregate all allowed already also ambiguous an and any applied apply are
+argument arguments array arrays as at attribute axes axis base be because been before between
+big bins bool bounds broadcast but by call callable can cannot cast categorical categories
+cell column columns compare comparison concatenate contain contains convert converted copy
+could count data dataframe date datetime datetime64 default defined dict dimension dimensions
+dims divide division does dtype dtypes duplicate element elements empty encode equal error
+exist exists expect expected expects factor failed false file first float float64 for format
+found frame from function given got has have how identically if imported in index indexer
+indexes indices inf instance instances instead int int64 integer invalid is it item key keys
+keyword label labelled labels last length level line list literal match matching max may mean
+median method min mismatch missing mixed module more must na name names nan ndarray need new
+no non none nonetype not null number numeric numpy object objects of on one only operand
+operation or out pandas parse perform period position positional provided range reduction
+required result s same scalar series set shape should single size slice std str string strings
+such sum support supported than the there this time timestamp to too truth tuple type types
+unable unexpected unhashable unique unknown unpack unsupported use valid value values var was
+were when where which while with zero
+""".split())
 
 SUBMIT_ANALYSIS = {
     "name": "submit_analysis",
@@ -140,7 +165,8 @@ def analysis_message(request: GenerationRequest, context: DataContext | None = N
         for failure in request.failures:
             error = _tail(failure.error, MAX_ERROR_CHARS)
             if context.mode == "schema":
-                error = redact_values(error, failure.code + context.to_prompt())
+                redact = redact_quoted if failure.stage == "validate" else redact_values
+                error = redact(error, failure.code + "\n" + context.to_prompt())
             attempts.append({"code": _tail(failure.code, MAX_CODE_CHARS), "error": error})
         parts.append(
             "<previous_attempts>\nEarlier code for this question failed, oldest first. Each "
@@ -153,12 +179,30 @@ def analysis_message(request: GenerationRequest, context: DataContext | None = N
 
 
 def redact_values(error: str, known: str) -> str:
-    """``error`` with quoted text that is not in ``known`` (the code and the schema) replaced.
+    """``error`` keeping only words that ``known`` (the code and the schema) already contains.
 
-    Error messages quote the values they choke on ("could not convert string to
-    float: 'Ada Lovelace'"); in privacy mode 'schema' no cell value may leave the
-    machine, while column names and the code's own literals are already known.
+    Error messages echo the values they choke on, quoted or not ("could not convert
+    string to float: Ada Lovelace", "KeyError: 73412"); in privacy mode 'schema' no
+    cell value may leave the machine. So every word is hidden unless it is in the
+    code or the schema, is an exception name, a word of the error-message
+    vocabulary above or a short number (a line, an axis); runs of hidden words
+    become one ``…``.
     """
+    known_words = set(WORD.findall(known))
+
+    def keep_or_hide(match: re.Match) -> str:
+        word = match.group(0)
+        kept = (word in known_words or word.lower() in ERROR_WORDS
+                or EXCEPTION_NAME.fullmatch(word)
+                or (word.isdigit() and len(word) <= MAX_KEPT_NUMBER))
+        return word if kept else "…"
+
+    return HIDDEN_RUN.sub("…", WORD.sub(keep_or_hide, error))
+
+
+def redact_quoted(error: str, known: str) -> str:
+    """``error`` with quoted text that is not in ``known`` hidden: for validator findings,
+    which describe the code only, so their words stay and only what they quote is checked."""
     def keep_or_hide(match: re.Match) -> str:
         quote, text = match.groups()
         return match.group(0) if text in known else f"{quote}…{quote}"

@@ -29,6 +29,7 @@ from typing import Any
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Float, Int, Unicode
 
+from .. import safefs
 from ..errors import SandboxError
 from .engine import (SESSION_LABEL, docker_client, image_name, owner_labels, remove_containers,
                      require_image)
@@ -101,10 +102,7 @@ class DockerKernelProvisioner(LocalProvisioner):
         info = dict(self.connection_info)
         info["ip"] = f"{MOUNT_ROOT}/run/kernel"
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
-        path = root / "run" / CONTAINER_CONNECTION
-        path.unlink(missing_ok=True)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-            json.dump(info, f)
+        safefs.write_new(root / "run", CONTAINER_CONNECTION, json.dumps(info), mode=0o600)
         self._grant(root)
 
     def _user(self) -> tuple[int, int]:
@@ -181,8 +179,8 @@ class DockerKernelProvisioner(LocalProvisioner):
                 "`jupyter-analyst build-image` if it is damaged.",
             ) from exc
         self.container_id = self.container.id
-        (root / "run" / "isolation.txt").write_text(
-            "network: isolated (docker network none)\n")
+        # run/ is the sandbox's: whatever it left under this name is replaced, not followed.
+        safefs.write_new(root / "run", "isolation.txt", "network: isolated (docker network none)\n")
         return self.connection_info
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -24,8 +24,8 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Instance
 
+from .. import safefs, untrusted
 from ..errors import ExecutionTimeout, SandboxError
-from ..results.collect import read_regular_file
 from .datastore import write_frame
 from .limits import SandboxLimits
 
@@ -124,6 +124,8 @@ class KernelSandbox:
         )
         try:
             await self.manager.start_kernel()
+            # Messages are untrusted: parsed with bounded depth and numbers, never raising.
+            self.manager.session.unpack = untrusted.message_part
             self.client = self.manager.client()
             self.client.start_channels()
             await self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
@@ -187,8 +189,10 @@ class KernelSandbox:
     def isolation_report(self) -> str:
         """What the provisioner recorded about isolation (e.g. 'network: isolated')."""
         # The kernel can write to run/, so read the file as untrusted: no links, no FIFOs.
-        raw = read_regular_file(self._require_root() / "run" / "isolation.txt", 4096)
-        return raw.decode("utf-8", "replace").strip() if raw else ""
+        raw = safefs.read_small(self._require_root() / "run", "isolation.txt",
+                                untrusted.MAX_ISOLATION_BYTES)
+        text = raw.decode("utf-8", "replace") if raw else ""
+        return untrusted.text(text, untrusted.MAX_ISOLATION_BYTES).strip()
 
     # -- data ----------------------------------------------------------------------------
     async def bind_frames(self, frames: dict[str, pd.DataFrame]) -> list[str]:
@@ -215,11 +219,7 @@ class KernelSandbox:
 
     def clear_outputs(self) -> None:
         """Empty the outputs directory before an analysis (links removed, never followed)."""
-        for entry in self.output_dir.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+        safefs.clear_dir(self.output_dir)
 
     # -- execution ------------------------------------------------------------------------
     async def execute(
@@ -296,17 +296,9 @@ class KernelSandbox:
         return True
 
 
-def _as_output(kind: str, content: dict[str, Any]) -> dict[str, Any] | None:
-    """An iopub message as an nbformat output dict, or None if it is not an output."""
-    if kind == "stream":
-        return {"output_type": "stream", "name": content.get("name"), "text": content.get("text", "")}
-    if kind in ("display_data", "execute_result", "update_display_data"):
-        return {"output_type": "display_data", "data": content.get("data", {}),
-                "metadata": content.get("metadata", {})}
-    if kind == "error":
-        return {"output_type": "error", "ename": content.get("ename", ""),
-                "evalue": content.get("evalue", ""), "traceback": content.get("traceback", [])}
-    return None
+def _as_output(kind: str, content: Any) -> dict[str, Any] | None:
+    """An iopub message as an nbformat output dict (fields type-checked, texts capped), or None."""
+    return untrusted.kernel_output(kind, content)
 
 
 def timeout_error(timeout: float) -> ExecutionTimeout:
