@@ -26,7 +26,7 @@ from .context import describe_frames
 from .errors import InputError
 from .generation import CodeGenerator, GenerationRequest, GeneratorChoice
 from .result import AnalysisResult
-from .results import Collected, clean_output, collect
+from .results import Collected, Intake
 from .safety import SafetyReport, SafetyValidator
 from .sandbox import KernelSandbox, SandboxLimits, open_sandbox
 from .sandbox.kernel import Execution, timeout_error
@@ -188,20 +188,20 @@ class PythonAnalysisAgent:
         async with self._execution_lock:  # one kernel: analyses take turns
             notices += await sandbox.bind_frames(frames)
             sandbox.clear_outputs()
-            cleaned: list[dict[str, Any]] = []
+            intake = Intake()  # every output checked, all of them within one quota
 
             def forward(output: dict[str, Any]) -> None:
-                output = clean_output(output)
-                if output is not None:
-                    cleaned.append(output)
-                    if on_output is not None:
-                        on_output(output)
+                output = intake.clean(output)
+                if output is not None and on_output is not None:
+                    on_output(output)
 
             execution = await sandbox.execute(code, timeout=self._timeout(timeout),
                                               on_output=forward)
             log.info("execution %s in %.2f s", execution.status, execution.duration)
-            execution.outputs = cleaned
-            return execution, collect(cleaned, sandbox.output_dir), sandbox.label
+            execution.outputs = intake.outputs
+            collected = intake.collect(sandbox.output_dir)
+            collected.isolation = sandbox.isolation_report()
+            return execution, collected, sandbox.label
 
     def _timeout(self, timeout: float | None) -> float:
         return timeout if timeout is not None else self.limits.timeout

@@ -63,6 +63,8 @@ class AnalysisResult:
         self.tables = collected.tables
         self.data_outputs = collected.data_outputs
         self.raw_output = collected.stdout
+        self.notices += collected.notices
+        self.isolation = collected.isolation
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every field (the safety report as its own dict)."""

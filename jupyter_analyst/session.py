@@ -190,7 +190,8 @@ class AnalysisSession:
         return await self._propose(fresh=False, failures=self._failures())
 
     def _failures(self) -> list[FailedAttempt]:
-        return [FailedAttempt(code=a.code, error=a.error) for a in self.attempts if a.error]
+        return [FailedAttempt(code=a.code, error=a.error, stage=a.stage)
+                for a in self.attempts if a.error]
 
     async def _run(self, code: str | None, on_output: OutputCallback | None,
                    repair: bool) -> AnalysisResult:
@@ -243,7 +244,7 @@ class AnalysisSession:
         if collected is not None and result.error is None:
             result.success = True
             await self._write_insights(result, notices)
-        result.insights = notices + result.insights if notices else result.insights
+        result.notices = notices + result.notices  # apart from insights, which are findings
         result.attempts, result.usage = list(self.attempts), dict(self.usage)
         result.execution_time = time.monotonic() - started
         log.info("analysis %s in %.2f s on %s", "succeeded" if result.success else "failed",

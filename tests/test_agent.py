@@ -196,4 +196,5 @@ async def test_auto_backend_tells_the_user_when_it_falls_back_to_local(tips, mon
     async with PythonAnalysisAgent(backend="auto", generator=StaticGenerator("print(1)")) as agent:
         result = await agent.analyze("q", tips)
     assert result.success and result.backend == "local (reduced isolation)"
-    assert any("Docker sandbox unavailable" in line for line in result.insights)
+    assert any("Docker sandbox unavailable" in line for line in result.notices)
+    assert not any("Docker" in line for line in result.insights)  # a notice, not a finding

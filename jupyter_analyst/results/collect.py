@@ -39,6 +39,7 @@ class Collected:
     skipped_files: list[str] = field(default_factory=list)  # "name: why it was not taken"
     # For the user: what was left out or cut, and why (not findings: see insights).
     notices: list[str] = field(default_factory=list)
+    isolation: str = ""  # what the sandbox recorded about its isolation (untrusted text)
 
 
 class Intake:
