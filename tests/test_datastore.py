@@ -1,5 +1,7 @@
 """Frames are handed over as fingerprinted Parquet, once."""
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -38,3 +40,25 @@ def test_duplicate_columns_are_a_clear_error(tmp_path):
     frame = pd.DataFrame([[1, 2]], columns=["a", "a"])
     with pytest.raises(InputError, match="duplicate column names"):
         write_frame(frame, "f", tmp_path)
+
+
+def test_a_planted_link_is_replaced_never_written_through(tmp_path, tips):
+    """The file name is predictable (the content's fingerprint): a link planted under it
+    must neither count as the frame nor have the host write through it."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    name = write_frame(tips, "tips", probe)[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    victim = tmp_path / "host-file.txt"
+    victim.write_text("precious")
+    (data / name).symlink_to(victim)
+    written = write_frame(tips, "tips", data)
+    assert written[2] is True and victim.read_text() == "precious"
+    assert not (data / name).is_symlink()
+    pd.testing.assert_frame_equal(pd.read_parquet(data / name), tips)
+    hard = data / "other.parquet"
+    (data / name).unlink()
+    hard.write_text("not a frame")
+    os.link(hard, data / name)  # a hard link to a file the sandbox controls
+    assert write_frame(tips, "tips", data)[2] is True and hard.read_text() == "not a frame"

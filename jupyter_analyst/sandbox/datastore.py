@@ -8,6 +8,9 @@ data. Never pickle: Parquet keeps the host from trusting anything executable.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -57,14 +60,30 @@ def write_frame(frame: pd.DataFrame, name: str, data_dir: Path) -> tuple[str, li
     """Write ``frame`` into ``data_dir`` unless already there.
 
     Returns the file name, warnings for the user, and whether a file was written.
+    Nothing here follows a link: "already there" means a regular file of our own, and a
+    new file is created under a fresh name (O_EXCL) and renamed into place, which
+    replaces whatever else stood at the name.
     """
     table, warnings = arrow_table(frame, name)
     filename = f"{fingerprint(table)}.parquet"
     target = data_dir / filename
-    if target.exists():
+    if _is_own_file(target):
         return filename, warnings, False
-    partial = target.with_suffix(".partial")
-    pq.write_table(table, partial)
-    partial.chmod(0o644)
-    partial.rename(target)
+    handle, partial = tempfile.mkstemp(dir=data_dir, prefix=".partial-", suffix=".parquet")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            pq.write_table(table, out)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     return filename, warnings, True
+
+
+def _is_own_file(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
