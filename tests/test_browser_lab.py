@@ -268,6 +268,13 @@ def run_analysis_in_lab(lab, page) -> None:
     page.set_viewport_size({"width": 1100, "height": 3200})  # the whole expanded cell
     screenshot(cell, "approval-panel-dark.png")
 
+    # After Done: the code that ran goes into a new cell right below its %%analyze cell.
+    count = cells.count()
+    panel.get_by_role("button", name="Insert as cell").click()
+    expect(cells).to_have_count(count + 1, timeout=10_000)
+    expect(cells.nth(3).locator(".jp-InputArea-editor")).to_contain_text("column = 'total_bill'")
+    expect(panel.locator(".jupyter-analyst-status")).to_contain_text("in a new cell below")
+
 
 def screenshot(locator, name: str) -> None:
     """Into tests/artifacts/; also into docs/images/ when asked to update the docs."""
