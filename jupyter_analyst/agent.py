@@ -23,7 +23,7 @@ import pandas as pd
 
 from ._loop import BackgroundLoop
 from .context import describe_frames
-from .errors import InputError
+from .errors import AnalystError, InputError
 from .generation import CodeGenerator, GenerationRequest, GeneratorChoice
 from .result import AnalysisResult
 from .results import Collected, Intake
@@ -92,6 +92,8 @@ class PythonAnalysisAgent:
         self._limits = limits  # None: SandboxLimits.from_env() whenever they are needed
         self._sandbox: KernelSandbox | None = None
         self._execution_lock: asyncio.Lock | None = None
+        self._starting: asyncio.Future | None = None  # a sandbox start under way
+        self._start_notes: list[str] = []  # what the start said, for the next analysis
         self._loop = BackgroundLoop()
         atexit.register(self.cleanup)
         if build_sandbox:
@@ -184,7 +186,9 @@ class PythonAnalysisAgent:
                       on_output: OutputCallback | None, notices: list[str]
                       ) -> tuple[Execution, Collected, str]:
         """Run ``code`` with the frames bound; outputs are cleaned before anyone sees them."""
-        sandbox = await self._ensure_sandbox(notices)
+        sandbox = await self._ensure_sandbox()
+        notices += self._start_notes  # a backend note, told once, with the first analysis
+        self._start_notes = []
         async with self._execution_lock:  # one kernel: analyses take turns
             notices += await sandbox.bind_frames(frames)
             sandbox.clear_outputs()
@@ -218,18 +222,48 @@ class PythonAnalysisAgent:
         error = execution.error or {}
         return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}\n" + _code_line(error)
 
-    async def _ensure_sandbox(self, notices: list[str]) -> KernelSandbox:
-        """The warm sandbox, started on first use; a backend fallback is told in ``notices``."""
+    async def _ensure_sandbox(self) -> KernelSandbox:
+        """The warm sandbox, started on first use (what its start said: ``_start_notes``).
+
+        A start already under way (``prestart``) is awaited, not repeated; a start that
+        failed is tried again by the next analysis.
+        """
         if self._execution_lock is None:
             self._execution_lock = asyncio.Lock()
         if self._sandbox is None:
-            sandbox, note = open_sandbox(self.backend, self.limits)
-            if note:
-                notices.append(note)
-            log.info("starting the %s sandbox", sandbox.label)
-            await sandbox.start()
-            self._sandbox = sandbox
+            if self._starting is None:
+                self._starting = asyncio.ensure_future(self._start_sandbox())
+            starting = self._starting
+            try:
+                self._sandbox = await asyncio.shield(starting)
+            finally:
+                if starting.done():
+                    self._starting = None
         return self._sandbox
+
+    async def _start_sandbox(self) -> KernelSandbox:
+        sandbox, note = open_sandbox(self.backend, self.limits)
+        if note:
+            self._start_notes.append(note)
+        log.info("starting the %s sandbox", sandbox.label)
+        await sandbox.start()
+        return sandbox
+
+    def prestart(self) -> None:
+        """Start the sandbox in the background, so the first analysis does not wait for it.
+
+        Called while code is being generated (and by the magic when it loads, unless
+        ``%config Analyze.prestart = False``). A failure here says nothing: the analysis
+        that needs the sandbox reports it.
+        """
+        if self._sandbox is None and self._loop.running:
+            self._loop.submit(self._prestart())
+
+    async def _prestart(self) -> None:
+        try:
+            await self._ensure_sandbox()
+        except AnalystError as exc:
+            log.info("sandbox pre-start failed: %s", exc.problem)
 
     # -- the private loop ----------------------------------------------------------------
     async def on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -264,6 +298,11 @@ class PythonAnalysisAgent:
         atexit.unregister(self.cleanup)
 
     async def _shutdown_sandbox(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None:  # a pre-start still under way ends first
+            await asyncio.wait({starting})
+            if not starting.cancelled() and starting.exception() is None:
+                self._sandbox = self._sandbox or starting.result()
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
             log.info("stopping the %s sandbox", sandbox.label)

@@ -164,6 +164,7 @@ class AnalysisSession:
         request = replace(self.request, failures=list(failures or []),
                           fresh=fresh or not self.options.use_cache)
         detail = f" with {self.generator.describe()}"
+        self.agent.prestart()  # the sandbox starts while the code is written
         self._doing(Activity.REPAIRING if failures else Activity.GENERATING, detail)
         try:
             generated = await self.generator.generate(request)

@@ -155,7 +155,7 @@ def test_edit_into_unsafe_code_cannot_run(make_panel):
 
     panel.run_button.click()  # a click that reaches the kernel anyway is refused too
     assert panel.state == AWAITING_APPROVAL and results == []
-    assert panel.agent.sandbox is None  # no kernel was even started
+    assert panel.session.attempts == []  # nothing reached the kernel
 
     panel.editor.value = "print(len(tips))\n"  # fixing it makes it runnable again
     assert panel.report.allowed and not panel.run_button.disabled
@@ -174,7 +174,7 @@ def test_regenerate_asks_for_fresh_code_and_runs_nothing(make_panel):
     assert panel.wait(WAIT) == AWAITING_APPROVAL
     assert "second" in panel.code_view.value and "first" not in panel.code_view.value
     assert [r.fresh for r in generator.requests] == [False, True]
-    assert results == [] and panel.agent.sandbox is None
+    assert results == [] and panel.session.attempts == []
 
 
 def test_cancel_discards_the_code(make_panel):
@@ -185,7 +185,7 @@ def test_cancel_discards_the_code(make_panel):
     assert not any(buttons(panel).values())
     assert panel.status.value.startswith("Cancelled")
     panel.run_button.click()
-    assert panel.state == CANCELLED and results == [] and panel.agent.sandbox is None
+    assert panel.state == CANCELLED and results == [] and panel.session.attempts == []
 
 
 class StuckGenerator(CodeGenerator):

@@ -165,3 +165,19 @@ async def test_async_close_awaits_the_sandbox_without_blocking_the_callers_loop(
     task.cancel()
     assert agent.sandbox is None
     assert ticks > before  # the caller's loop ran while the kernel shut down
+
+
+@pytest.mark.kernel
+async def test_the_sandbox_starts_while_the_code_is_generated(tips):
+    class Slow(StaticGenerator):
+        async def generate(self, request):
+            await asyncio.sleep(4)  # long enough for a local kernel to start
+            return await super().generate(request)
+
+    async with PythonAnalysisAgent(backend="local", generator=Slow("print(1)")) as agent:
+        session = agent.session("q", tips)
+        await session.prepare()
+        assert agent.sandbox is not None and agent.sandbox.started  # before anything ran
+        started = time.monotonic()
+        assert (await session.run()).success
+    assert time.monotonic() - started < 3  # no kernel start left to wait for
