@@ -7,7 +7,7 @@ From Python: ``PythonAnalysisAgent``, ``quick_analyze``.
 from .agent import PythonAnalysisAgent, quick_analyze
 from .errors import AnalystError
 from .result import AnalysisResult, Attempt
-from .session import AnalysisSession, Proposal, RequestOptions
+from .session import AnalysisSession, Proposal, RequestOptions, Thread
 
 __all__ = [
     "AnalysisResult",
@@ -17,6 +17,7 @@ __all__ = [
     "Proposal",
     "PythonAnalysisAgent",
     "RequestOptions",
+    "Thread",
     "quick_analyze",
     "load_ipython_extension",
     "unload_ipython_extension",

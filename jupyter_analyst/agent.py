@@ -30,7 +30,7 @@ from .results import Collected, Intake
 from .safety import SafetyReport, SafetyValidator
 from .sandbox import KernelSandbox, SandboxLimits, open_sandbox
 from .sandbox.kernel import Execution, timeout_error
-from .session import AnalysisSession, OutputCallback, RequestOptions
+from .session import AnalysisSession, OutputCallback, RequestOptions, Thread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,9 +141,18 @@ class PythonAnalysisAgent:
         return GenerationRequest(question=query.strip(), context=context,
                                  analysis_type=options.analysis_type)
 
-    def session(self, query: str, data: Any, **options: Any) -> AnalysisSession:
-        """A new question about ``data``; ``options`` are fields of ``RequestOptions``."""
-        return AnalysisSession(self, query, frames_from(data), self.options(**options))
+    def session(self, query: str, data: Any, thread: Thread | None = None,
+                **options: Any) -> AnalysisSession:
+        """A new question about ``data``; ``options`` are fields of ``RequestOptions``.
+
+        With ``thread``, the question is a follow-up in that conversation.
+        """
+        return AnalysisSession(self, query, frames_from(data), self.options(**options),
+                               thread=thread)
+
+    def thread(self) -> Thread:
+        """A new conversation: ``await thread.ask(question, data)`` remembers earlier steps."""
+        return Thread(self)
 
     async def analyze(self, query: str, data: Any, analysis_type: str | None = None,
                       timeout: float | None = None, on_output: OutputCallback | None = None,

@@ -32,7 +32,7 @@ from .errors import AnalystError, InputError
 from .rendering import display_outputs
 from .result import PendingResult
 from .sandbox import BACKENDS
-from .session import AnalysisSession, RequestOptions
+from .session import AnalysisSession, RequestOptions, Thread
 
 POLL = 0.25  # seconds between status updates while waiting
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -83,6 +83,7 @@ class Analyze(Magics):
         self._panels: weakref.WeakSet = weakref.WeakSet()
         self._idle_sigint: Any = None
         self.approvals = ApprovalStore()
+        self.thread = Thread()  # consecutive %%analyze cells are one conversation
         self._set_log_level(self.log_level)
         if shell is not None:
             shell.observe(self._on_exit, names="exit_now")
@@ -136,6 +137,8 @@ class Analyze(Magics):
               help="Show what would be sent to the generator, send nothing.")
     @argument("--no-cache", action="store_true",
               help="Ask the generator again even if a cached answer exists.")
+    @argument("--new", action="store_true",
+              help="Start a new conversation: earlier %%%%analyze cells are not sent along.")
     @cell_magic
     def analyze(self, line: str, cell: str) -> None:
         """Analyse DataFrames with generated, safety-checked code that runs in a sandbox kernel.
@@ -178,7 +181,10 @@ class Analyze(Magics):
                              "Write the question below the %%analyze line, e.g. 'Show the "
                              "distribution of price'.")
         frames = self.resolve_frames(expression)
-        session = self.agent_for(args.backend).session(question, frames, **self.request_options(args))
+        if args.new:
+            self.thread = Thread()
+        session = self.agent_for(args.backend).session(question, frames, thread=self.thread,
+                                                       **self.request_options(args))
         if args.show_prompt:
             print(session.generator.preview(session.request))
             return

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .context import PRIVACY_MODES
 from .errors import AnalystError, GenerationError, InputError
-from .generation import CodeGenerator, FailedAttempt, GeneratedCode, GenerationRequest
+from .generation import CodeGenerator, Exchange, FailedAttempt, GeneratedCode, GenerationRequest
 from .result import AnalysisResult, Attempt, AttemptStage, add_usage
 from .safety import SafetyReport
 
@@ -85,15 +85,77 @@ class Proposal:
     warnings: list[str] = field(default_factory=list)
 
 
+# Bounds of what a follow-up carries of the conversation; the oldest steps go first.
+MAX_THREAD_CHARS = 16_000
+MAX_STEP_CODE = 4_000
+MAX_STEP_OUTPUT = 600
+MAX_STEP_METRICS = 30
+
+
+class Thread:
+    """A conversation: consecutive questions whose follow-ups remember the earlier steps.
+
+    Each finished step is kept as an ``Exchange`` (question, code that ran, a digest of its
+    results); a new question's request carries the newest steps that fit in
+    ``MAX_THREAD_CHARS``. In privacy mode 'schema' the digest holds metric names only.
+    ``ask`` is the Python API's follow-up; ``%%analyze`` keeps one thread per notebook and
+    ``--new`` starts another.
+    """
+
+    def __init__(self, agent: PythonAnalysisAgent | None = None):
+        self.agent = agent
+        self._steps: dict[int, Exchange] = {}  # session id -> its latest finished run
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def history(self) -> list[Exchange]:
+        """The newest steps that fit the bound, oldest first."""
+        kept, size = [], 0
+        for step in reversed(list(self._steps.values())):
+            size += len(step.question) + len(step.code) + len(repr(step.digest))
+            if size > MAX_THREAD_CHARS:
+                break
+            kept.append(step)
+        return kept[::-1]
+
+    def record(self, session: AnalysisSession, result: AnalysisResult) -> None:
+        """Keep ``result`` as the step of ``session`` (a fix or a re-run replaces it)."""
+        schema = session.options.privacy == "schema"
+        metrics = dict(list(result.metrics.items())[:MAX_STEP_METRICS])
+        digest: dict[str, Any] = {"succeeded": result.success}
+        if schema:  # values are data: only what the code computed, by name
+            digest["metric_names"] = list(metrics)
+        else:
+            digest["metrics"] = metrics
+            if result.raw_output:
+                digest["printed_output_end"] = result.raw_output[-MAX_STEP_OUTPUT:]
+            if result.error:
+                digest["error"] = result.error[-MAX_STEP_OUTPUT:]
+        self._steps.pop(id(session), None)  # newest last
+        self._steps[id(session)] = Exchange(question=session.question,
+                                            code=result.code[-MAX_STEP_CODE:], digest=digest)
+
+    async def ask(self, query: str, data: Any, **options: Any) -> AnalysisResult:
+        """A follow-up question: answered with this conversation's earlier steps in mind."""
+        if self.agent is None:
+            raise InputError("This thread belongs to no agent.", "Use agent.thread().")
+        return await self.agent.session(query, data, thread=self, **options).answer()
+
+
 class AnalysisSession:
     """The proposal, attempts, usage and fixes left of one question."""
 
     def __init__(self, agent: PythonAnalysisAgent, question: str,
-                 frames: dict[str, pd.DataFrame], options: RequestOptions):
+                 frames: dict[str, pd.DataFrame], options: RequestOptions,
+                 thread: Thread | None = None):
         self.agent = agent
         self.options = options
         self.frames = frames
+        self.thread = thread
         self.request = agent.request_for(question, frames, options)
+        if thread is not None:
+            self.request.history = thread.history()
         self.question = self.request.question
         self.generator: CodeGenerator = agent.generator_for(options.model)
         self.proposal: Proposal | None = None
@@ -250,6 +312,8 @@ class AnalysisSession:
         result.execution_time = time.monotonic() - started
         log.info("analysis %s in %.2f s on %s", "succeeded" if result.success else "failed",
                  result.execution_time, result.backend or "-")
+        if self.thread is not None and collected is not None:  # it ran: a step to remember
+            self.thread.record(self, result)
         self.result = result
         return result
 

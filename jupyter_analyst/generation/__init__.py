@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 from ..errors import GenerationError
-from .base import CodeGenerator, FailedAttempt, GeneratedCode, GenerationRequest
+from .base import CodeGenerator, Exchange, FailedAttempt, GeneratedCode, GenerationRequest
 
 __all__ = [
     "CodeGenerator",
+    "Exchange",
     "FailedAttempt",
     "GeneratedCode",
     "GenerationRequest",

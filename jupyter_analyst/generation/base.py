@@ -21,6 +21,19 @@ class FailedAttempt:
 
 
 @dataclass
+class Exchange:
+    """An earlier step of the conversation: its question, the code that ran, what it found.
+
+    ``digest`` holds metric names (with values, unless in privacy mode 'schema'), the end
+    of the printed output and the error, already bounded by the thread.
+    """
+
+    question: str
+    code: str
+    digest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class GenerationRequest:
     question: str
     context: DataContext
@@ -29,6 +42,8 @@ class GenerationRequest:
     failures: list[FailedAttempt] = field(default_factory=list)
     # Ask the generator for a new answer even if one is cached (the Regenerate button).
     fresh: bool = False
+    # The conversation so far (earlier %%analyze cells of the thread), oldest first.
+    history: list[Exchange] = field(default_factory=list)
 
 
 @dataclass

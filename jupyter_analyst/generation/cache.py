@@ -35,6 +35,8 @@ def cache_key(request: GenerationRequest, model: str, prompt_version: str) -> st
         "model": model,
         "analysis_type": request.analysis_type,
         "failures": [[f.code, f.error] for f in request.failures],
+        # A follow-up never gets the cached answer of another conversation.
+        "history": [[e.question, e.code, e.digest] for e in request.history],
         "prompt_version": prompt_version,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
