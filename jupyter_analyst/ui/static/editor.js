@@ -164,10 +164,16 @@ function render({ model, el }) {
   });
   model.on("change:marked", paint);
   model.on("change:editable", () => { area.readOnly = !model.get("editable"); });
+  model.on("msg:custom", message => {
+    if (message.action === "focus") area.focus();
+  });
+}
+
+// The notebook actions work whether or not the editor is on screen (a finished panel
+// shows the highlighted code, not the editor), so they belong to the model, not a view.
+function initialize({ model }) {
   model.on("msg:custom", async message => {
-    if (message.action === "focus") {
-      area.focus();
-    } else if (message.action === "insert_cell") {
+    if (message.action === "insert_cell") {
       const done = insertCell(model, message.code, message.anchor);
       const copied = done ? false : await copyText(message.code);
       model.send({ event: "inserted", inserted: done, copied });
@@ -177,4 +183,4 @@ function render({ model, el }) {
   });
 }
 
-export default { render };
+export default { initialize, render };
