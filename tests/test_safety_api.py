@@ -74,8 +74,25 @@ REFUSED = [
     ("type(df).head = None", "library-patch", "library"),
     ("import numpy as np\nnp.random.sneaky = 1", "module-patch", "library"),
     ("df.sum = lambda: 42", "library-patch", "replaces"),
-    # settings stores and savefig formats
+    # settings stores, settings files and savefig formats that run programs
     ("import matplotlib.pyplot as plt\nplt.rcParams[key] = value", "plot-settings", "literal"),
+    ("import matplotlib as mpl\nwith mpl.rc_context(fname='outputs/r.rc'):\n    pass",
+     "plot-settings", "settings file"),
+    ("import matplotlib.pyplot as plt\nplt.savefig('outputs/chart.pgf')", "external-program",
+     "TeX"),
+    ("import matplotlib.pyplot as plt\nplt.savefig('outputs/chart', format='eps')",
+     "external-program", "Ghostscript"),
+    ("import matplotlib.pyplot as plt\nplt.savefig('outputs/c.png', format=kind)",
+     "external-program", "computed"),
+    ("from scipy import sparse\nm = sparse.csc_array((vals, rows_idx, ptr))", "sparse-indices",
+     "bounds"),
+    # templated and computed paths
+    ("import matplotlib.pyplot as plt\nplt.savefig(f'outputs/{name}.png')", "io-path",
+     "computed"),
+    ("df.to_csv(f'outputs/{sub}/t_{k}.csv')", "io-path", "computed"),
+    ("df.to_json(f'data/part_{k}.json')", "io-path", "computed"),
+    ("plt.savefig(f'outputs/p_{a}{b}.png')", "io-path", "computed"),
+    ("obj = make()\nobj.load_it(fname=where)", "io-path", "computed"),
 ]
 
 
@@ -120,6 +137,10 @@ ALLOWED = [
     "opts = {'color': 'red', 'alpha': 0.5}\nimport matplotlib.pyplot as plt\nplt.plot(x, **opts)",
     "def plot(frame, **kw):\n    return frame.plot(**kw)\nplot(df, kind='bar')",
     "import pandas as pd\npd.set_option('display.max_rows', 20)",
+    "import matplotlib.pyplot as plt\nfor col in ['a', 'b']:\n    df[col].hist()\n"
+    "    plt.savefig(f'outputs/hist_{col}.png')",
+    "for k, part in df.groupby('g'):\n    part.to_csv(f'outputs/group_{k}_{len(part):03d}.csv')",
+    "from scipy import sparse\nm = sparse.csr_matrix((vals, (rows_idx, cols_idx)), shape=(3, 3))",
 ]
 
 

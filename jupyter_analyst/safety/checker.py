@@ -40,6 +40,10 @@ WRITERS = frozenset({
     "write_image", "write_json"})
 PATH_KEYWORDS = ("filepath_or_buffer", "path_or_buf", "path_or_buffer", "path", "fname",
                  "filename", "filepath", "file", "io", "buf", "excel_writer")
+# the ones that only ever name a file ("path", "file", "buf" are also matplotlib paths,
+# print's stream, ...): computed values for these are refused on any call
+FILE_KEYWORDS = frozenset({"filepath_or_buffer", "path_or_buf", "path_or_buffer", "fname",
+                           "filename", "filepath", "excel_writer"})
 # Readers that unpickle (HDF5 object columns are pickled too) and calls that need things
 # the sandbox does not have (databases, the clipboard, the network).
 PICKLE_CALLS = frozenset({"read_hdf", "to_hdf", "HDFStore", "load_pickle", "save_pickle"})
@@ -938,7 +942,34 @@ class Checker:
             self._check_open(node)
         elif self._io_kind(name, qualname):
             self._check_io(node, name, qualname)
+        elif name == "rc_context" and self._argument(node, 1, ("fname",)) is not None:
+            self.add(node, "plot-settings", "rc_context(fname=...) reads a settings file, which "
+                                            "can select a backend or run programs; pass the "
+                                            "settings as a dict.")
+        elif name in SPARSE_COMPRESSED and node.args and \
+                isinstance(node.args[0], ast.Tuple) and len(node.args[0].elts) == 3:
+            self.add(node, "sparse-indices", f"'{name}((data, indices, indptr))' takes index "
+                                             f"arrays scipy does not bounds-check (out-of-"
+                                             f"bounds memory access); build it from (data, "
+                                             f"(row, col)), which scipy checks.", CRITICAL)
+        if name == "savefig":
+            self._check_savefig_format(node)
         self.generic_visit(node)
+
+    def _check_savefig_format(self, node: ast.Call) -> None:
+        """The pgf, ps and eps writers run TeX or Ghostscript."""
+        chosen = self._argument(node, 99, ("format",))
+        path = self._argument(node, 0, PATH_KEYWORDS)
+        text = fold_string(path) if path is not None else None
+        if isinstance(path, ast.JoinedStr) and isinstance(path.values[-1], ast.Constant):
+            text = path.values[-1].value
+        suffix = (text or "").rpartition(".")[2].lower() if text and "." in text else None
+        value = fold_string(chosen) if chosen is not None else suffix
+        if (chosen is not None and value is None) or (value or "").lower() in EXTERNAL_FORMATS:
+            self.add(chosen or node, "external-program", f"savefig with format "
+                                                         f"'{value or 'computed'}' runs TeX or "
+                                                         f"Ghostscript; save as png, svg or "
+                                                         f"pdf.")
 
     def _check_keyword_name(self, call: ast.Call, func: ast.AST, name: str,
                             keyword: ast.keyword) -> None:
@@ -1024,10 +1055,14 @@ class Checker:
             self.add(value, "external-program", "usetex makes matplotlib run LaTeX on the "
                                                 "text; use matplotlib's built-in mathtext "
                                                 "($...$) instead.")
-        elif keyword.arg in PATH_KEYWORDS:
+        elif keyword.arg in PATH_KEYWORDS and not self._io_kind(name, self._qualname(call.func)):
             path = fold_string(value)
-            if path is not None and not self._io_kind(name, self._qualname(call.func)):
+            if path is not None:
                 self._check_path(value, path, self.policy.read_dirs)
+            elif keyword.arg in FILE_KEYWORDS and not self._is_handle(value):
+                self.add(value, "io-path", f"The file given as '{keyword.arg}=' to '{name}' is "
+                                           f"computed, so it cannot be checked; write the path "
+                                           f"as a literal string under data/ or outputs/.")
 
     def _io_kind(self, name: str, qualname: str) -> str | None:
         """"read" or "write" for calls that touch files, else None."""
@@ -1057,11 +1092,38 @@ class Checker:
         path = fold_string(arg)
         if path is not None:
             self._check_path(arg, path, dirs)
+        elif kind == "write" and isinstance(arg, ast.JoinedStr) and \
+                self._templated_file_name(arg):
+            return
         elif not self._is_handle(arg):
             where = "data/..." if kind == "read" else "outputs/..."
             self.add(arg, "io-path", f"The path given to '{name}' is computed, so it cannot be "
                                      f"checked; write it as a literal string such as "
                                      f"'{where}'.")
+
+    def _templated_file_name(self, node: ast.JoinedStr) -> bool:
+        """``f"outputs/hist_{col}.png"``: a constant folder inside the write folders, and
+        placeholders only in the file name, each after constant text. The value cannot
+        start a path component ('..' or '/'), and a '/' inside it names a folder that must
+        already exist under outputs/ (nothing the validator allows creates one from a
+        computed name); what remains is confined by the sandbox's mounts."""
+        parts = [v.value if isinstance(v, ast.Constant) else None for v in node.values]
+        if None not in parts or not isinstance(parts[0], str) or "/" not in parts[0]:
+            return False
+        folder, _, start = parts[0].rpartition("/")
+        later = [p for p in parts[1:] if p is not None]
+        if any("/" in p for p in later) or any(
+                part is None and (previous is None or previous.endswith("/") or not previous)
+                for previous, part in zip([start] + parts[1:], parts[1:])):
+            return False
+        if not start:
+            return False
+        if path_problem(folder + "/file", self.policy.write_dirs):
+            return False
+        suffix = parts[-1] if parts[-1] is not None else ""
+        if suffix.rpartition(".")[2].lower() in EXTERNAL_FORMATS:
+            return False
+        return True
 
     def _check_path(self, node: ast.AST, path: str, dirs: tuple[str, ...]) -> None:
         problem = path_problem(path, dirs)
