@@ -32,11 +32,11 @@ _IPYTHON_HISTORY = re.compile(r"_i{1,3}\d*|_\d+")
 # Calls that read or write files (besides pandas' read_*): the path is the first argument
 # or one of PATH_KEYWORDS (plotly.io.write_*(fig, file) takes it second).
 READERS = frozenset({"imread", "ExcelFile", "fromfile", "fromregex", "loadtxt", "genfromtxt",
-                     "load"})
+                     "load", "load_npz"})
 WRITERS = frozenset({
     "to_csv", "to_excel", "to_json", "to_parquet", "to_feather", "to_html", "to_latex",
     "to_markdown", "to_string", "to_xml", "to_stata", "to_orc", "savefig", "imsave", "tofile",
-    "ExcelWriter", "save", "savez", "savez_compressed", "savetxt", "write_html",
+    "ExcelWriter", "save", "savez", "savez_compressed", "savetxt", "save_npz", "write_html",
     "write_image", "write_json"})
 PATH_KEYWORDS = ("filepath_or_buffer", "path_or_buf", "path_or_buffer", "path", "fname",
                  "filename", "filepath", "file", "io", "buf", "excel_writer")
