@@ -265,7 +265,7 @@ class Checker:
         self.function_stack: list[ast.AST] = []  # the functions being visited
         self.name_loads: dict[str, int] = {}  # how often each name is read
         self.locals_cache: dict[int, set[str]] = {}
-        self.module_values: dict[str, list[ast.AST]] = {}
+        self.scope_values: dict[tuple[int, str], list[ast.AST | None]] = {}
         self.mutated: set[str] = set()  # names whose value is changed in place (x[k] = v)
 
     # -- driving the walk -------------------------------------------------------------
@@ -588,11 +588,12 @@ class Checker:
     def _check_api_attribute(self, node: ast.AST, attr: str, receiver: ast.AST | None) -> None:
         """An attribute of an object (not a module) must be on the allow-list, or be a
         column of a frame: a name no frame, series or array has, read from a frame."""
-        column = receiver is not None and self._frame_like(receiver) and \
-            not introspect.data_attribute(attr)
         family = excluded(attr, "attributes")
-        if column:
+        if family is None and self.policy.attribute_allowed(attr):
             return
+        if receiver is not None and not introspect.data_attribute(attr) and \
+                self._frame_like(receiver):
+            return  # a column
         if family is not None:
             self._excluded(node, f"'.{attr}'", family)
         elif not self.policy.attribute_allowed(attr):
@@ -656,7 +657,7 @@ class Checker:
             inner = scope[:scope.index(owner) + 1]
             return all(self._frame_like(v, inner, assumed) if v is not None else
                        self._frame_argument(owner, name, assumed)
-                       for v in _bindings(owner, name))
+                       for v in self._scope_bindings(owner, name))
         if isinstance(node, ast.Subscript):
             value = node.value
             if isinstance(value, ast.Attribute) and value.attr in ("loc", "iloc"):
@@ -683,9 +684,13 @@ class Checker:
         return False
 
     def _module_bindings(self, name: str) -> list[ast.AST]:
-        if name not in self.module_values:
-            self.module_values[name] = _bindings(self.tree, name)
-        return self.module_values[name]
+        return self._scope_bindings(self.tree, name)
+
+    def _scope_bindings(self, scope: ast.AST, name: str) -> list[ast.AST | None]:
+        key = (id(scope), name)
+        if key not in self.scope_values:
+            self.scope_values[key] = _bindings(scope, name)
+        return self.scope_values[key]
 
     def _locals_of(self, function: ast.AST) -> set[str]:
         if id(function) not in self.locals_cache:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import re
 import time
 import warnings
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from types import ModuleType
 
 
@@ -157,3 +159,146 @@ def data_attribute(name: str, frame_only: bool = False) -> bool:
         _frame_attributes[key] = any(
             inspect.getattr_static(cls, name, _MISSING) is not _MISSING for cls in classes)
     return _frame_attributes[key]
+
+
+_SECTION = re.compile(r"^(Parameters|Other Parameters|Returns|Attributes)\n-+\n(.*?)"
+                      r"(?=^\S[^\n]*\n-+\n|\Z)", re.M | re.S)
+_DOC_NAME = re.compile(r"^\s*(?:- )?(\w+)\s*:", re.M)
+
+
+def public_surface(modules: dict[str, tuple[str, ...] | None]) -> tuple[set[str], set[str]]:
+    """(attribute names, keyword names) the installed libraries document publicly.
+
+    The public members of ``modules``, of the classes they export and of
+    ``typical_objects()``; the parameter names of their functions and methods; the names
+    in numpydoc Parameters, Returns and Attributes sections (fitted ``coef_``, result
+    fields, keywords taken through ``**kwargs``); matplotlib's artist properties and
+    their aliases; plotly's figure properties. This is where api_allowlist.toml came
+    from; ``python -m jupyter_analyst.safety.introspect`` lists what it would add now.
+    """
+    attributes: set[str] = set()
+    keywords: set[str] = set()
+    seen: set[int] = set()
+
+    def document(obj) -> None:
+        try:
+            doc = inspect.getdoc(obj) or ""
+            params = inspect.signature(obj).parameters.values()
+        except Exception:
+            return
+        keywords.update(p.name for p in params if p.kind not in (p.VAR_POSITIONAL,
+                                                                  p.VAR_KEYWORD))
+        for title, body in _SECTION.findall(doc):
+            (keywords if "Parameters" in title else attributes).update(_DOC_NAME.findall(body))
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            keywords.update(n for n in re.findall(r"``(\w+)``", doc) if n.isidentifier())
+
+    def take_class(cls: type) -> None:
+        if id(cls) in seen:
+            return
+        seen.add(id(cls))
+        document(cls)
+        for name in _public(dir(cls)):
+            attributes.add(name)
+            value = inspect.getattr_static(cls, name, None)
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if callable(value):
+                document(value)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, patterns in modules.items():
+            module = _load(name)
+            if module is None:
+                continue
+            for member in _public(dir(module)):
+                if patterns is not None and not any(fnmatchcase(member, p) for p in patterns):
+                    continue
+                value = getattr(module, member, None)
+                if isinstance(value, ModuleType):
+                    continue
+                attributes.add(member)
+                if inspect.isclass(value):
+                    take_class(value)
+                elif callable(value):
+                    document(value)
+        for obj in typical_objects().values():
+            take_class(type(obj))
+            for name in _public(dir(obj)):
+                attributes.add(name)
+                try:
+                    value = getattr(obj, name)
+                except Exception:
+                    continue
+                if callable(value):
+                    document(value)
+                elif type(value).__module__.split(".")[0] in _LIBRARIES:
+                    take_class(type(value))
+        _plotting_properties(keywords)
+        attributes.update(_pandas_option_words())
+    return attributes, keywords
+
+
+_LIBRARIES = ("pandas", "numpy", "matplotlib", "sklearn", "statsmodels", "scipy", "seaborn",
+              "plotly")
+
+
+def _public(names) -> list[str]:
+    return [n for n in names if not n.startswith("_")]
+
+
+def _plotting_properties(keywords: set[str]) -> None:
+    """matplotlib artist properties (``lw=``, ``markersize=``) and plotly properties."""
+    from matplotlib import artist, axes, collections, figure, image, legend, lines, patches, text
+
+    for cls in (lines.Line2D, patches.Rectangle, patches.Patch, text.Text, text.Annotation,
+                collections.PathCollection, collections.PolyCollection, axes.Axes,
+                figure.Figure, image.AxesImage, legend.Legend):
+        inspector = artist.ArtistInspector(cls)
+        keywords.update(inspector.get_setters())
+        for aliases in inspector.aliasd.values():
+            keywords.update(aliases)
+    graph_objects = _load("plotly.graph_objects")
+    for name in _public(dir(graph_objects)) if graph_objects else ():
+        cls = getattr(graph_objects, name)
+        if inspect.isclass(cls):
+            try:
+                keywords.update(cls()._valid_props)
+            except Exception:  # abstract or deprecated classes
+                continue
+
+
+def _pandas_option_words() -> set[str]:
+    """The words of pandas' option names (``pd.options.display.max_rows``)."""
+    pandas = _load("pandas")
+    names = pandas.options.__dir__() if pandas else []
+    words: set[str] = set()
+    pending = [(pandas.options, n) for n in names] if pandas else []
+    while pending:
+        parent, name = pending.pop()
+        words.add(name)
+        child = getattr(parent, name, None)
+        if type(child).__name__ == "DictWrapper":
+            pending.extend((child, n) for n in child.__dir__())
+    return words
+
+
+def main() -> int:
+    """Print the names the installed libraries document that the allow-list neither
+    allows nor excludes: the candidates to review after a library upgrade."""
+    from .policy import ALLOWED_MODULES, api_surface, excluded
+
+    attributes, keywords = public_surface(ALLOWED_MODULES)
+    surface = api_surface()
+    for kind, names, allowed in (("attributes", attributes, surface.attributes),
+                                 ("keywords", keywords, surface.keywords)):
+        new = sorted(n for n in names - allowed if excluded(n, kind) is None)
+        print(f"# {kind} documented by the installed libraries, not in api_allowlist.toml "
+              f"({len(new)})")
+        print("\n".join(new))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
