@@ -150,12 +150,30 @@ def test_analysis_code_still_passes(code):
     assert report.allowed and not report.violations, report.summary()
 
 
-def test_a_class_name_does_not_unlock_library_objects():
-    # defining a member named like an excluded or unknown name only allows it on the class
-    code = ("class Box:\n    def __init__(self):\n        self.this_dir = 1\n"
-            "b = Box()\nb.this_dir\nst = df.style\nst.this_dir")
+def test_a_class_member_does_not_unlock_library_objects():
+    # a member name only allows that name on the class and its instances
+    code = ("class Box:\n    def __init__(self):\n        self.gadget = 1\n"
+            "b = Box()\nb.gadget\nst = df.style\nst.gadget")
     report = validator.validate(code)
     assert [f.line for f in report.violations] == [7], report.summary()
+    # excluded families stay refused on the code's own objects
+    code = "class Box:\n    def __init__(self):\n        self.this_dir = 1\nBox().this_dir"
+    assert {f.line for f in validator.validate(code).violations} == {3, 4}
+    # and deleting an own name (to uncover a library base class's) is refused
+    code = ("class S(type(df.style)):\n    gadget = None\n    def get(self):\n"
+            "        return self.gadget\ndel S.gadget")
+    assert "library-patch" in {f.rule for f in validator.validate(code).violations}
+
+
+def test_keywords_of_own_functions_do_not_unlock_library_calls():
+    code = "def fit(x, shiny=1):\n    return x\nfit(1, shiny=2)\nmodel = make()\nmodel.fit(1, shiny=2)"
+    report = validator.validate(code)
+    assert [f.line for f in report.violations] == [5], report.summary()
+
+
+def test_chunked_readers_are_not_frames():
+    code = "import pandas as pd\nr = pd.read_csv('data/x.csv', chunksize=10)\nr.gadget"
+    assert "api-attribute" in {f.rule for f in validator.validate(code).violations}
 
 
 def test_extras_allow_names_but_never_excluded_families():

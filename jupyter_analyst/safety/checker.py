@@ -259,6 +259,7 @@ class Checker:
         self.method_stack: list[tuple[str, str]] = []
         self.params: dict[str, set[str]] = {}  # local function or method name -> parameters
         self.rows: set[str] = set()  # loop variables over a frame's itertuples()
+        self.class_functions: set[int] = set()  # functions defined in class bodies
         self.kwargs_params: set[str] = set()  # functions' **kwargs parameter names
         self.functions: dict[str, ast.FunctionDef] = {}  # functions the code defines
         self.call_sites: dict[str, list[tuple[ast.Call, tuple]]] = {}  # with their scopes
@@ -381,6 +382,7 @@ class Checker:
         for statement in node.body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 members.add(statement.name)
+                self.class_functions.add(id(statement))
                 args = statement.args.posonlyargs + statement.args.args
                 if args:
                     self.methods[id(statement)] = (args[0].arg, node.name)
@@ -541,6 +543,10 @@ class Checker:
     # -- attributes -------------------------------------------------------------------
     def visit_Attribute(self, node: ast.Attribute) -> None:
         member = self._local_member(node.value, node.attr)
+        if member and isinstance(node.ctx, ast.Del):
+            # deleting its own name would uncover what a library base class has there
+            self.add(node, "library-patch", f"Deleting '{ast.unparse(node)}' changes what the "
+                                            f"class inherits; assign a new value instead.")
         if member and _dunder(node.attr) and node.attr not in SAFE_DUNDER_METHODS:
             self._check_attribute_name(node, node.attr, node.ctx)
         elif not member and not self._super_method(node) and \
@@ -609,8 +615,8 @@ class Checker:
         """``self.x`` in a method of a class the code defines, ``Point.x`` and ``p.x`` for
         ``p = Point(...)``, where the class defines ``x`` (a method, a class attribute or
         an attribute its methods assign on ``self``)."""
-        if not isinstance(receiver, ast.Name):
-            return False
+        if not isinstance(receiver, ast.Name) or excluded(attr, "attributes") is not None:
+            return False  # excluded families are refused on the code's own objects too
         name = receiver.id
         for self_name, cls in reversed(self.method_stack):
             if name == self_name:
@@ -667,7 +673,8 @@ class Checker:
             func = node.func
             if self._qualname(func).startswith("pandas.") and \
                     self._qualname(func).rpartition(".")[2] in FRAME_FACTORIES:
-                return True
+                # read_csv(chunksize=...) gives a reader object, not a frame
+                return not any(k.arg in ("chunksize", "iterator") for k in node.keywords)
             if isinstance(func, ast.Name) and func.id in self.functions:
                 # the code's own function: a frame if everything it returns is one
                 function = self.functions[func.id]
@@ -701,8 +708,9 @@ class Checker:
         """A parameter is a frame if the function is only ever called, each time with a
         frame in that place."""
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)) or \
-                self.functions.get(function.name) is not function:
-            return False
+                self.functions.get(function.name) is not function or \
+                id(function) in self.class_functions:
+            return False  # methods are called through their objects, out of sight
         args = function.args
         positional = [a.arg for a in args.posonlyargs + args.args]
         if name not in positional + [a.arg for a in args.kwonlyargs]:
@@ -989,12 +997,20 @@ class Checker:
             self._excluded(keyword.value, f"The keyword '{keyword.arg}='", family)
         elif not (self.policy.keyword_allowed(keyword.arg) or name in KEYWORD_DATA_CALLS
                   or name.startswith(KEYWORD_DATA_PREFIXES)
-                  or keyword.arg in self.params.get(name, ())):
+                  or keyword.arg in self._own_parameters(func)):
             self.add(keyword.value, "api-keyword",
                      f"The keyword '{keyword.arg}=' is not on the list of analysis API "
                      f"keywords ({ALLOWLIST_FILE.name}), so it was refused; if the library "
                      f"documents it, add it to that file or pass "
                      f"SafetyValidator(extra_keywords=['{keyword.arg}']).")
+
+    def _own_parameters(self, func: ast.AST) -> set[str]:
+        """Parameters of the code's own function or class ``func`` calls, else nothing."""
+        if isinstance(func, ast.Name) and func.id not in self.imports:
+            return self.params.get(func.id, set())
+        if isinstance(func, ast.Attribute) and self._local_member(func.value, func.attr):
+            return self.params.get(func.attr, set())
+        return set()
 
     def _check_unpacked_keywords(self, value: ast.AST) -> None:
         """``f(**options)`` hides the keyword names, so only a dict literal, a name only
