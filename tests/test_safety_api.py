@@ -93,6 +93,8 @@ REFUSED = [
     ("df.to_json(f'data/part_{k}.json')", "io-path", "computed"),
     ("plt.savefig(f'outputs/p_{a}{b}.png')", "io-path", "computed"),
     ("obj = make()\nobj.load_it(fname=where)", "io-path", "computed"),
+    ("fig = make()\nfig.canvas.print_png('/tmp/leak.png')", "io-path", "outside"),
+    ("fig = make()\nfig.canvas.print_pgf('outputs/leak.pgf')", "api-excluded", "program"),
 ]
 
 

@@ -37,7 +37,10 @@ WRITERS = frozenset({
     "to_csv", "to_excel", "to_json", "to_parquet", "to_feather", "to_html", "to_latex",
     "to_markdown", "to_string", "to_xml", "to_stata", "to_orc", "savefig", "imsave", "tofile",
     "ExcelWriter", "save", "savez", "savez_compressed", "savetxt", "save_npz", "write_html",
-    "write_image", "write_json"})
+    "write_image", "write_json",
+    # a figure's canvas writes files too (fig.canvas.print_png(path))
+    "print_figure", *(f"print_{fmt}" for fmt in ("png", "jpg", "jpeg", "pdf", "svg", "svgz",
+                                                  "raw", "rgba", "tif", "tiff", "webp"))})
 PATH_KEYWORDS = ("filepath_or_buffer", "path_or_buf", "path_or_buffer", "path", "fname",
                  "filename", "filepath", "file", "io", "buf", "excel_writer")
 # the ones that only ever name a file ("path", "file", "buf" are also matplotlib paths,
@@ -965,7 +968,7 @@ class Checker:
                                              f"arrays scipy does not bounds-check (out-of-"
                                              f"bounds memory access); build it from (data, "
                                              f"(row, col)), which scipy checks.", CRITICAL)
-        if name == "savefig":
+        if name in ("savefig", "print_figure"):
             self._check_savefig_format(node)
         self.generic_visit(node)
 
