@@ -173,6 +173,13 @@ def test_keywords_of_own_functions_do_not_unlock_library_calls():
     assert [f.line for f in report.violations] == [5], report.summary()
 
 
+def test_only_frames_have_columns():
+    # '_' is IPython's last output and the helpers are functions: no column rule for them
+    for code in ("_.gadget", "save_table.gadget", "class P:\n    gadget = 1\nP = make()\n"
+                 "p = P()\np.gadget"):
+        assert "api-attribute" in {f.rule for f in validator.validate(code).violations}, code
+
+
 def test_chunked_readers_are_not_frames():
     code = "import pandas as pd\nr = pd.read_csv('data/x.csv', chunksize=10)\nr.gadget"
     assert "api-attribute" in {f.rule for f in validator.validate(code).violations}

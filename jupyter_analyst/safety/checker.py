@@ -628,7 +628,8 @@ class Checker:
             return attr in self.classes[name]
         values = self.assigned.get(name, [None])
         classes = {v.func.id if isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
-                   and v.func.id in self.classes else None for v in values}
+                   and v.func.id in self.classes and not self.assigned.get(v.func.id)
+                   else None for v in values}
         return len(classes) == 1 and None not in classes and attr in self.classes[classes.pop()]
 
     def _super_method(self, node: ast.Attribute) -> bool:
@@ -649,8 +650,9 @@ class Checker:
         scope = tuple(self.function_stack) if scope is None else scope
         if isinstance(node, ast.Name):
             name = node.id
-            if name in self.imports or name in self.classes or name in self.functions:
-                return False
+            if name in self.imports or name in self.classes or name in self.functions or \
+                    name.startswith("_") or name in ALLOWED_BUILTINS:
+                return False  # _ is IPython's last output; save_table is a function
             if name in self.rows:
                 return True
             owner = next((f for f in reversed(scope) if name in self._locals_of(f)), None)
