@@ -74,6 +74,10 @@ REFUSED = [
     ("type(df).head = None", "library-patch", "library"),
     ("import numpy as np\nnp.random.sneaky = 1", "module-patch", "library"),
     ("df.sum = lambda: 42", "library-patch", "replaces"),
+    ("import numpy as np\nnp.seterrcall(print)", "api-excluded", "hooks"),
+    ("match st:\n    case Styler(this_dir=d):\n        pass", "api-excluded", "this_dir"),
+    ("match st:\n    case Styler(gadget=d):\n        pass", "api-attribute", "gadget"),
+    ("class Meta(base, metaclass=kind):\n    pass", "class-keyword", "metaclass"),
     # settings stores, settings files and savefig formats that run programs
     ("import matplotlib.pyplot as plt\nplt.rcParams[key] = value", "plot-settings", "literal"),
     ("import matplotlib as mpl\nwith mpl.rc_context(fname='outputs/r.rc'):\n    pass",
@@ -139,6 +143,8 @@ ALLOWED = [
     "opts = {'color': 'red', 'alpha': 0.5}\nimport matplotlib.pyplot as plt\nplt.plot(x, **opts)",
     "def plot(frame, **kw):\n    return frame.plot(**kw)\nplot(df, kind='bar')",
     "import pandas as pd\npd.set_option('display.max_rows', 20)",
+    "class Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n"
+    "match Point(1, 2):\n    case Point(x=0, y=yy):\n        print(yy)",
     "import matplotlib.pyplot as plt\nfor col in ['a', 'b']:\n    df[col].hist()\n"
     "    plt.savefig(f'outputs/hist_{col}.png')",
     "for k, part in df.groupby('g'):\n    part.to_csv(f'outputs/group_{k}_{len(part):03d}.csv')",
@@ -204,6 +210,16 @@ def test_option_keys_are_never_run_as_regular_expressions():
     # a dotted name still matches the way pandas would ('.' is any character there)
     report = validator.validate("import pandas as pd\npd.set_option('plotting.backend', 'x')")
     assert "plot-backend" in {f.rule for f in report.violations}
+
+
+def test_the_frame_inference_is_inside_the_time_budget():
+    # names bound to each other many ways: inferring whether x0 is a frame branches
+    lines = [f"x{i} = x{i + 1}.copy()\nx{i} = x{i + 2}.head()" for i in range(40)]
+    code = "\n".join(lines + ["x0.gadget"])
+    started = time.perf_counter()
+    report = SafetyValidator(time_budget=0.5).validate(code)
+    assert time.perf_counter() - started < 5
+    assert not report.allowed
 
 
 def test_the_time_budget_covers_parsing_and_everything_after():

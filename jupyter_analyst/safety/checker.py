@@ -433,11 +433,6 @@ class Checker:
             if method:
                 self.method_stack.pop()
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        if _dunder(node.name):
-            self._dunder_definition(node, node.name)
-        self.generic_visit(node)
-
     def visit_arg(self, node: ast.arg) -> None:
         if _dunder(node.arg):
             self._dunder_definition(node, node.arg)
@@ -645,6 +640,7 @@ class Checker:
         selections on those, and a function's parameter when every call of the function
         passes one. ``scope`` is the chain of functions the expression is in; a name being
         decided already (``df = df.copy()``) is assumed to be a frame while deciding it."""
+        self.tick()
         if len(assumed) > 16:
             return False
         scope = tuple(self.function_stack) if scope is None else scope
@@ -1452,6 +1448,20 @@ class Checker:
 
     def visit_MatchClass(self, node: ast.MatchClass) -> None:
         # keyword patterns read attributes, but are plain strings in the AST
+        own = node.cls.id if isinstance(node.cls, ast.Name) and node.cls.id in self.classes \
+            else None
         for attr in node.kwd_attrs:
-            self._check_attribute_name(node, attr, ast.Load())
+            if own and attr in self.classes[own] and excluded(attr, "attributes") is None:
+                continue
+            if not self._check_attribute_name(node, attr, ast.Load()):
+                self._check_api_attribute(node, attr, None)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        if _dunder(node.name):
+            self._dunder_definition(node, node.name)
+        for keyword in node.keywords:  # metaclass=..., or keywords for __init_subclass__
+            self.add(keyword.value, "class-keyword", "Class keywords (metaclass=...) change how "
+                                                     "Python builds the class; define a plain "
+                                                     "class.")
         self.generic_visit(node)
