@@ -134,6 +134,19 @@ def test_no_allowed_path_reaches_the_system_or_raw_memory(inventory):
     assert not found, "\n".join(found[:50])
 
 
+def test_the_walk_reports_a_dangerous_path_under_an_allowed_name():
+    # what a library upgrade could do: an ordinary public name that leads to the system
+    import os
+
+    class Gadget:
+        mean = os
+        sum = types.SimpleNamespace(path=os.path)
+
+    found: list[str] = []
+    _walk("Gadget", Gadget(), None, found, set())
+    assert found == ["Gadget.mean reaches the module os"]
+
+
 def test_the_walk_uses_the_validator_itself():
     # the policy under test is the validator's: an excluded name is not followed
     assert not _object_attribute_allowed("ctypes")

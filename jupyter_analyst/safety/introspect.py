@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from types import ModuleType
 
 
@@ -139,9 +140,7 @@ def typical_objects() -> dict[str, object]:
     return objects
 
 
-_frame_attributes: dict[tuple[str, bool], bool] = {}
-
-
+@lru_cache(maxsize=1 << 16)  # names come from the code: a bounded cache
 def data_attribute(name: str, frame_only: bool = False) -> bool:
     """True if a DataFrame, Series, Index or ndarray (only a DataFrame: ``frame_only``) has
     ``name`` as a real attribute.
@@ -149,16 +148,12 @@ def data_attribute(name: str, frame_only: bool = False) -> bool:
     A name none of them has can only be a column (``df.price``) on a frame; asked of the
     installed libraries so that an attribute a new release adds is not taken for a column.
     """
-    key = (name, frame_only)
-    if key not in _frame_attributes:
-        pandas, numpy = _load("pandas"), _load("numpy")
-        if pandas is None or numpy is None:
-            return True  # cannot tell: not a column
-        classes = (pandas.DataFrame,) if frame_only else (
-            pandas.DataFrame, pandas.Series, pandas.Index, numpy.ndarray)
-        _frame_attributes[key] = any(
-            inspect.getattr_static(cls, name, _MISSING) is not _MISSING for cls in classes)
-    return _frame_attributes[key]
+    pandas, numpy = _load("pandas"), _load("numpy")
+    if pandas is None or numpy is None:
+        return True  # cannot tell: not a column
+    classes = (pandas.DataFrame,) if frame_only else (
+        pandas.DataFrame, pandas.Series, pandas.Index, numpy.ndarray)
+    return any(inspect.getattr_static(cls, name, _MISSING) is not _MISSING for cls in classes)
 
 
 _SECTION = re.compile(r"^(Parameters|Other Parameters|Returns|Attributes)\n-+\n(.*?)"

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 SANDBOX_ROOT = "/sandbox"  # the kernel's working directory, so relative paths start here
@@ -221,7 +221,7 @@ def api_surface() -> ApiSurface:
                       frozenset(data["allowed"]["keywords"]), exclusions)
 
 
-@cache
+@lru_cache(maxsize=1 << 16)  # names come from the code: bounded, unlike functools.cache
 def excluded(name: str, kind: str) -> Exclusion | None:
     """The excluded family ``name`` belongs to as an attribute or a keyword, if any."""
     for exclusion in api_surface().exclusions:
