@@ -174,7 +174,8 @@ def test_a_class_member_does_not_unlock_library_objects():
 
 
 def test_keywords_of_own_functions_do_not_unlock_library_calls():
-    code = "def fit(x, shiny=1):\n    return x\nfit(1, shiny=2)\nmodel = make()\nmodel.fit(1, shiny=2)"
+    code = ("def fit(x, shiny=1):\n    return x\nfit(1, shiny=2)\nmodel = make()\n"
+            "model.fit(1, shiny=2)")
     report = validator.validate(code)
     assert [f.line for f in report.violations] == [5], report.summary()
 
