@@ -23,6 +23,8 @@ REFUSED = [
     ("addr = id(df)", "builtin", "id"),
     ("rng = np.random.default_rng(1)\nrng.bit_generator.ctypes.state_address", "api-excluded",
      "ctypes"),
+    ("gen = np.random.PCG64(3)\nraw = gen.cffi.state_address", "api-excluded", "memory"),
+    ("gen = np.random.PCG64(3)\ncap = gen.capsule", "api-excluded", "memory"),
     ("import numpy as np\nflat = np.ones(4)\nflat.setflags(write=True)", "api-excluded",
      "setflags"),
     ("from scipy import sparse\nm = sparse.csr_matrix((vals, cols, ptrs), shape=(2, 2))\n"
