@@ -332,7 +332,6 @@ class Checker:
             if isinstance(node, ast.ClassDef):
                 self._index_class(node)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self.assigned.setdefault(node.name, []).append(None)
                 self.functions[node.name] = node
                 args = node.args
                 self.params.setdefault(node.name, set()).update(
