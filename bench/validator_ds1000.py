@@ -6,9 +6,9 @@ Runs every ``reference_code`` (887 real pandas/numpy/scipy/sklearn/matplotlib so
 through ``SafetyValidator``. 50 references are the indented body of a function that the
 problem's ``exec_context`` defines around ``[insert]``; those are checked with that ``def``
 line in front, which is how they run. The command prints how many are refused, a table of
-every refusal with its rules and reasons, and the validation time per snippet. The first pass is timed separately
-(it imports the libraries the validator inspects); the per-snippet figures come from a
-second, warm pass, which is what a running notebook sees.
+every refusal with its rules and reasons, and the validation time per snippet. The first
+pass is timed separately (it imports the libraries the validator inspects); the per-snippet
+figures come from a second, warm pass, which is what a running notebook sees.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ ATTACKS = {
         ("df.to_parquet('/sandbox/data/df.parquet')", "io-path"),
         ("import matplotlib.pyplot as plt\nplt.savefig('/tmp/../etc/x.png')", "io-path"),
         ("import matplotlib.pyplot as plt\nplt.imread('/etc/x.png')", "io-path"),
-        ("import matplotlib\nmatplotlib.rc_file('/etc/x')", "io-path"),
+        ("import matplotlib\nmatplotlib.rc_file('/etc/x')", "api-excluded"),
         ("open('data/x.csv', 'w')", "io-path"),
         ("open(0).read()", "io-path"),
         ("open('data/x.csv', mode)", "io-path"),
@@ -449,7 +449,9 @@ def test_never_raises(bad):
 def test_extra_modules():
     code = "import hashlib\ndigest = hashlib.sha256(b'x').hexdigest()"
     assert not SafetyValidator().validate(code).allowed
-    custom = SafetyValidator(extra_modules=["hashlib"])
+    # the module's members are allowed with it; attributes of what they return are not
+    assert not SafetyValidator(extra_modules=["hashlib"]).validate(code).allowed
+    custom = SafetyValidator(extra_modules=["hashlib"], extra_attributes=["hexdigest"])
     assert custom.validate(code).allowed
     assert not custom.validate("import os").allowed
     # a module attribute that is a module stays refused in an extra module too

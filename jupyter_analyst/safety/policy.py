@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import builtins
 import posixpath
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import cache, lru_cache
+from pathlib import Path
 
 SANDBOX_ROOT = "/sandbox"  # the kernel's working directory, so relative paths start here
 READ_DIRS = ("/sandbox/data", "/sandbox/outputs")  # reading back your own outputs is fine
@@ -84,8 +87,9 @@ ALLOWED_MODULES: dict[str, tuple[str, ...] | None] = {
         "collections.abc", "itertools", "copy", "textwrap", "random", "decimal", "fractions",
         "numbers", "typing", "dataclasses", "enum", "heapq", "bisect", "calendar", "pprint",
         "unicodedata")},
+    # not singledispatch: its register() evaluates string annotations as code
     "functools": ("reduce", "partial", "lru_cache", "cache", "cached_property", "wraps",
-                  "total_ordering", "cmp_to_key", "singledispatch"),
+                  "total_ordering", "cmp_to_key"),
     # attrgetter and methodcaller would be getattr by another name
     "operator": ("itemgetter", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
                  "neg", "pos", "abs", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_",
@@ -103,10 +107,11 @@ ALLOWED_MODULES: dict[str, tuple[str, ...] | None] = {
 
 # Builtins generated code may use. Every other builtin (eval, exec, open as a value,
 # getattr, vars, input, help, exit, ...) is refused, including ones added in future Pythons.
+# Not id(): in CPython it is the object's address, the first step of a raw-memory attack.
 ALLOWED_BUILTINS = frozenset({
     "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
     "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "format",
-    "frozenset", "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len", "list",
+    "frozenset", "hash", "hex", "int", "isinstance", "issubclass", "iter", "len", "list",
     "map", "max", "min", "next", "object", "oct", "ord", "pow", "print", "property", "range",
     "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum",
     "super", "tuple", "type", "zip", "aiter", "anext", "memoryview",
@@ -140,6 +145,17 @@ FRAME_ATTRIBUTES = frozenset({
 })
 # Read-only dunders that only ever give a string: ``type(model).__name__`` is common.
 HARMLESS_DUNDERS = frozenset({"__name__"})
+# Special methods a class defined in the code may implement: construction, display,
+# comparison, containers and arithmetic. Not the ones other machinery calls behind the
+# code's back: __del__ (runs whenever, in a later analysis too), __reduce__/__setstate__/
+# __copy__/__deepcopy__ (copy and pickle call what they return), __getattr__/__set_name__/
+# __init_subclass__/__class_getitem__, __fspath__, __array_*__ and buffer protocols.
+SAFE_DUNDER_METHODS = frozenset({
+    "__init__", "__post_init__", "__repr__", "__str__", "__len__", "__iter__", "__next__",
+    "__getitem__", "__contains__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+    "__hash__", "__bool__", "__call__", "__enter__", "__exit__", "__add__", "__radd__",
+    "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__neg__",
+    "__abs__"})
 
 # Values a plotting backend may be set to (pandas, matplotlib). Anything else, and in
 # particular "module://...", makes the library import a module by name.
@@ -172,6 +188,49 @@ def _normalise_dir(path: str) -> str:
     return posixpath.normpath(posixpath.join(SANDBOX_ROOT, path))
 
 
+ALLOWLIST_FILE = Path(__file__).with_name("api_allowlist.toml")
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A family of attribute or keyword names refused on every object, and why."""
+
+    family: str
+    reason: str
+    attributes: tuple[str, ...]
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiSurface:
+    """The attribute and keyword names code may use, from ``api_allowlist.toml``."""
+
+    attributes: frozenset[str]
+    keywords: frozenset[str]
+    exclusions: tuple[Exclusion, ...]
+
+
+@cache
+def api_surface() -> ApiSurface:
+    with ALLOWLIST_FILE.open("rb") as handle:
+        data = tomllib.load(handle)
+    exclusions = tuple(Exclusion(family, entry["reason"], tuple(entry["attributes"]),
+                                 tuple(entry["keywords"]))
+                       for family, entry in data["excluded"].items())
+    return ApiSurface(frozenset(data["allowed"]["attributes"]),
+                      frozenset(data["allowed"]["keywords"]), exclusions)
+
+
+@lru_cache(maxsize=1 << 16)  # names come from the code: bounded, unlike functools.cache
+def excluded(name: str, kind: str) -> Exclusion | None:
+    """The excluded family ``name`` belongs to as an attribute or a keyword, if any."""
+    for exclusion in api_surface().exclusions:
+        patterns = exclusion.attributes if kind == "attributes" else exclusion.keywords
+        if any(fnmatchcase(name, pattern) for pattern in patterns):
+            return exclusion
+    return None
+
+
 @dataclass(frozen=True)
 class Policy:
     """The allow-lists one validator applies (defaults plus the user's extras)."""
@@ -180,16 +239,32 @@ class Policy:
         default_factory=lambda: dict(ALLOWED_MODULES))
     read_dirs: tuple[str, ...] = READ_DIRS
     write_dirs: tuple[str, ...] = WRITE_DIRS
+    extra_attributes: frozenset[str] = frozenset()
+    extra_keywords: frozenset[str] = frozenset()
 
     @classmethod
     def with_extras(cls, modules: Iterable[str] = (), read_paths: Iterable[str] = (),
-                    write_paths: Iterable[str] = ()) -> Policy:
+                    write_paths: Iterable[str] = (), attributes: Iterable[str] = (),
+                    keywords: Iterable[str] = ()) -> Policy:
         allowed = dict(ALLOWED_MODULES)
         allowed.update({name: None for name in modules})
         writes = tuple(_normalise_dir(p) for p in write_paths)
         return cls(allowed,
                    READ_DIRS + tuple(_normalise_dir(p) for p in read_paths) + writes,
-                   WRITE_DIRS + writes)
+                   WRITE_DIRS + writes, frozenset(attributes), frozenset(keywords))
+
+    def extra_module(self, name: str) -> bool:
+        """A module the user added: its members are not held to the attribute list."""
+        return name in self.modules and name not in ALLOWED_MODULES
+
+    def attribute_allowed(self, name: str) -> bool:
+        """On the list (or the user's extras) and in no excluded family."""
+        return (name in api_surface().attributes or name in self.extra_attributes) and \
+            excluded(name, "attributes") is None
+
+    def keyword_allowed(self, name: str) -> bool:
+        return (name in api_surface().keywords or name in self.extra_keywords) and \
+            excluded(name, "keywords") is None
 
     def module_allowed(self, name: str) -> bool:
         return name in self.modules

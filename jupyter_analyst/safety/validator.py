@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import time
 import warnings
 from collections.abc import Iterable
 
 from IPython.core.inputtransformer2 import TransformerManager
 
+from . import introspect
 from .checker import BudgetExceeded, Checker, TooDeep
 from .policy import Policy
 from .report import Finding, RiskLevel, SafetyReport
@@ -36,15 +38,20 @@ class SafetyValidator:
       module only (list submodules separately) with all its public, non-module attributes.
     - ``extra_read_paths`` / ``extra_write_paths``: more folders (absolute, or relative to
       the sandbox root) that I/O calls may read / write. Write folders are readable too.
-    - ``time_budget``: seconds of analysis before the code is refused as too costly to check
-      (time spent importing the allowed libraries for inspection is not counted).
+    - ``extra_attributes`` / ``extra_keywords``: attribute and call-keyword names to allow
+      besides ``api_allowlist.toml`` (its excluded families stay refused).
+    - ``time_budget``: seconds for the whole validation (IPython's transformers, parsing and
+      every rule) before the code is refused as too costly to check (time spent importing
+      the allowed libraries for inspection is not counted).
     - ``max_chars``: longer code is refused without parsing it.
     """
 
     def __init__(self, extra_modules: Iterable[str] = (), extra_read_paths: Iterable[str] = (),
-                 extra_write_paths: Iterable[str] = (), time_budget: float = 2.0,
+                 extra_write_paths: Iterable[str] = (), extra_attributes: Iterable[str] = (),
+                 extra_keywords: Iterable[str] = (), time_budget: float = 2.0,
                  max_chars: int = 100_000):
-        self.policy = Policy.with_extras(extra_modules, extra_read_paths, extra_write_paths)
+        self.policy = Policy.with_extras(extra_modules, extra_read_paths, extra_write_paths,
+                                         extra_attributes, extra_keywords)
         self.time_budget = time_budget
         self.max_chars = max_chars
 
@@ -77,6 +84,7 @@ class SafetyValidator:
         return report
 
     def _check(self, code: str, add) -> None:
+        started, imports_at_start = time.perf_counter(), introspect.import_seconds
         if not isinstance(code, str):
             add(Finding("syntax", "The code must be a string.", severity=CRITICAL))
             return
@@ -104,7 +112,9 @@ class SafetyValidator:
         except ValueError as exc:  # e.g. null bytes
             add(Finding("syntax", f"The code is not valid Python: {exc}.", severity=CRITICAL))
             return
-        Checker(self.policy, add, self.time_budget).run(tree)
+        if time.perf_counter() - started > self.time_budget:
+            raise BudgetExceeded  # IPython's transformers or the parser took the budget
+        Checker(self.policy, add, self.time_budget, started, imports_at_start).run(tree)
 
 
 def _ipython_syntax_line(code: str) -> int:
