@@ -18,7 +18,7 @@ import pytest
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
 from jupyter_analyst.sandbox.docker_provisioner import (OUTPUTS_FS, DockerKernelProvisioner,
-                                                        _unmount_stale_outputs)
+                                                        unmount_stale_outputs)
 from jupyter_analyst.sandbox.engine import GVISOR, RUNTIME_ENV, choose_runtime, engine_runtimes
 
 from conftest import docker_engine
@@ -158,13 +158,15 @@ def test_a_killed_owner_takes_its_container_with_it(runtime, attack):
         pytest.skip(f"the engine has no {runtime} runtime (optional; docs/sandbox.md, gVisor)")
     child, container_id, root = start_owner(runtime, attack)
     try:
-        assert client.containers.get(container_id).status == "running"
+        container = client.containers.get(container_id)
+        assert container.status == "running"
+        assert container.attrs["HostConfig"]["Runtime"] == (runtime or engine_runtimes(client)[1])
         child.send_signal(signal.SIGKILL)  # no atexit, no cleanup: only the watchdog is left
         child.wait()
         assert gone_within(client, container_id, 20) is not None
         if os.geteuid() == 0:  # its outputs/ quota mount is swept by the next session
             assert str(root / "outputs") in quota_mounts()
-            _unmount_stale_outputs()
+            unmount_stale_outputs()
             assert str(root / "outputs") not in quota_mounts()
     finally:
         child.kill()

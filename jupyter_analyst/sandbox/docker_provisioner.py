@@ -25,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ class DockerKernelProvisioner(LocalProvisioner):
     container_id: str | None = None
     _own_root: str | None = None  # a sandbox dir this provisioner made (kernelspec use)
     _owner: socket.socket | None = None  # held while this process lives; see the watchdog
-    _outputs_mount: Path | None = None  # the quota tmpfs this provisioner mounted
+    _outputs_mount: weakref.finalize | None = None  # unmounts the quota tmpfs, at most once
 
     # -- launch -------------------------------------------------------------------------
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
@@ -233,12 +234,13 @@ class DockerKernelProvisioner(LocalProvisioner):
             self.log.warning("outputs/ has no total quota: mounting a tmpfs failed (%s)",
                              mounted.stderr.strip())
             return
-        self._outputs_mount = outputs
-        _MOUNTS.add(outputs)
+        # Also at interpreter exit, before the sandbox directory is removed (finalizers run
+        # newest first, and the sandbox's own was made before this one).
+        self._outputs_mount = weakref.finalize(self, _unmount, outputs)
 
     def _unbound_outputs(self) -> None:
         if self._outputs_mount is not None:
-            _unmount(self._outputs_mount)
+            self._outputs_mount()
             self._outputs_mount = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -320,7 +322,6 @@ class DockerKernelProvisioner(LocalProvisioner):
 
 
 _swept = False
-_MOUNTS: set[Path] = set()  # this process's outputs/ quota mounts
 OUTPUTS_FS = "jupyter-analyst-outputs"  # the tmpfs's source name, to find stale ones
 
 
@@ -333,13 +334,11 @@ def _sweep_once(client: Any) -> None:
         return
     _swept = True
     remove_containers(client, orphans_only=True)
-    _unmount_stale_outputs()
+    unmount_stale_outputs()
     atexit.register(_remove_own_containers)
 
 
 def _remove_own_containers() -> None:
-    for mount in list(_MOUNTS):
-        _unmount(mount)
     try:
         remove_containers(docker_client(timeout=10), own_only=True)
     except SandboxError:  # the engine went away; `jupyter-analyst cleanup` can do it later
@@ -349,14 +348,21 @@ def _remove_own_containers() -> None:
 def _unmount(outputs: Path) -> None:
     # Lazy: the files a caller still has open stay readable; the memory goes with them.
     subprocess.run(["umount", "--lazy", str(outputs)], capture_output=True)
-    _MOUNTS.discard(outputs)
+    # The sandbox directory may already have been removed around the mount point (at exit,
+    # its finalizer can run first): remove what is left, if it is empty.
+    for empty in (outputs, outputs.parent):
+        try:
+            empty.rmdir()
+        except OSError:  # not empty (or gone): someone else's to remove
+            break
 
 
-def _unmount_stale_outputs() -> None:
+def unmount_stale_outputs() -> int:
     """Unmount the outputs/ quota of sandboxes whose host process is gone (killed before it
-    could unmount): nobody listens on their run/owner.sock any more."""
+    could unmount): nobody listens on their run/owner.sock any more. Returns how many."""
     if os.geteuid() != 0:
-        return
+        return 0
+    unmounted = 0
     with open("/proc/self/mounts") as mounts:
         points = [line.split()[1] for line in mounts if line.startswith(OUTPUTS_FS + " ")]
     for point in points:
@@ -369,8 +375,10 @@ def _unmount_stale_outputs() -> None:
             pass
         except OSError:  # refused or missing: the owner is gone
             _unmount(outputs)
+            unmounted += 1
         finally:
             probe.close()
+    return unmounted
 
 
 def docker_sandbox(limits=None):
