@@ -137,8 +137,8 @@ def start_owner(runtime: str | None, attack: str) -> tuple[subprocess.Popen, str
     env.pop(RUNTIME_ENV, None)
     if runtime:
         env[RUNTIME_ENV] = runtime
-    child = subprocess.Popen([sys.executable, "-c", CHILD, attack], stdout=subprocess.PIPE, text=True,
-                             env=env)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, attack], stdout=subprocess.PIPE,
+                             text=True, env=env)
     line = child.stdout.readline().split()
     assert len(line) == 2, f"the owner process did not start its sandbox (exit {child.poll()})"
     return child, line[0], Path(line[1])

@@ -4,7 +4,9 @@ The host's jupyter_client talks to the kernel over the ipc transport, through Un
 sockets in the sandbox's private ``run/`` directory, which is the only writable
 directory the container shares besides ``outputs/`` (``data/`` is read-only).
 The container has no network, a read-only root, no capabilities, and limits on
-memory (no swap), CPU, processes and file size (DESIGN section 5).
+memory (no swap), CPU, processes and file size (DESIGN section 5); as root, outputs/ is a
+host tmpfs with a total size and file cap. Its init is jupyter_analyst/watchdog.py, which
+ends the container once this process is gone (it watches run/owner.sock).
 
 Sockets across a bind mount: the kernel creates them, the host connects to them.
 The container runs as the host user's uid when that is not root, so the sockets
@@ -42,6 +44,7 @@ MOUNT_ROOT = "/sandbox"
 CONTAINER_CONNECTION = "container-kernel.json"
 OWNER_SOCKET = "owner.sock"  # the host listens here while it lives (jupyter_analyst/watchdog.py)
 TMPFS = "size=256m,nr_inodes=16384,mode=1777,noexec,nosuid,nodev"
+OUTPUTS_FS = "jupyter-analyst-outputs"  # the source name of outputs/ quota mounts
 SHM_SIZE = "64m"
 LOG_LIMITS = {"max-size": "1m", "max-file": "1"}
 SANDBOX_LABEL = "docker"  # AnalysisResult.backend; the isolated default needs no caveat
@@ -206,7 +209,10 @@ class DockerKernelProvisioner(LocalProvisioner):
         container (jupyter_analyst/watchdog.py)."""
         self._close_owner()
         path = run / OWNER_SOCKET
-        path.unlink(missing_ok=True)  # a previous container's; unlink never follows a link
+        try:
+            path.unlink(missing_ok=True)  # a previous container's; unlink follows no link
+        except IsADirectoryError:  # ...which made a directory in its place
+            shutil.rmtree(path)
         owner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         owner.bind(str(path))
         owner.listen(1)
@@ -228,14 +234,17 @@ class DockerKernelProvisioner(LocalProvisioner):
         uid, gid = self._user()
         options = (f"size={self.outputs_size},nr_inodes={self.outputs_files},mode=0700,"
                    f"uid={uid},gid={gid},nosuid,nodev,noexec")
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, OUTPUTS_FS,
-                                  str(outputs)], capture_output=True, text=True)
-        if mounted.returncode != 0:
+        try:
+            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, OUTPUTS_FS,
+                                      str(outputs)], capture_output=True, text=True)
+            failure = mounted.stderr.strip() if mounted.returncode else None
+        except OSError as exc:  # no mount(8)
+            failure = str(exc)
+        if failure is not None:
             self.log.warning("outputs/ has no total quota: mounting a tmpfs failed (%s)",
-                             mounted.stderr.strip())
+                             failure)
             return
-        # Also at interpreter exit, before the sandbox directory is removed (finalizers run
-        # newest first, and the sandbox's own was made before this one).
+        # Also when this object goes or the interpreter exits without a cleanup.
         self._outputs_mount = weakref.finalize(self, _unmount, outputs)
 
     def _unbound_outputs(self) -> None:
@@ -322,7 +331,6 @@ class DockerKernelProvisioner(LocalProvisioner):
 
 
 _swept = False
-OUTPUTS_FS = "jupyter-analyst-outputs"  # the tmpfs's source name, to find stale ones
 
 
 def _sweep_once(client: Any) -> None:
