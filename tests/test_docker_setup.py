@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -152,7 +153,8 @@ def test_cleanup_removes_orphans_but_not_live_sessions(client, capsys):
     live = client.containers.create(image_name(), ["true"], labels=labels)
     try:
         assert cli.main(["cleanup"]) == 0
-        assert "Removed 1 orphaned" in capsys.readouterr().out
+        # At least this one: a shared engine may hold other sessions' orphans too.
+        assert re.search(r"Removed [1-9]\d* orphaned", capsys.readouterr().out)
         remaining = {c.id for c in client.containers.list(all=True, filters={"label": LABEL})}
         assert orphan.id not in remaining and live.id in remaining
     finally:
