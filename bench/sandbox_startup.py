@@ -2,6 +2,7 @@
 seed's design (a fresh container and a pickle per analysis), side by side in one run.
 
     .venv/bin/python bench/sandbox_startup.py [--rows 200000] [--repeat 5]
+    .venv/bin/python bench/sandbox_startup.py --runtimes runc runsc   # OCI runtimes instead
 
 Needs the Docker engine and the sandbox image (`jupyter-analyst build-image`).
 All three run the same analysis (bench/warm_kernel.py's ANALYSIS) on the same frame:
@@ -11,6 +12,9 @@ All three run the same analysis (bench/warm_kernel.py's ANALYSIS) on the same fr
 - warm: each follow-up analysis on the kept kernel (the frame is already there);
 - seed: every analysis starts a fresh container with the same hardening, unpickles
   the frame, runs, and pickles the results back to the host (which unpickles them).
+
+With ``--runtimes``, the Docker sandbox alone runs under each named OCI runtime of the
+engine (SANDBOX_RUNTIME), interleaved, with cold and warm ratios against the first one.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from warm_kernel import ANALYSIS, make_frame, warm_sandbox_analysis
 
 from jupyter_analyst.sandbox import SandboxLimits, local_sandbox
 from jupyter_analyst.sandbox.docker_provisioner import SANDBOX_UID, docker_sandbox
-from jupyter_analyst.sandbox.engine import docker_client, image_name
+from jupyter_analyst.sandbox.engine import RUNTIME_ENV, docker_client, image_name
 
 # The seed's runner, as a script: the frame comes in as a pickle, results go out as one.
 SEED_SCRIPT = """
@@ -104,9 +108,36 @@ async def main(rows: int, repeat: int) -> None:
     print(f"seed per analysis / docker cold:     {median(seed) / median(docker_cold):6.2f}x")
 
 
+async def compare_runtimes(rows: int, repeat: int, runtimes: list[str]) -> None:
+    frame = make_frame(rows)
+    limits = SandboxLimits(timeout=120)
+    cold = {runtime: [] for runtime in runtimes}
+    warm = {runtime: [] for runtime in runtimes}
+    for _ in range(3):  # interleaved rounds, so every runtime sees the same machine load
+        for runtime in runtimes:
+            os.environ[RUNTIME_ENV] = runtime  # read when the container is created
+            first, rest = await cold_and_warm(docker_sandbox(limits), frame, repeat)
+            cold[runtime].append(first)
+            warm[runtime] += rest
+    median = statistics.median
+    base = runtimes[0]
+    print(f"frame: {rows} rows x {frame.shape[1]} columns; image {image_name()}; "
+          f"3 cold starts and {3 * repeat} warm analyses per runtime, interleaved")
+    for runtime in runtimes:
+        print(f"{runtime:12} cold {median(cold[runtime]):7.3f} s "
+              f"({median(cold[runtime]) / median(cold[base]):5.2f}x {base})   "
+              f"warm {median(warm[runtime]):7.3f} s "
+              f"({median(warm[runtime]) / median(warm[base]):5.2f}x {base})")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--runtimes", nargs="+", metavar="RUNTIME",
+                        help="compare the Docker sandbox under these engine runtimes")
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.repeat))
+    if args.runtimes:
+        asyncio.run(compare_runtimes(args.rows, args.repeat, args.runtimes))
+    else:
+        asyncio.run(main(args.rows, args.repeat))

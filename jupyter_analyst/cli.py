@@ -46,7 +46,9 @@ def doctor_command(args: argparse.Namespace) -> int:
             image = require_image(client)
             report(True, f"Sandbox image {image_name()} ({image.short_id}, built "
                          f"{image.attrs.get('Created', '?')[:19]}): {_image_versions(client)}")
+            report(True, _runtime_line(client))
             docker_ok = True
+            print(f"[ok] {_outputs_quota_line()}")
         except AnalystError as exc:
             report(False, exc.problem, exc.fix or "")
     except AnalystError as exc:
@@ -67,6 +69,31 @@ def doctor_command(args: argparse.Namespace) -> int:
     return 1 if not docker_ok else 0
 
 
+def _runtime_line(client) -> str:
+    """Which OCI runtimes the engine offers and which one the sandbox will use (SandboxError
+    when SANDBOX_RUNTIME names one it does not have)."""
+    from .sandbox.engine import GVISOR, RUNTIME_ENV, choose_runtime, engine_runtimes
+
+    offered, default = engine_runtimes(client)
+    chosen = choose_runtime(client) or default
+    line = f"Container runtimes offered: {', '.join(offered)}; the sandbox uses {chosen}"
+    if chosen == GVISOR:
+        return line + " (gVisor)"
+    if GVISOR in offered:
+        return line + f" ({RUNTIME_ENV}=runsc would use gVisor)"
+    return line + " (gVisor's runsc is not registered: docs/sandbox.md)"
+
+
+def _outputs_quota_line() -> str:
+    from .sandbox.docker_provisioner import DockerKernelProvisioner as Provisioner
+
+    if os.geteuid() != 0:
+        return ("outputs/ quota: per file only (a total and file-count cap needs a tmpfs, "
+                "which only root can mount)")
+    return (f"outputs/ quota: {Provisioner.outputs_size.default_value // 1024**2} MiB and "
+            f"{Provisioner.outputs_files.default_value} files in total (a tmpfs per sandbox)")
+
+
 def _image_versions(client) -> str:
     """Library versions inside the image, read from package metadata (fast: nothing imported)."""
     from .sandbox.engine import image_name
@@ -81,12 +108,15 @@ def _image_versions(client) -> str:
 
 
 def cleanup_command(args: argparse.Namespace) -> int:
+    from .sandbox.docker_provisioner import unmount_stale_outputs
     from .sandbox.engine import docker_client, remove_containers
 
     client = docker_client(timeout=30)
     removed = remove_containers(client, orphans_only=not args.all)
     what = "sandbox containers" if args.all else "orphaned sandbox containers"
-    print(f"Removed {removed} {what}.")
+    unmounted = unmount_stale_outputs()
+    quotas = f" and unmounted {unmounted} orphaned outputs/ quotas" if unmounted else ""
+    print(f"Removed {removed} {what}{quotas}.")
     return 0
 
 

@@ -4,7 +4,9 @@ The host's jupyter_client talks to the kernel over the ipc transport, through Un
 sockets in the sandbox's private ``run/`` directory, which is the only writable
 directory the container shares besides ``outputs/`` (``data/`` is read-only).
 The container has no network, a read-only root, no capabilities, and limits on
-memory (no swap), CPU, processes and file size (DESIGN section 5).
+memory (no swap), CPU, processes and file size (DESIGN section 5); as root, outputs/ is a
+host tmpfs with a total size and file cap. Its init is jupyter_analyst/watchdog.py, which
+ends the container once this process is gone (it watches run/owner.sock).
 
 Sockets across a bind mount: the kernel creates them, the host connects to them.
 The container runs as the host user's uid when that is not root, so the sockets
@@ -21,8 +23,11 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +36,15 @@ from traitlets import Float, Int, Unicode
 
 from .. import safefs
 from ..errors import SandboxError
-from .engine import (SESSION_LABEL, docker_client, image_name, owner_labels, remove_containers,
-                     require_image)
+from .engine import (SESSION_LABEL, choose_runtime, docker_client, image_name, owner_labels,
+                     remove_containers, require_image)
 
 SANDBOX_UID = 10001  # the image's user; used when the host runs as root
 MOUNT_ROOT = "/sandbox"
 CONTAINER_CONNECTION = "container-kernel.json"
-TMPFS_SIZE = "256m"
+OWNER_SOCKET = "owner.sock"  # the host listens here while it lives (jupyter_analyst/watchdog.py)
+TMPFS = "size=256m,nr_inodes=16384,mode=1777,noexec,nosuid,nodev"
+OUTPUTS_FS = "jupyter-analyst-outputs"  # the source name of outputs/ quota mounts
 SHM_SIZE = "64m"
 LOG_LIMITS = {"max-size": "1m", "max-file": "1"}
 SANDBOX_LABEL = "docker"  # AnalysisResult.backend; the isolated default needs no caveat
@@ -54,6 +61,10 @@ class DockerKernelProvisioner(LocalProvisioner):
     processes = Int(256, help="Process and thread limit (pids cgroup).").tag(config=True)
     file_size = Int(512 * 1024**2, help="Largest file the kernel may write, bytes.").tag(
         config=True)
+    outputs_size = Int(512 * 1024**2, help="Total bytes outputs/ may hold (a tmpfs when the "
+                                           "host runs as root).").tag(config=True)
+    outputs_files = Int(4096, help="Files and directories outputs/ may hold (same).").tag(
+        config=True)
     cpu_seconds = Int(-1, help="Accepted for symmetry with the local backend; the wall-clock "
                                "timeout and the CPU share bound the container.").tag(config=True)
 
@@ -64,6 +75,8 @@ class DockerKernelProvisioner(LocalProvisioner):
     container: Any = None
     container_id: str | None = None
     _own_root: str | None = None  # a sandbox dir this provisioner made (kernelspec use)
+    _owner: socket.socket | None = None  # held while this process lives; see the watchdog
+    _outputs_mount: weakref.finalize | None = None  # unmounts the quota tmpfs, at most once
 
     # -- launch -------------------------------------------------------------------------
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
@@ -135,21 +148,28 @@ class DockerKernelProvisioner(LocalProvisioner):
             str(data): {"bind": f"{MOUNT_ROOT}/data", "mode": "ro"},
             str(root / "outputs"): {"bind": f"{MOUNT_ROOT}/outputs", "mode": "rw"},
         }
+        self._hold_owner_socket(root / "run")
+        self._bound_outputs(root / "outputs")
+        runtime = choose_runtime(self.client)
         try:
-            # ``cmd`` is the host's kernel command; the image has its own Python.
+            # ``cmd`` is the host's kernel command; the image has its own Python. The
+            # watchdog is the container's init: it reaps zombies (fork bombs), forwards
+            # signals to the kernel and ends the container when this process is gone.
             self.container = self.client.containers.run(
                 self.image_ref,
-                ["python", "-m", "ipykernel_launcher", "-f",
+                ["python", "-m", "jupyter_analyst.watchdog", f"{MOUNT_ROOT}/run/{OWNER_SOCKET}",
+                 "--", "python", "-m", "ipykernel_launcher", "-f",
                  f"{MOUNT_ROOT}/run/{CONTAINER_CONNECTION}"],
                 name=f"jupyter-analyst-{session[:8]}-{uuid.uuid4().hex[:6]}",
                 detach=True,
-                init=True,  # reaps zombies (fork bombs) and forwards signals to the kernel
+                auto_remove=True,  # an ended container leaves nothing behind
+                runtime=runtime,
                 user=f"{uid}:{gid}",
                 working_dir=MOUNT_ROOT,
                 environment={},  # only the image's own variables; nothing from the host
                 network_mode="none",
                 read_only=True,
-                tmpfs={"/tmp": f"size={TMPFS_SIZE},mode=1777,noexec,nosuid,nodev"},
+                tmpfs={"/tmp": TMPFS},
                 shm_size=SHM_SIZE,  # /dev/shm stays (noexec): multiprocessing needs it
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -182,6 +202,55 @@ class DockerKernelProvisioner(LocalProvisioner):
         # run/ is the sandbox's: whatever it left under this name is replaced, not followed.
         safefs.write_new(root / "run", "isolation.txt", "network: isolated (docker network none)\n")
         return self.connection_info
+
+    def _hold_owner_socket(self, run: Path) -> None:
+        """Listen (never accepting: no thread) on run/owner.sock for the container's
+        watchdog. The socket closes with this process, however it ends, which ends the
+        container (jupyter_analyst/watchdog.py)."""
+        self._close_owner()
+        path = run / OWNER_SOCKET
+        try:
+            path.unlink(missing_ok=True)  # a previous container's; unlink follows no link
+        except IsADirectoryError:  # ...which made a directory in its place
+            shutil.rmtree(path)
+        owner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        owner.bind(str(path))
+        owner.listen(1)
+        if os.geteuid() == 0:
+            os.chown(path, *self._user(), follow_symlinks=False)
+        path.chmod(0o600)
+        self._owner = owner
+
+    def _close_owner(self) -> None:
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+    def _bound_outputs(self, outputs: Path) -> None:
+        """Give outputs/ a total size and file-count cap: a tmpfs mounted on the host (root
+        only; a user cannot mount). Without it each file is still capped by ``file_size``."""
+        if os.geteuid() != 0 or self._outputs_mount is not None:
+            return
+        uid, gid = self._user()
+        options = (f"size={self.outputs_size},nr_inodes={self.outputs_files},mode=0700,"
+                   f"uid={uid},gid={gid},nosuid,nodev,noexec")
+        try:
+            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, OUTPUTS_FS,
+                                      str(outputs)], capture_output=True, text=True)
+            failure = mounted.stderr.strip() if mounted.returncode else None
+        except OSError as exc:  # no mount(8)
+            failure = str(exc)
+        if failure is not None:
+            self.log.warning("outputs/ has no total quota: mounting a tmpfs failed (%s)",
+                             failure)
+            return
+        # Also when this object goes or the interpreter exits without a cleanup.
+        self._outputs_mount = weakref.finalize(self, _unmount, outputs)
+
+    def _unbound_outputs(self) -> None:
+        if self._outputs_mount is not None:
+            self._outputs_mount()
+            self._outputs_mount = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -226,6 +295,9 @@ class DockerKernelProvisioner(LocalProvisioner):
 
     async def cleanup(self, restart: bool = False) -> None:
         self._remove_container()
+        self._close_owner()
+        if not restart:
+            self._unbound_outputs()
         if not restart and self._own_root is not None:
             shutil.rmtree(self._own_root, ignore_errors=True)
             self._own_root = None
@@ -270,6 +342,7 @@ def _sweep_once(client: Any) -> None:
         return
     _swept = True
     remove_containers(client, orphans_only=True)
+    unmount_stale_outputs()
     atexit.register(_remove_own_containers)
 
 
@@ -278,6 +351,42 @@ def _remove_own_containers() -> None:
         remove_containers(docker_client(timeout=10), own_only=True)
     except SandboxError:  # the engine went away; `jupyter-analyst cleanup` can do it later
         pass
+
+
+def _unmount(outputs: Path) -> None:
+    # Lazy: the files a caller still has open stay readable; the memory goes with them.
+    subprocess.run(["umount", "--lazy", str(outputs)], capture_output=True)
+    # The sandbox directory may already have been removed around the mount point (at exit,
+    # its finalizer can run first): remove what is left, if it is empty.
+    for empty in (outputs, outputs.parent):
+        try:
+            empty.rmdir()
+        except OSError:  # not empty (or gone): someone else's to remove
+            break
+
+
+def unmount_stale_outputs() -> int:
+    """Unmount the outputs/ quota of sandboxes whose host process is gone (killed before it
+    could unmount): nobody listens on their run/owner.sock any more. Returns how many."""
+    if os.geteuid() != 0:
+        return 0
+    unmounted = 0
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if line.startswith(OUTPUTS_FS + " ")]
+    for point in points:
+        outputs = Path(point.encode().decode("unicode_escape"))
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        try:
+            probe.connect(str(outputs.parent / "run" / OWNER_SOCKET))
+        except BlockingIOError:  # a full backlog: someone listens
+            pass
+        except OSError:  # refused or missing: the owner is gone
+            _unmount(outputs)
+            unmounted += 1
+        finally:
+            probe.close()
+    return unmounted
 
 
 def docker_sandbox(limits=None):

@@ -24,11 +24,21 @@ HOST_LABEL = "jupyter-analyst.host"  # ...and its machine: pids mean nothing els
 RECIPE_LABEL = "jupyter-analyst.recipe"  # on the image: hash of what it was built from
 RUNTIME_LABEL = "jupyter-analyst.runtime"  # on the image: hash of its helper module
 RUNTIME_MODULE = Path(__file__).resolve().parent.parent / "runtime.py"
+# The container's init process: it ends the container when the host process is gone.
+WATCHDOG_MODULE = Path(__file__).resolve().parent.parent / "watchdog.py"
+IN_IMAGE_MODULES = (RUNTIME_MODULE, WATCHDOG_MODULE)  # copied into the image, hashed as one
+# Which OCI runtime runs the container: unset = the engine's default (runc as a rule);
+# a runtime name the engine has (`runsc` for gVisor); `auto` = runsc when the engine has it.
+RUNTIME_ENV = "SANDBOX_RUNTIME"
+GVISOR = "runsc"
 
 
 def runtime_digest() -> str:
-    """Hash of this installation's in-sandbox helper module, which the image must match."""
-    return hashlib.sha256(RUNTIME_MODULE.read_bytes()).hexdigest()[:16]
+    """Hash of this installation's in-sandbox modules, which the image must match."""
+    digest = hashlib.sha256()
+    for module in IN_IMAGE_MODULES:
+        digest.update(module.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def image_name() -> str:
@@ -54,6 +64,30 @@ def docker_client(timeout: float = 60) -> Any:
             "(`docker info`), or use backend='local'.",
         ) from exc
     return client
+
+
+def engine_runtimes(client: Any) -> tuple[list[str], str]:
+    """The OCI runtimes the engine offers, and its default one."""
+    info = client.info()
+    return sorted(info.get("Runtimes") or {}), info.get("DefaultRuntime") or "runc"
+
+
+def choose_runtime(client: Any) -> str | None:
+    """The runtime to ask for (None: the engine's default), from SANDBOX_RUNTIME."""
+    wanted = os.environ.get(RUNTIME_ENV, "").strip()
+    if not wanted:
+        return None
+    offered, _ = engine_runtimes(client)
+    if wanted == "auto":
+        return GVISOR if GVISOR in offered else None
+    if wanted not in offered:
+        raise SandboxError(
+            f"{RUNTIME_ENV}={wanted} names a runtime the Docker engine does not have "
+            f"(it has: {', '.join(offered) or 'none listed'}).",
+            f"Register it in /etc/docker/daemon.json (docs/sandbox.md, gVisor), or unset "
+            f"{RUNTIME_ENV} to use the engine's default.",
+        )
+    return wanted
 
 
 def find_image(client: Any, reference: str) -> Any:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
-from .engine import (RECIPE_LABEL, RUNTIME_LABEL, RUNTIME_MODULE, docker_client, find_image,
+from .engine import (IN_IMAGE_MODULES, RECIPE_LABEL, RUNTIME_LABEL, docker_client, find_image,
                      image_name, runtime_digest)
 
 REGISTRY_BASE = "python:3.11-slim-bookworm"
@@ -90,7 +90,8 @@ def build_image(mode: str = "auto", name: str | None = None, refresh: bool = Fal
         package = context / "package" / "jupyter_analyst"
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("")
-        shutil.copy2(RUNTIME_MODULE, package / "runtime.py")
+        for module in IN_IMAGE_MODULES:
+            shutil.copy2(module, package / module.name)
         download_wheels(recipe / "requirements.txt", context / "wheels",
                         client.info().get("Architecture", platform.machine()), log)
         _docker_build(client, context, name, base, digest, refresh, log)
@@ -104,7 +105,7 @@ def build_image(mode: str = "auto", name: str | None = None, refresh: bool = Fal
 def recipe_digest(recipe: Path, base_id: str) -> str:
     """Hash of everything that goes into the image, so an unchanged recipe is not rebuilt."""
     digest = hashlib.sha256(base_id.encode())
-    for path in (recipe / "Dockerfile", recipe / "requirements.txt", RUNTIME_MODULE):
+    for path in (recipe / "Dockerfile", recipe / "requirements.txt", *IN_IMAGE_MODULES):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
