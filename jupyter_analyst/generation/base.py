@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +30,15 @@ class GenerationRequest:
     failures: list[FailedAttempt] = field(default_factory=list)
     # Ask the generator for a new answer even if one is cached (the Regenerate button).
     fresh: bool = False
+    # Called with e.g. "~420 tokens, 6 s" while a reply streams in (for a status line).
+    on_progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
 class GeneratedCode:
     code: str
     explanation: str
-    generator: str  # "offline" or "claude"
+    generator: str  # "offline", "claude", "openai", "ollama" or "openai-compatible"
     model: str | None = None
     # {"input_tokens": int, "output_tokens": int, "cost_usd": float | None}
     usage: dict[str, Any] = field(default_factory=dict)
