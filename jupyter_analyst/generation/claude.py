@@ -25,7 +25,15 @@ from typing import Any
 import anthropic
 
 from ..errors import GenerationError
-from .llm import TOO_LONG, LLMGenerator, Progress, PromptTooLong, Reply, server_message
+from .llm import (
+    SMALLER_PROMPT,
+    TOO_LONG,
+    LLMGenerator,
+    Progress,
+    PromptTooLong,
+    Reply,
+    server_message,
+)
 from .pricing import usage_dict
 from .prompts import Task
 
@@ -149,7 +157,7 @@ class ClaudeGenerator(LLMGenerator):
         ):
             return PromptTooLong(
                 f"The request is too long for {model} ({status}: {said}).",
-                "Analyse fewer columns or use privacy mode 'schema'.",
+                SMALLER_PROMPT,
             )
         if isinstance(exc, anthropic.InternalServerError):
             state = "overloaded" if status == 529 else "failing"

@@ -47,6 +47,9 @@ TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|```(?:json)?)?\s*(\{.*\})\s*"
                             r"(?:</tool_call>|```)?\s*$", re.DOTALL)
 
 
+SMALLER_PROMPT = "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode 'schema'."
+
+
 class PromptTooLong(GenerationError):
     """The request exceeded the model's context window (retried once with less context)."""
 
@@ -114,9 +117,7 @@ class LLMGenerator(CodeGenerator):
                 reply = await self._ask(ANALYSIS, smaller, request)
             except PromptTooLong as exc:
                 raise GenerationError(
-                    f"{exc.problem} A compact data description did not fit either.",
-                    "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode "
-                    "'schema'.",
+                    f"{exc.problem} A compact data description did not fit either.", exc.fix
                 ) from None
         code, explanation = self.parse_analysis(reply)
         answer = GeneratedCode(code=code, explanation=explanation, generator=self.generator_id,

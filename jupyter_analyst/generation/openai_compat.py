@@ -34,7 +34,15 @@ except ImportError:  # the optional extra
     openai = None
 
 from ..errors import GenerationError
-from .llm import TOO_LONG, LLMGenerator, Progress, PromptTooLong, Reply, server_message
+from .llm import (
+    SMALLER_PROMPT,
+    TOO_LONG,
+    LLMGenerator,
+    Progress,
+    PromptTooLong,
+    Reply,
+    server_message,
+)
 from .pricing import usage_dict
 from .prompts import Task
 from .providers import (
@@ -201,7 +209,7 @@ class OpenAIGenerator(LLMGenerator):
                 (f"Wait {wait} seconds and " if wait else "Wait a minute and ")
                 + "try again, or raise the account's rate limits.")
         if TOO_LONG.search(said) or status == 413 or _code(exc) == "context_length_exceeded":
-            fix = "Analyse fewer columns or use privacy mode 'schema'."
+            fix = SMALLER_PROMPT
             if self.provider != OPENAI:
                 fix += (" A local server's context can be raised, e.g. OLLAMA_CONTEXT_LENGTH="
                         "16384 for `ollama serve`, or vLLM's --max-model-len.")

@@ -8,8 +8,8 @@ question is asked, so a key or address set later applies to the next question.
 
 from __future__ import annotations
 
-import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -155,16 +155,15 @@ class ProviderStatus:
 
 
 def probe_all(timeout: float = PROBE_TIMEOUT) -> list[ProviderStatus]:
-    """Every provider, probed at once with a short, bounded request each."""
-    async def gather() -> list[ProviderStatus]:
-        async with httpx.AsyncClient(timeout=timeout, trust_env=True) as client:
-            return list(await asyncio.gather(
-                _probe_anthropic(client), _probe_openai(client, OPENAI),
-                _probe_ollama(client), _probe_openai(client, COMPATIBLE)))
-
-    offline = ProviderStatus(OFFLINE, True, True, "this machine",
-                             problem="templates for common analyses; nothing is sent")
-    return [offline, *asyncio.run(gather())]
+    """Every provider, probed at once (threads: this also runs inside a kernel's event loop)
+    with a short, bounded request each."""
+    offline = ProviderStatus(OFFLINE, True, True,
+                             problem="templates for common analyses, on this machine; nothing "
+                                     "is sent")
+    probes = (_probe_anthropic, lambda c: _probe_openai(c, OPENAI), _probe_ollama,
+              lambda c: _probe_openai(c, COMPATIBLE))
+    with httpx.Client(timeout=timeout) as client, ThreadPoolExecutor(len(probes)) as pool:
+        return [offline, *pool.map(lambda probe: probe(client), probes)]
 
 
 def describe_all(timeout: float = PROBE_TIMEOUT) -> str:
@@ -175,17 +174,17 @@ def describe_all(timeout: float = PROBE_TIMEOUT) -> str:
     return "\n".join(lines)
 
 
-async def _probe_anthropic(client: httpx.AsyncClient) -> ProviderStatus:
+def _probe_anthropic(client: httpx.Client) -> ProviderStatus:
     key = os.environ.get(ANTHROPIC_KEY)
     if not key:
         return ProviderStatus(ANTHROPIC, False, fix=f"Set {ANTHROPIC_KEY} to use Claude.")
     url = _anthropic_url()
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-    return await _get_models(client, ProviderStatus(ANTHROPIC, True, where=url),
+    return _get_models(client, ProviderStatus(ANTHROPIC, True, where=url),
                              f"{url}/v1/models", headers, ANTHROPIC_KEY, ANTHROPIC_BASE)
 
 
-async def _probe_openai(client: httpx.AsyncClient, provider: str) -> ProviderStatus:
+def _probe_openai(client: httpx.Client, provider: str) -> ProviderStatus:
     if provider == OPENAI:
         key, base = os.environ.get(OPENAI_KEY), os.environ.get(OPENAI_BASE) or DEFAULT_OPENAI_URL
         if not key:
@@ -201,15 +200,15 @@ async def _probe_openai(client: httpx.AsyncClient, provider: str) -> ProviderSta
         key_variable, base_variable = COMPATIBLE_KEY, COMPATIBLE_BASE
     base = base.rstrip("/")
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    return await _get_models(client, ProviderStatus(provider, True, where=base),
+    return _get_models(client, ProviderStatus(provider, True, where=base),
                              f"{base}/models", headers, key_variable, base_variable)
 
 
-async def _probe_ollama(client: httpx.AsyncClient) -> ProviderStatus:
+def _probe_ollama(client: httpx.Client) -> ProviderStatus:
     host = ollama_host()
     status = ProviderStatus(OLLAMA, OLLAMA_HOST in os.environ, where=host)
     try:
-        response = await client.get(f"{host}/api/tags")
+        response = client.get(f"{host}/api/tags")
     except httpx.HTTPError as exc:
         status.problem = f"Nothing is listening at {host} ({type(exc).__name__})."
         status.fix = (f"Start Ollama (`ollama serve`) or set {OLLAMA_HOST} to where it runs."
@@ -229,11 +228,11 @@ async def _probe_ollama(client: httpx.AsyncClient) -> ProviderStatus:
     return status
 
 
-async def _get_models(client: httpx.AsyncClient, status: ProviderStatus, url: str,
+def _get_models(client: httpx.Client, status: ProviderStatus, url: str,
                       headers: dict[str, str], key_variable: str, base_variable: str
                       ) -> ProviderStatus:
     try:
-        response = await client.get(url, headers=headers)
+        response = client.get(url, headers=headers)
     except httpx.HTTPError as exc:
         status.problem = f"Could not reach {url} ({type(exc).__name__})."
         status.fix = f"Start the server or check the network and {base_variable}."
