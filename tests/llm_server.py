@@ -311,6 +311,11 @@ def _invalid(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str] |
     return None
 
 
+def _point_at(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def llm_server(monkeypatch, tmp_path):
     """A running server, with the SDK pointed at it and the response cache in ``tmp_path``."""
@@ -410,6 +415,9 @@ class ChatServer(StandIn):
             return Reply(200, {"models": [{"name": m, "model": m, "size": 4_700_000_000}
                                           for m in self.models]})
         if path == "/v1/models":
+            given = headers.get("authorization", "").removeprefix("Bearer ")
+            if self.key is not None and given != self.key:
+                return chat_error(401, "Incorrect API key provided.", "invalid_api_key")
             return Reply(200, {"object": "list", "data": [
                 {"id": m, "object": "model", "created": 0, "owned_by": "test"}
                 for m in self.models]})
@@ -442,11 +450,6 @@ class ChatServer(StandIn):
                             "usage": body["usage"]}))
         frames.append("data: [DONE]\n\n")
         return frames
-
-
-def _point_at(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture
