@@ -51,7 +51,8 @@ def test_names_resolve_to_a_provider_model_address_and_key(monkeypatch):
 
     assert resolve("ollama:qwen2.5-coder:7b") == ModelSpec(
         "ollama", "qwen2.5-coder:7b", "http://localhost:11434/v1", "not-needed")
-    for given, url in [("10.1.2.3", "http://10.1.2.3:11434"), ("gpu-box:8080", "http://gpu-box:8080"),
+    for given, url in [("10.1.2.3", "http://10.1.2.3:11434"),
+                       ("gpu-box:8080", "http://gpu-box:8080"),
                        ("https://ollama.example.org/", "https://ollama.example.org")]:
         monkeypatch.setenv("OLLAMA_HOST", given)
         assert resolve("ollama:llama3.2:3b").base_url == f"{url}/v1"

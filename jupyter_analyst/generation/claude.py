@@ -36,12 +36,11 @@ from .llm import (
 )
 from .pricing import usage_dict
 from .prompts import Task
+from .providers import ANTHROPIC_BASE, ANTHROPIC_KEY, DEFAULT_ANTHROPIC_URL
 
 # The newest Sonnet the installed SDK lists and does not mark deprecated
 # (tests/test_claude_generator.py checks this against the SDK).
 DEFAULT_MODEL = "claude-sonnet-5-5"
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-KEY_VARIABLE = "ANTHROPIC_API_KEY"
 STOPS = {"max_tokens": "cut_off", "refusal": "refused"}
 
 
@@ -58,11 +57,11 @@ class ClaudeGenerator(LLMGenerator):
         max_retries: int = 3,
         timeout: float = 300.0,
     ):
-        self._api_key = api_key or os.environ.get(KEY_VARIABLE)
+        self._api_key = api_key or os.environ.get(ANTHROPIC_KEY)
         if not self._api_key:
             raise GenerationError(
                 "No Anthropic API key was given.",
-                f"Set {KEY_VARIABLE} (or pass anthropic_api_key=...), or use the offline "
+                f"Set {ANTHROPIC_KEY} (or pass anthropic_api_key=...), or use the offline "
                 "generator with --model offline.",
             )
         super().__init__(model or DEFAULT_MODEL, use_cache, cache_dir)
@@ -70,7 +69,7 @@ class ClaudeGenerator(LLMGenerator):
         self.timeout = timeout
 
     def _request_line(self, task: Task) -> str:
-        base_url = os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        base_url = os.environ.get(ANTHROPIC_BASE) or DEFAULT_ANTHROPIC_URL
         return (f"POST {base_url.rstrip('/')}/v1/messages  model={self.model}  "
                 f"max_tokens={task.max_tokens}")
 
@@ -115,7 +114,7 @@ class ClaudeGenerator(LLMGenerator):
         if isinstance(exc, anthropic.APIConnectionError):
             return GenerationError(
                 f"Could not connect to the Anthropic API at {base_url}.",
-                "Check the network connection, a proxy, or ANTHROPIC_BASE_URL; "
+                f"Check the network connection, a proxy, or {ANTHROPIC_BASE}; "
                 "--model offline works without a network.",
             )
         if not isinstance(exc, anthropic.APIStatusError):
@@ -125,7 +124,7 @@ class ClaudeGenerator(LLMGenerator):
         if isinstance(exc, anthropic.AuthenticationError):
             return GenerationError(
                 f"Anthropic rejected the API key (401: {said}).",
-                f"Check {KEY_VARIABLE} (a key from console.anthropic.com), or use "
+                f"Check {ANTHROPIC_KEY} (a key from console.anthropic.com), or use "
                 "--model offline.",
             )
         if isinstance(exc, anthropic.PermissionDeniedError):

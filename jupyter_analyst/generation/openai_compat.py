@@ -151,8 +151,8 @@ class OpenAIGenerator(LLMGenerator):
             if getattr(call, "function", None) is not None and call.function.name == tool:
                 tool_input = _arguments(call.function.arguments)
                 break
-        stop = "refused" if getattr(message, "refusal", None) else \
-            STOPS.get(choice.finish_reason, "done")
+        refused = bool(getattr(message, "refusal", None))
+        stop = "refused" if refused else STOPS.get(choice.finish_reason, "done")
         usage = completion.usage
         return Reply(tool_input=tool_input, text=message.content or "", stop=stop,
                      usage=usage_dict(self.provider, self.model,

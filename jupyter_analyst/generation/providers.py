@@ -61,10 +61,9 @@ def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
     provider named without its key or address is an error naming the variable.
     """
     anthropic_key = anthropic_key or os.environ.get(ANTHROPIC_KEY) or None
-    if name is None:
-        return ModelSpec(ANTHROPIC, None, _anthropic_url(), anthropic_key) if anthropic_key \
-            else ModelSpec(OFFLINE)
-    name = name.strip()
+    if name is None and not anthropic_key:
+        return ModelSpec(OFFLINE)
+    name = (name or ANTHROPIC + ":").strip()
     if name == OFFLINE:
         return ModelSpec(OFFLINE)
     provider, colon, model = name.partition(":")
@@ -137,16 +136,16 @@ class ProviderStatus:
     fix: str = ""
 
     def lines(self) -> list[str]:
-        state = ("answers" if self.answers else "does not answer") if self.configured \
-            else "not configured"
-        head = f"[{'ok' if self.answers else '--' if not self.configured else '!!'}] " \
-               f"{self.provider:<18} {state}" + (f" at {self.where}" if self.where else "")
-        out = [head]
+        if not self.configured:
+            mark, state = "--", "not configured"
+        else:
+            mark, state = ("ok", "answers") if self.answers else ("!!", "does not answer")
+        out = [f"[{mark}] {self.provider:<18} {state}" + (f" at {self.where}" if self.where
+                                                          else "")]
         if self.models:
             more = len(self.models) - LISTED_MODELS
-            shown = ", ".join(self.models[:LISTED_MODELS]) + (f" (+{more} more)" if more > 0
-                                                               else "")
-            out.append(f"     models: {shown}")
+            shown = ", ".join(self.models[:LISTED_MODELS])
+            out.append(f"     models: {shown}" + (f" (+{more} more)" if more > 0 else ""))
         if self.problem:
             out.append(f"     {self.problem}")
         if self.fix:
@@ -242,8 +241,8 @@ def _get_models(client: httpx.Client, status: ProviderStatus, url: str,
         status.fix = f"Check {key_variable}."
     elif response.status_code != 200:
         status.problem = f"{url} answered {response.status_code}."
-        status.fix = f"Check {base_variable} (an OpenAI-style URL usually ends in /v1)." \
-            if status.provider != ANTHROPIC else f"Check {base_variable}."
+        status.fix = f"Check {base_variable}" + (
+            "." if status.provider == ANTHROPIC else " (an OpenAI-style URL ends in /v1).")
     else:
         status.answers = True
         listed = _json(response).get("data") or []
