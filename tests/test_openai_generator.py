@@ -114,8 +114,9 @@ async def test_tool_call_written_as_json_text_is_understood(ollama_server):
     assert (answer.code, answer.explanation) == (CODE, "Median.")
 
 
+@pytest.mark.parametrize("streamed", [False, True])
 async def test_a_server_that_refuses_tools_gets_a_fenced_block_prompt_from_then_on(
-        monkeypatch, tmp_path):
+        monkeypatch, tmp_path, streamed):
     server = ChatServer(key=None, models=("gemma:2b",), ollama=True, rejects_tools=True).start()
     monkeypatch.setenv("OLLAMA_HOST", server.url)
     monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path))
@@ -123,8 +124,10 @@ async def test_a_server_that_refuses_tools_gets_a_fenced_block_prompt_from_then_
     try:
         generator = ollama_model("gemma:2b")
         server.script(chat_text(f"```python\n{CODE}```"), chat_text("- The median is 8.05."))
-        answer = await generator.generate(request())
-        found, _ = await generator.insights(request(), {"median_fare": 8.05}, "")
+        asked = request()
+        asked.on_progress = (lambda text: None) if streamed else None
+        answer = await generator.generate(asked)
+        found, _ = await generator.insights(asked, {"median_fare": 8.05}, "")
     finally:
         server.stop()
     assert answer.code == CODE and found == ["The median is 8.05."]
@@ -133,6 +136,7 @@ async def test_a_server_that_refuses_tools_gets_a_fenced_block_prompt_from_then_
     assert second["messages"][0]["content"] == SYSTEM_PROMPT_TEXT
     assert "```python" in SYSTEM_PROMPT_TEXT and "one per line" in third["messages"][0]["content"]
     assert len(server.requests) == 3  # the refusal is remembered: no second try with tools
+    assert [body.get("stream", False) for body in server.bodies()] == [streamed] * 3
 
 
 @pytest.mark.parametrize("reply, words", [
