@@ -62,7 +62,6 @@ NAMES = {OPENAI: "OpenAI", OLLAMA: "Ollama", COMPATIBLE: "OpenAI-compatible serv
 STOPS = {"length": "cut_off", "content_filter": "refused"}
 # How servers say that they (or the model) cannot call tools.
 TOOLS_REFUSED = re.compile(r"tool", re.IGNORECASE)
-MODEL_MISSING = re.compile(r"model .*not found|not found.*model|pull", re.IGNORECASE)
 
 
 class OpenAIGenerator(LLMGenerator):
