@@ -1,4 +1,5 @@
-"""``jupyter-analyst``: build the sandbox image, check the setup, clean up, install a kernelspec."""
+"""``jupyter-analyst``: build the sandbox image, check the setup, list models, clean up, and
+install a kernelspec."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import AnalystError
+from .generation.providers import PROBE_TIMEOUT, describe_all
 
 KERNELSPEC_NAME = "jupyter-analyst-sandbox"
 KERNELSPEC_DISPLAY_NAME = "Python (jupyter-analyst sandbox)"
@@ -107,6 +109,12 @@ def _image_versions(client) -> str:
     return output.decode().strip()
 
 
+def models_command(args: argparse.Namespace) -> int:
+    """Each provider: configured or not, and whether it answers a short request."""
+    print(describe_all(timeout=args.timeout))
+    return 0
+
+
 def cleanup_command(args: argparse.Namespace) -> int:
     from .sandbox.docker_provisioner import unmount_stale_outputs
     from .sandbox.engine import docker_client, remove_containers
@@ -151,7 +159,8 @@ def kernelspec() -> dict:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="jupyter-analyst",
-        description="Build the sandbox image, check the setup, clean up, install a kernelspec.")
+        description="Build the sandbox image, check the setup, list models, clean up, install a "
+                    "kernelspec.")
     commands = root.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build-image", help="Build the Docker sandbox image.")
@@ -168,6 +177,12 @@ def parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="Check the engine, the image, the API key.")
     doctor.set_defaults(run=doctor_command)
+
+    models = commands.add_parser(
+        "models", help="List the model providers that are configured and whether each answers.")
+    models.add_argument("--timeout", type=float, default=PROBE_TIMEOUT, metavar="SECONDS",
+                        help=f"How long to wait for each provider (default: {PROBE_TIMEOUT:g}).")
+    models.set_defaults(run=models_command)
 
     cleanup = commands.add_parser("cleanup", help="Remove sandbox containers of dead sessions.")
     cleanup.add_argument("--all", action="store_true",

@@ -29,6 +29,7 @@ from .agent import PythonAnalysisAgent, frames_from
 from .approvals import ApprovalStore, approval_key, data_digest
 from .context import PRIVACY_MODES
 from .errors import AnalystError, InputError
+from .generation.providers import describe_all
 from .rendering import display_outputs
 from .result import PendingResult
 from .sandbox import BACKENDS
@@ -52,8 +53,9 @@ class Analyze(Magics):
                               help="Where code runs: docker, local, or auto (docker if "
                                    "available).").tag(config=True)
     model = Unicode(None, allow_none=True,
-                    help="Claude model name, or 'offline'. Default: Claude when "
-                         "ANTHROPIC_API_KEY is set.").tag(config=True)
+                    help="provider:model (anthropic:, openai:, ollama:, openai-compatible:), a "
+                         "Claude id, or 'offline'. Default: Claude when ANTHROPIC_API_KEY is "
+                         "set, else offline.").tag(config=True)
     privacy = CaselessStrEnum(PRIVACY_MODES, default_value=RequestOptions.privacy,
                               help="'schema' sends no cell values to the generator; 'sample' "
                                    "sends a few rows.").tag(config=True)
@@ -125,7 +127,8 @@ class Analyze(Magics):
     @argument("--timeout", "-t", type=float, metavar="SECONDS",
               help="Time limit for running the code.")
     @argument("--backend", "-b", choices=BACKENDS, help="Sandbox backend.")
-    @argument("--model", "-m", metavar="NAME", help="Claude model, or 'offline' for templates.")
+    @argument("--model", "-m", metavar="NAME",
+              help="provider:model, e.g. ollama:qwen2.5-coder:7b, or 'offline' for templates.")
     @argument("--type", dest="analysis_type", metavar="TYPE",
               help="Analysis type hint, e.g. portfolio_performance, correlation, distribution, "
                    "time_series.")
@@ -164,6 +167,11 @@ class Analyze(Magics):
             print("This is a bug in jupyter-analyst; please report it with the cell that "
                   "caused it (the traceback follows).", file=sys.stderr)
             raise
+
+    @line_magic
+    def analyze_models(self, line: str = "") -> None:
+        """List the model providers that are configured and whether each answers."""
+        print(describe_all())
 
     # -- steps ----------------------------------------------------------------------------
     def _analyze(self, line: str, cell: str) -> None:
@@ -503,6 +511,7 @@ def unload_ipython_extension(ipython) -> None:
         return
     _magics.close()
     ipython.magics_manager.magics["cell"].pop("analyze", None)
+    ipython.magics_manager.magics["line"].pop("analyze_models", None)
     ipython.magics_manager.registry.pop("Analyze", None)
     if _magics in ipython.configurables:
         ipython.configurables.remove(_magics)

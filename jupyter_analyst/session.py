@@ -153,7 +153,9 @@ class AnalysisSession:
         self.options = options
         self.frames = frames
         self.thread = thread
-        self.request = agent.request_for(question, frames, options)
+        # A streaming generator reports its progress here, for the status line.
+        self.request = replace(agent.request_for(question, frames, options),
+                               on_progress=self._on_progress)
         if thread is not None:
             self.request.history = thread.history()
         self.question = self.request.question
@@ -165,6 +167,7 @@ class AnalysisSession:
         self.repairs_used = 0
         self.activity = Activity.IDLE
         self._activity_detail = ""
+        self._progress = ""
 
     # -- what the UI reads ----------------------------------------------------------------
     @property
@@ -179,11 +182,15 @@ class AnalysisSession:
                 and self.generator.can_repair and self.repairs_left > 0)
 
     def describe_activity(self) -> str:
-        """E.g. 'generating code with Claude (claude-sonnet-5-5)', for a status line."""
-        return f"{self.activity.value}{self._activity_detail}"
+        """E.g. 'generating code with Claude (claude-sonnet-5-5) (~420 tokens, 6 s)'."""
+        progress = f" ({self._progress})" if self._progress else ""
+        return f"{self.activity.value}{self._activity_detail}{progress}"
+
+    def _on_progress(self, text: str) -> None:
+        self._progress = text
 
     def _doing(self, activity: Activity, detail: str = "") -> None:
-        self.activity, self._activity_detail = activity, detail
+        self.activity, self._activity_detail, self._progress = activity, detail, ""
         log.debug("%s%s: %s", activity.value, detail, self.question[:80])
 
     # -- steps ----------------------------------------------------------------------------

@@ -1,13 +1,18 @@
-"""A local stand-in for the Anthropic Messages API, for driving the real SDK in tests.
+"""Local stand-ins for the Anthropic Messages API and the OpenAI Chat Completions API.
 
-It listens on 127.0.0.1, answers ``POST /v1/messages`` with scripted replies in the
-real response shape (message JSON, error bodies with the real error types and
-status codes, ``retry-after`` and ``request-id`` headers) and records every request
-it receives, so tests can assert on exactly what left the machine. Like the real
-API it rejects requests without a key (``x-api-key`` or ``authorization: Bearer``, which
-this SDK sends) or version header, without ``model``,
-``max_tokens`` or ``messages``, and (as current models do) a forced tool choice or
-a non-default temperature.
+They drive the real SDKs in tests. Each listens on 127.0.0.1, answers with scripted
+replies in the real response shape (JSON bodies, error bodies with the real error
+types and status codes, ``retry-after`` headers, and server-sent events when the
+request says ``stream: true``) and records every request it receives, so tests can
+assert on exactly what left the machine.
+
+``MessagesServer``, like the real API, rejects requests without a key (``x-api-key`` or
+``authorization: Bearer``, which this SDK sends) or version header, without ``model``,
+``max_tokens`` or ``messages``, and (as current models do) a forced tool choice or a
+non-default temperature. ``ChatServer`` checks the bearer key, answers 404 for a model
+it does not serve (in Ollama's words with ``ollama=True``), can refuse ``tools`` as
+Ollama does for models without tool support, and serves ``GET /v1/models`` (and
+Ollama's ``GET /api/tags``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import itertools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +36,7 @@ class Reply:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (for timeouts)
+    chunk_delay: float = 0.0  # seconds between streamed events (to watch progress)
 
 
 def message(content: list[dict[str, Any]], stop_reason: str = "end_turn",
@@ -98,10 +104,21 @@ def error(status: int, msg: str, headers: dict[str, str] | None = None) -> Reply
     }, headers or {})
 
 
-class MessagesServer:
+STREAM_PIECE = 24  # characters per streamed delta
+
+
+def pieces(text: str) -> list[str]:
+    return [text[i:i + STREAM_PIECE] for i in range(0, len(text), STREAM_PIECE)] or [""]
+
+
+class StandIn:
+    """Scripted replies and recorded requests behind a threaded HTTP server on 127.0.0.1."""
+
+    post_path = ""
+
     def __init__(self) -> None:
         self.replies: list[Reply] = []
-        self.requests: list[dict[str, Any]] = []  # {"headers": {...}, "body": {...}}
+        self.requests: list[dict[str, Any]] = []  # {"headers": {...}, "body": {...}, "raw"}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
@@ -121,7 +138,7 @@ class MessagesServer:
     def raw_bodies(self) -> list[str]:
         return [r["raw"] for r in self.requests]
 
-    def start(self) -> MessagesServer:
+    def start(self):
         self._thread.start()
         return self
 
@@ -129,34 +146,56 @@ class MessagesServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    # -- what an API implements ---------------------------------------------------------
+    def error(self, status: int, msg: str) -> Reply:
+        raise NotImplementedError
+
+    def invalid(self, body: dict[str, Any], headers: dict[str, str]) -> Reply | None:
+        """The reply to a request the API refuses before looking at the script."""
+        return None
+
+    def events(self, reply: Reply) -> list[str]:
+        """A successful reply as server-sent event frames."""
+        raise NotImplementedError
+
+    def get(self, path: str, headers: dict[str, str]) -> Reply:
+        return self.error(404, f"Not found: {path}")
+
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
-        problem = _invalid(body, headers)
-        if problem:
-            return error(*problem)
+        refused = self.invalid(body, headers)
+        if refused:
+            return refused
         with self._lock:
             if not self.replies:
-                return error(400, "test server: no scripted reply left")
+                return self.error(400, "test server: no scripted reply left")
             reply = self.replies.pop(0)
         if reply.status == 200:
-            reply.body = {**reply.body, "model": body["model"]}
+            reply = replace(reply, body={**reply.body, "model": body["model"]})
         return reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self._send(server.get(self.path.split("?")[0], headers))
+
+            def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                if self.path.split("?")[0] != "/v1/messages":
-                    return self._send(error(404, f"Not found: {self.path}"))
+                if self.path.split("?")[0] != server.post_path:
+                    return self._send(server.error(404, f"Not found: {self.path}"))
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    return self._send(error(400, "There was an issue with your request body."))
+                    return self._send(server.error(400, "The request body is not JSON."))
                 with server._lock:
                     server.requests.append({"headers": headers, "body": body, "raw": raw})
-                self._send(server._next(body, headers))
+                reply = server._next(body, headers)
+                if reply.status == 200 and body.get("stream"):
+                    return self._stream(reply)
+                self._send(reply)
 
             def _send(self, reply: Reply) -> None:
                 time.sleep(reply.delay)
@@ -173,10 +212,84 @@ class MessagesServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
+            def _stream(self, reply: Reply) -> None:
+                time.sleep(reply.delay)
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
+                    for frame in server.events(reply):
+                        self.wfile.write(frame.encode())
+                        self.wfile.flush()
+                        time.sleep(reply.chunk_delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
             def log_message(self, *args: Any) -> None:
                 pass
 
         return Handler
+
+
+class MessagesServer(StandIn):
+    post_path = "/v1/messages"
+    models = ("claude-sonnet-5-5", "claude-opus-5-5")
+
+    def error(self, status: int, msg: str) -> Reply:
+        return error(status, msg)
+
+    def invalid(self, body: dict[str, Any], headers: dict[str, str]) -> Reply | None:
+        problem = _invalid(body, headers)
+        return error(*problem) if problem else None
+
+    def get(self, path: str, headers: dict[str, str]) -> Reply:
+        if path != "/v1/models":
+            return error(404, f"Not found: {path}")
+        if not headers.get("x-api-key"):
+            return error(401, "x-api-key header is required")
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+                for m in self.models]
+        return Reply(200, {"data": data, "has_more": False, "first_id": data[0]["id"],
+                           "last_id": data[-1]["id"]})
+
+    def events(self, reply: Reply) -> list[str]:
+        """The Messages API's event sequence for a finished message."""
+        body = reply.body
+        usage = body["usage"]
+        frames = [_sse({"type": "message_start", "message": {
+            **body, "content": [], "stop_reason": None,
+            "usage": {**usage, "output_tokens": 1}}}, named=True)]
+        for index, block in enumerate(body["content"]):
+            kind = block["type"]
+            empty = {"text": {"type": "text", "text": ""},
+                     "thinking": {"type": "thinking", "thinking": "", "signature": ""},
+                     "tool_use": {**block, "input": {}}}[kind]
+            frames.append(_sse({"type": "content_block_start", "index": index,
+                                "content_block": empty}, named=True))
+            if kind == "text":
+                deltas = [{"type": "text_delta", "text": p} for p in pieces(block["text"])]
+            elif kind == "thinking":
+                deltas = [{"type": "thinking_delta", "thinking": p}
+                          for p in pieces(block["thinking"])]
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
+            else:
+                deltas = [{"type": "input_json_delta", "partial_json": p}
+                          for p in pieces(json.dumps(block["input"]))]
+            frames += [_sse({"type": "content_block_delta", "index": index, "delta": d},
+                            named=True) for d in deltas]
+            frames.append(_sse({"type": "content_block_stop", "index": index}, named=True))
+        frames.append(_sse({"type": "message_delta",
+                            "delta": {"stop_reason": body["stop_reason"],
+                                      "stop_sequence": None},
+                            "usage": {"output_tokens": usage["output_tokens"]}}, named=True))
+        frames.append(_sse({"type": "message_stop"}, named=True))
+        return frames
+
+
+def _sse(data: dict[str, Any], named: bool = False) -> str:
+    event = f"event: {data['type']}\n" if named else ""
+    return f"{event}data: {json.dumps(data)}\n\n"
 
 
 def _invalid(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str] | None:
@@ -198,13 +311,164 @@ def _invalid(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str] |
     return None
 
 
+def _point_at(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def llm_server(monkeypatch, tmp_path):
     """A running server, with the SDK pointed at it and the response cache in ``tmp_path``."""
     server = MessagesServer().start()
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
-    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    _point_at(monkeypatch, tmp_path)
+    yield server
+    server.stop()
+
+
+# -- the Chat Completions API (OpenAI, Ollama's /v1, vLLM, LM Studio, llama.cpp) -----------
+def completion(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
+               finish_reason: str = "stop", prompt_tokens: int = 900,
+               completion_tokens: int = 150) -> Reply:
+    """A successful Chat Completions reply; ``model`` is filled in from the request."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return Reply(200, {
+        "id": f"chatcmpl-test{next(_ids):06d}",
+        "object": "chat.completion",
+        "created": 1_790_000_000,
+        "model": None,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason,
+                     "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    })
+
+
+def chat_tool(name: str, arguments: dict[str, Any] | str, **usage: int) -> Reply:
+    """A reply calling function ``name``; a str is sent as the raw (maybe broken) arguments."""
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    call = {"id": f"call_test{next(_ids):06d}", "type": "function",
+            "function": {"name": name, "arguments": raw}}
+    return completion(None, [call], finish_reason="tool_calls", **usage)
+
+
+def chat_analysis(code: str, explanation: str = "Computes the answer.", **usage: int) -> Reply:
+    return chat_tool("submit_analysis", {"code": code, "explanation": explanation}, **usage)
+
+
+def chat_insights(*statements: str, **usage: int) -> Reply:
+    return chat_tool("submit_insights", {"insights": list(statements)}, **usage)
+
+
+def chat_text(body: str, finish_reason: str = "stop", **usage: int) -> Reply:
+    return completion(body, finish_reason=finish_reason, **usage)
+
+
+def chat_error(status: int, msg: str, code: str | None = None,
+               headers: dict[str, str] | None = None, kind: str | None = None) -> Reply:
+    kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+    return Reply(status, {"error": {"message": msg, "type": kind, "param": None, "code": code}},
+                 headers or {})
+
+
+class ChatServer(StandIn):
+    """The Chat Completions API; ``ollama=True`` speaks like Ollama (errors, /api/tags)."""
+
+    post_path = "/v1/chat/completions"
+
+    def __init__(self, key: str | None = "sk-test-openai", models: tuple[str, ...] = (),
+                 ollama: bool = False, rejects_tools: bool = False) -> None:
+        super().__init__()
+        self.key = key  # None: any key, as local servers do
+        self.models = models  # empty: every model is served
+        self.ollama = ollama
+        self.rejects_tools = rejects_tools
+
+    def error(self, status: int, msg: str) -> Reply:
+        return chat_error(status, msg)
+
+    def invalid(self, body: dict[str, Any], headers: dict[str, str]) -> Reply | None:
+        given = headers.get("authorization", "").removeprefix("Bearer ")
+        if self.key is not None and given != self.key:
+            return chat_error(401, f"Incorrect API key provided: {given[:6]}***.",
+                              "invalid_api_key")
+        for name in ("model", "messages"):
+            if not body.get(name):
+                return chat_error(400, f"Missing required parameter: '{name}'.")
+        model = body["model"]
+        if self.models and model not in self.models:
+            if self.ollama:
+                return chat_error(404, f'model "{model}" not found, try pulling it first',
+                                  kind="api_error")
+            return chat_error(404, f"The model `{model}` does not exist or you do not have "
+                                   "access to it.", "model_not_found")
+        if self.rejects_tools and body.get("tools"):
+            return chat_error(400, f"registry.ollama.ai/library/{model} does not support tools",
+                              kind="api_error")
+        return None
+
+    def get(self, path: str, headers: dict[str, str]) -> Reply:
+        if path == "/api/tags" and self.ollama:
+            return Reply(200, {"models": [{"name": m, "model": m, "size": 4_700_000_000}
+                                          for m in self.models]})
+        if path == "/v1/models":
+            given = headers.get("authorization", "").removeprefix("Bearer ")
+            if self.key is not None and given != self.key:
+                return chat_error(401, "Incorrect API key provided.", "invalid_api_key")
+            return Reply(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                for m in self.models]})
+        return chat_error(404, f"Not found: {path}")
+
+    def events(self, reply: Reply) -> list[str]:
+        """The chunks the API streams with ``stream_options={"include_usage": True}``."""
+        body = reply.body
+        choice = body["choices"][0]
+        message = choice["message"]
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return _sse({**{k: body[k] for k in ("id", "created", "model")},
+                         "object": "chat.completion.chunk", "usage": None,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                      "logprobs": None}]})
+
+        frames = [chunk({"role": "assistant", "content": ""})]
+        frames += [chunk({"content": p}) for p in pieces(message["content"] or "")
+                   if message["content"]]
+        for index, call in enumerate(message.get("tool_calls") or []):
+            frames.append(chunk({"tool_calls": [{
+                "index": index, "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            frames += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
+                       for p in pieces(call["function"]["arguments"])]
+        frames.append(chunk({}, choice["finish_reason"]))
+        frames.append(_sse({**{k: body[k] for k in ("id", "created", "model")},
+                            "object": "chat.completion.chunk", "choices": [],
+                            "usage": body["usage"]}))
+        frames.append("data: [DONE]\n\n")
+        return frames
+
+
+@pytest.fixture
+def chat_server(monkeypatch, tmp_path):
+    """An OpenAI-style server, with OPENAI_BASE_URL and OPENAI_API_KEY pointing at it."""
+    server = ChatServer().start()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
+    _point_at(monkeypatch, tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ollama_server(monkeypatch, tmp_path):
+    """An Ollama-style server with two pulled models, OLLAMA_HOST pointing at it."""
+    server = ChatServer(key=None, models=("qwen2.5-coder:7b", "llama3.2:3b"), ollama=True)
+    server.start()
+    monkeypatch.setenv("OLLAMA_HOST", server.url)
+    _point_at(monkeypatch, tmp_path)
     yield server
     server.stop()

@@ -413,3 +413,44 @@ async def test_cache_key_covers_model_type_and_failures_and_survives_damage(llm_
         path.write_text("{not json")
     answer = await ClaudeGenerator().generate(request())
     assert not answer.cached and len(llm_server.requests) == 5
+
+
+async def test_streaming_reports_progress_and_ends_with_the_same_answer(llm_server):
+    reply = analysis(CODE * 3, "Averages the tip column.", thinking="Average of tip. " * 8,
+                     input_tokens=1800, output_tokens=420)
+    llm_server.script(reply, reply)
+    plain = await ClaudeGenerator(use_cache=False).generate(request())
+    seen: list[tuple[float, str]] = []
+    streamed_request = request()
+    streamed_request.on_progress = lambda text: seen.append((time.monotonic(), text))
+    reply.chunk_delay = 0.02
+    streamed = await ClaudeGenerator(use_cache=False).generate(streamed_request)
+
+    assert "stream" not in llm_server.bodies()[0] and llm_server.bodies()[1]["stream"] is True
+    assert (streamed.code, streamed.explanation, streamed.usage) == \
+        (plain.code, plain.explanation, plain.usage)
+    counts = [int(text.split()[0].lstrip("~")) for _, text in seen]
+    assert len(counts) > 5 and counts == sorted(counts) and counts[-1] > counts[0]
+    assert seen[-1][0] - seen[0][0] > 0.1  # reported while the reply was still arriving
+
+
+async def test_streamed_text_reply_insights_and_a_retried_rate_limit(llm_server):
+    llm_server.script(error(429, "Slow down.", {"retry-after": "0.1"}),
+                      text(f"Here.\n\n```python\n{CODE}```"), insights("The mean tip is 3.0."))
+    seen: list[str] = []
+    streamed = request()
+    streamed.on_progress = seen.append
+    answer = await ClaudeGenerator().generate(streamed)
+    found, usage = await ClaudeGenerator().insights(streamed, {"mean_tip": 2.998}, "")
+    assert answer.code == CODE and found == ["The mean tip is 3.0."] and seen
+    assert usage == {"input_tokens": 1000, "output_tokens": 200, "cost_usd": pytest.approx(0.004)}
+    assert all(body["stream"] for body in llm_server.bodies()) and len(llm_server.requests) == 3
+
+
+async def test_streamed_request_errors_are_explained(llm_server):
+    llm_server.script(error(401, "invalid x-api-key"))
+    streamed = request()
+    streamed.on_progress = lambda text: None
+    with pytest.raises(GenerationError) as raised:
+        await ClaudeGenerator().generate(streamed)
+    assert "rejected the API key" in raised.value.problem

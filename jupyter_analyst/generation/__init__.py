@@ -1,11 +1,9 @@
-"""Code generation: the interface and the choice between Claude and the offline generator."""
+"""Code generation: the interface and the choice of generator for a ``provider:model`` name."""
 
 from __future__ import annotations
 
-import os
-
-from ..errors import GenerationError
 from .base import CodeGenerator, Exchange, FailedAttempt, GeneratedCode, GenerationRequest
+from .providers import ANTHROPIC, OFFLINE, ModelSpec, resolve
 
 __all__ = [
     "CodeGenerator",
@@ -17,50 +15,51 @@ __all__ = [
     "make_generator",
 ]
 
-OFFLINE = "offline"
-API_KEY_VARIABLE = "ANTHROPIC_API_KEY"
-
 
 def make_generator(
     model: str | None = None, api_key: str | None = None, use_cache: bool = True
 ) -> CodeGenerator:
-    """Claude when a key is available (argument or ``ANTHROPIC_API_KEY``), else offline.
+    """The generator for ``model`` (``provider:id``, a bare Claude id, or ``offline``).
 
-    ``model="offline"`` forces the offline generator even with a key; a Claude model
-    named without a key is an error, never a quiet switch to the offline templates.
+    ``None`` is Claude when an Anthropic key is available (argument or
+    ``ANTHROPIC_API_KEY``), else offline. A provider named without its key or address
+    is an error naming the variable, never a quiet switch to the offline templates.
     """
-    api_key = api_key or os.environ.get(API_KEY_VARIABLE)
-    if model == OFFLINE or (model is None and not api_key):
+    return build(resolve(model, api_key), use_cache=use_cache)
+
+
+def build(spec: ModelSpec, use_cache: bool = True) -> CodeGenerator:
+    if spec.provider == OFFLINE:
         from .offline import OfflineGenerator
 
         return OfflineGenerator()
-    if not api_key:
-        raise GenerationError(
-            f"The model {model!r} needs an Anthropic API key, and none is set.",
-            f"Set {API_KEY_VARIABLE} (or pass anthropic_api_key=...), or use --model offline.")
-    from .claude import ClaudeGenerator
+    if spec.provider == ANTHROPIC:
+        from .claude import ClaudeGenerator
 
-    return ClaudeGenerator(api_key=api_key, model=model, use_cache=use_cache)
+        return ClaudeGenerator(api_key=spec.api_key, model=spec.model, use_cache=use_cache)
+    from .openai_compat import OpenAIGenerator
+
+    return OpenAIGenerator(spec, use_cache=use_cache)
 
 
 class GeneratorChoice:
     """Which generator answers a question, decided when the question is asked.
 
-    The key is read from the environment at that moment, so a key set after the first
-    analysis is used by the next. Generators are kept per (model, key), which keeps
-    their HTTP clients and caches warm.
+    Keys and addresses are read from the environment at that moment, so a key set
+    after the first analysis is used by the next. Generators are kept per resolved
+    model (provider, id, address, key), which keeps their caches and what they learnt
+    about a server (that it refuses tools) for the next question.
     """
 
     def __init__(self, api_key: str | None = None, fixed: CodeGenerator | None = None):
         self.api_key = api_key
         self.fixed = fixed  # a generator given by the caller answers everything
-        self._made: dict[tuple[str | None, str | None], CodeGenerator] = {}
+        self._made: dict[ModelSpec, CodeGenerator] = {}
 
     def get(self, model: str | None) -> CodeGenerator:
         if self.fixed is not None:
             return self.fixed
-        key = self.api_key or os.environ.get(API_KEY_VARIABLE) or None
-        choice = (model, None if model == OFFLINE else key)
-        if choice not in self._made:
-            self._made[choice] = make_generator(model=model, api_key=key)
-        return self._made[choice]
+        spec = resolve(model, self.api_key)
+        if spec not in self._made:
+            self._made[spec] = build(spec)
+        return self._made[spec]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,13 +45,15 @@ class GenerationRequest:
     fresh: bool = False
     # The conversation so far (earlier %%analyze cells of the thread), oldest first.
     history: list[Exchange] = field(default_factory=list)
+    # Called with e.g. "~420 tokens, 6 s" while a reply streams in (for a status line).
+    on_progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
 class GeneratedCode:
     code: str
     explanation: str
-    generator: str  # "offline" or "claude"
+    generator: str  # "offline", "claude", "openai", "ollama" or "openai-compatible"
     model: str | None = None
     # {"input_tokens": int, "output_tokens": int, "cost_usd": float | None}
     usage: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,236 @@
+"""What every LLM generator shares, whichever API it speaks.
+
+The prompt contract (``prompts``), the cache, the retry with a compact context when a
+prompt is too long, the parsing of a reply into code and prose, grounded insights,
+privacy mode 'schema' and the progress shown while a reply streams in live here. A
+provider module only sends one request and turns the API's answer into a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import GenerationError
+from ..prose import plain_text
+from .base import CodeGenerator, GeneratedCode, GenerationRequest
+from .cache import ResponseCache, cache_key
+from .grounding import ground_insights
+from .prompts import (
+    ANALYSIS,
+    INSIGHTS,
+    PROMPT_VERSION,
+    Task,
+    analysis_message,
+    compact_context,
+    insights_message,
+    render,
+)
+
+MAX_INSIGHTS = 5
+MAX_SERVER_MESSAGE = 300
+CHARS_PER_TOKEN = 4  # for the running count while streaming; the API's count comes at the end
+
+FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+PYTHON_FENCES = ("", "python", "py", "python3")
+BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+TOO_LONG = re.compile(r"too long|too large|context (length|window)|maximum context",
+                      re.IGNORECASE)
+# Some local models write the tool call as JSON in their text (in a <tool_call> tag or fence).
+TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|```(?:json)?)?\s*(\{.*\})\s*"
+                            r"(?:</tool_call>|```)?\s*$", re.DOTALL)
+
+
+SMALLER_PROMPT = "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode 'schema'."
+
+
+class PromptTooLong(GenerationError):
+    """The request exceeded the model's context window (retried once with less context)."""
+
+
+@dataclass
+class Reply:
+    """A model's answer, whichever API it came from."""
+
+    tool_input: dict[str, Any] | None  # the arguments of the requested tool, if it was called
+    text: str  # the prose of the reply (thinking left out)
+    stop: str  # "done", "cut_off" (output token limit) or "refused"
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Progress:
+    """Reports tokens received so far and time elapsed while a reply streams in."""
+
+    def __init__(self, report: Callable[[str], None]):
+        self.report = report
+        self.started = time.monotonic()
+        self.chars = 0
+
+    def add(self, text: str | None) -> None:
+        if text:
+            self.chars += len(text)
+            elapsed = time.monotonic() - self.started
+            self.report(f"~{self.chars // CHARS_PER_TOKEN} tokens, {elapsed:.0f} s")
+
+
+class LLMGenerator(CodeGenerator):
+    """A generator backed by a remote or local language model."""
+
+    can_repair = True
+    generator_id = ""  # GeneratedCode.generator, e.g. "claude"
+
+    def __init__(self, model: str, use_cache: bool = True,
+                 cache_dir: str | os.PathLike | None = None):
+        self.model = model
+        self.cache = ResponseCache(cache_dir) if use_cache else None
+
+    # -- what a provider implements ------------------------------------------------------
+    @abc.abstractmethod
+    async def _send(self, task: Task, message: str, progress: Progress | None) -> Reply:
+        """One request; raise PromptTooLong or GenerationError (with a fix) on failure."""
+
+    @abc.abstractmethod
+    def _request_line(self, task: Task) -> str:
+        """The first line of ``preview``: where the request goes, with which model."""
+
+    @property
+    def cache_model(self) -> str:
+        """The model as part of the cache key (a local model is not a remote one)."""
+        return self.model
+
+    # -- shared --------------------------------------------------------------------------
+    async def generate(self, request: GenerationRequest) -> GeneratedCode:
+        key = cache_key(request, self.cache_model, PROMPT_VERSION)
+        if self.cache and not request.fresh and (hit := self.cache.get(key)):
+            return hit
+        try:
+            reply = await self._ask(ANALYSIS, analysis_message(request), request)
+        except PromptTooLong:
+            smaller = analysis_message(request, compact_context(request.context))
+            try:
+                reply = await self._ask(ANALYSIS, smaller, request)
+            except PromptTooLong as exc:
+                raise GenerationError(
+                    f"{exc.problem} A compact data description did not fit either.", exc.fix
+                ) from None
+        code, explanation = self.parse_analysis(reply)
+        answer = GeneratedCode(code=code, explanation=explanation, generator=self.generator_id,
+                               model=self.model, usage=reply.usage)
+        if self.cache:
+            self.cache.put(key, answer)
+        return answer
+
+    async def insights(
+        self, request: GenerationRequest, metrics: dict[str, Any], output: str
+    ) -> tuple[list[str], dict[str, Any]]:
+        if request.context.mode == "schema":
+            # Metrics and printed output are cell values and aggregates of them.
+            return ([f"No written insights: in privacy mode 'schema' the results stay on this "
+                     f"machine and are not sent to {self.name}."],
+                    {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+        reply = await self._ask(INSIGHTS, insights_message(request.question, metrics, output),
+                                request)
+        statements = [s for s in map(plain_text, self.parse_insights(reply)) if s]
+        grounded = ground_insights(statements[:MAX_INSIGHTS], metrics, output, request.question)
+        return grounded, reply.usage
+
+    def preview(self, request: GenerationRequest) -> str:
+        prompt = render(ANALYSIS.system, analysis_message(request))
+        tool = json.dumps(ANALYSIS.tool, indent=1)
+        return f"{self._request_line(ANALYSIS)}\n\n{prompt}\n=== tool ===\n{tool}\n"
+
+    async def _ask(self, task: Task, message: str, request: GenerationRequest) -> Reply:
+        progress = Progress(request.on_progress) if request.on_progress else None
+        return await self._send(task, message, progress)
+
+    def parse_analysis(self, reply: Reply) -> tuple[str, str]:
+        """``(code, explanation)`` from the tool call, or from a fenced block in plain text."""
+        self._check_complete(reply)
+        data = reply.tool_input if reply.tool_input is not None else _tool_call_in_text(
+            reply.text, ANALYSIS.tool["name"])
+        if data is not None:
+            code, explanation = data.get("code"), data.get("explanation", "")
+            if not isinstance(code, str) or not isinstance(explanation, str):
+                raise GenerationError(
+                    f"{self.name}'s submit_analysis call did not contain code as text.",
+                    "Regenerate; if it happens again, rephrase the question.",
+                )
+            fenced = _fenced_code(code)
+            code = fenced[0] if fenced else code
+        else:
+            code, explanation = _fenced_code(reply.text) or ("", "")
+        code = code.strip("\n")
+        if not code.strip():
+            raise GenerationError(
+                f"{self.name}'s reply contained no code.",
+                "Regenerate, or rephrase the question so it asks for a computation on the data.",
+            )
+        # A reply in the text may have no explanation at all: describe what is known.
+        return code + "\n", plain_text(explanation) or f"Code written by {self.describe()}."
+
+    def parse_insights(self, reply: Reply) -> list[str]:
+        self._check_complete(reply)
+        data = reply.tool_input if reply.tool_input is not None else _tool_call_in_text(
+            reply.text, INSIGHTS.tool["name"])
+        if data is not None and isinstance(data.get("insights"), list):
+            return [str(item) for item in data["insights"]]
+        # Plain-text fallback: one finding per bullet or non-empty line.
+        lines = (BULLET.sub("", line).strip() for line in reply.text.splitlines())
+        return [line for line in lines if line]
+
+    def _check_complete(self, reply: Reply) -> None:
+        if reply.stop == "cut_off":
+            raise GenerationError(
+                f"{self.name}'s reply was cut off at the output token limit, so its code is "
+                "incomplete.",
+                "Regenerate, or split the question into smaller analyses.",
+            )
+        if reply.stop == "refused":
+            raise GenerationError(
+                f"{self.name} declined to answer this question.",
+                "Rephrase the question as an analysis of the data.",
+            )
+
+
+def server_message(body: object, fallback: str) -> str:
+    """The ``error.message`` of an API error body (both APIs use that shape), shortened."""
+    body = body if isinstance(body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    message = str(error.get("message") or fallback)
+    return message[:MAX_SERVER_MESSAGE]
+
+
+def _fenced_code(text: str) -> tuple[str, str] | None:
+    """The Python code block of a Markdown reply (the longest one) and the prose around it."""
+    blocks = [m for m in FENCE.finditer(text) if m.group(1).lower() in PYTHON_FENCES]
+    if not blocks:
+        return None
+    best = max(blocks, key=lambda m: len(m.group(2)))
+    prose = FENCE.sub(" ", text)
+    return best.group(2), " ".join(prose.split())
+
+
+def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
+    """The arguments of a tool call written as JSON text, e.g. {"name": ..., "arguments": {}}."""
+    match = TOOL_CALL_TEXT.match(text or "")
+    if not match:
+        return None
+    try:
+        call = json.loads(match.group(1))
+    except ValueError:
+        return None
+    if not isinstance(call, dict) or call.get("name") != name:
+        return None
+    arguments = call.get("arguments", call.get("parameters"))
+    if isinstance(arguments, str):  # some templates double-encode the arguments
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return None
+    return arguments if isinstance(arguments, dict) else None

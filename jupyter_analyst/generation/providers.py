@@ -1,0 +1,258 @@
+"""``provider:model`` names, the settings each provider reads, and a probe of each.
+
+A model is named ``anthropic:<id>`` (or a bare Claude id), ``openai:<id>``,
+``ollama:<id>``, ``openai-compatible:<id>`` (``@<url>`` may follow the id) or
+``offline``. The environment is read when a name is resolved, that is when a
+question is asked, so a key or address set later applies to the next question.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..errors import GenerationError
+
+OFFLINE = "offline"
+ANTHROPIC, OPENAI, OLLAMA, COMPATIBLE = "anthropic", "openai", "ollama", "openai-compatible"
+PROVIDERS = (ANTHROPIC, OPENAI, OLLAMA, COMPATIBLE)
+
+ANTHROPIC_KEY = "ANTHROPIC_API_KEY"
+ANTHROPIC_BASE = "ANTHROPIC_BASE_URL"
+OPENAI_KEY = "OPENAI_API_KEY"
+OPENAI_BASE = "OPENAI_BASE_URL"
+OLLAMA_HOST = "OLLAMA_HOST"
+COMPATIBLE_BASE = "OPENAI_COMPATIBLE_BASE_URL"
+COMPATIBLE_KEY = "OPENAI_COMPATIBLE_API_KEY"
+
+DEFAULT_ANTHROPIC_URL = "https://api.anthropic.com"
+DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+OLLAMA_PORT = 11434
+# Servers on the user's machine take no key, but the SDK insists on one.
+NO_KEY = "not-needed"
+PROBE_TIMEOUT = 3.0  # seconds per provider for `jupyter-analyst models`
+LISTED_MODELS = 8
+EXAMPLE_URL = "http://localhost:8000/v1"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model: who serves it, where, and with which key (never shown)."""
+
+    provider: str  # "offline" or one of PROVIDERS
+    model: str | None = None  # None: the provider's default (Claude only)
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def local(self) -> bool:
+        return self.provider in (OFFLINE, OLLAMA, COMPATIBLE)
+
+
+def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
+    """The spec of ``name`` with the environment as it is now.
+
+    ``None`` is Claude's default model when an Anthropic key is set, else offline. A
+    provider named without its key or address is an error naming the variable.
+    """
+    anthropic_key = anthropic_key or os.environ.get(ANTHROPIC_KEY) or None
+    if name is None and not anthropic_key:
+        return ModelSpec(OFFLINE)
+    name = (name or ANTHROPIC + ":").strip()
+    if name == OFFLINE:
+        return ModelSpec(OFFLINE)
+    provider, colon, model = name.partition(":")
+    if not colon:  # a bare Claude id, as before providers were named
+        provider, model = ANTHROPIC, name
+    if provider not in PROVIDERS:
+        raise GenerationError(
+            f"Unknown model provider {provider!r} in {name!r}.",
+            f"Write the model as provider:id with a provider of {', '.join(PROVIDERS)}, "
+            "e.g. ollama:qwen2.5-coder:7b, or use offline.")
+    if provider == ANTHROPIC:
+        if not anthropic_key:
+            raise _missing(name, f"Set {ANTHROPIC_KEY} (or pass anthropic_api_key=...)")
+        return ModelSpec(ANTHROPIC, model or None, _anthropic_url(), anthropic_key)
+    if provider == COMPATIBLE:
+        model, at, url = model.rpartition("@") if "@http" in model else (model, "", "")
+        base_url = url if at else os.environ.get(COMPATIBLE_BASE)
+        _require_id(name, model)
+        if not base_url:
+            raise _missing(name, f"Set {COMPATIBLE_BASE} (e.g. {EXAMPLE_URL}) or write "
+                                 f"{COMPATIBLE}:{model}@{EXAMPLE_URL}", "the server's address")
+        return ModelSpec(COMPATIBLE, model, base_url.rstrip("/"),
+                         os.environ.get(COMPATIBLE_KEY) or NO_KEY)
+    _require_id(name, model)
+    if provider == OLLAMA:
+        return ModelSpec(OLLAMA, model, f"{ollama_host()}/v1", NO_KEY)
+    key = os.environ.get(OPENAI_KEY)
+    if not key:
+        raise _missing(name, f"Set {OPENAI_KEY}")
+    return ModelSpec(OPENAI, model, (os.environ.get(OPENAI_BASE) or DEFAULT_OPENAI_URL)
+                     .rstrip("/"), key)
+
+
+def ollama_host() -> str:
+    """``OLLAMA_HOST`` as a URL; like Ollama itself, accept "host", "host:port" or a URL."""
+    given = (os.environ.get(OLLAMA_HOST) or DEFAULT_OLLAMA_HOST).strip().rstrip("/")
+    parts = urlsplit(given if "://" in given else f"http://{given}")
+    port = f":{parts.port}" if parts.port else f":{OLLAMA_PORT}" if parts.scheme == "http" else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+def _anthropic_url() -> str:
+    return (os.environ.get(ANTHROPIC_BASE) or DEFAULT_ANTHROPIC_URL).rstrip("/")
+
+
+def _require_id(name: str, model: str) -> None:
+    if not model:
+        raise GenerationError(f"The model {name!r} names no model id.",
+                              "Write the id after the provider, e.g. ollama:qwen2.5-coder:7b "
+                              "or openai:gpt-4.1-mini.")
+
+
+def _missing(name: str, how: str, what: str = "an API key") -> GenerationError:
+    return GenerationError(f"The model {name!r} needs {what}, and none is set.",
+                           f"{how}, or choose another model (--model offline works without "
+                           "one).")
+
+
+# -- probing (`jupyter-analyst models`, `%analyze_models`) -------------------------------
+@dataclass
+class ProviderStatus:
+    """What one provider looks like from here: configured, answering, serving which models."""
+
+    provider: str
+    configured: bool
+    answers: bool = False
+    where: str = ""
+    models: list[str] = field(default_factory=list)
+    problem: str = ""
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        if not self.configured:
+            mark, state = "--", "not configured"
+        else:
+            mark, state = ("ok", "answers") if self.answers else ("!!", "does not answer")
+        out = [f"[{mark}] {self.provider:<18} {state}" + (f" at {self.where}" if self.where
+                                                          else "")]
+        if self.models:
+            more = len(self.models) - LISTED_MODELS
+            shown = ", ".join(self.models[:LISTED_MODELS])
+            out.append(f"     models: {shown}" + (f" (+{more} more)" if more > 0 else ""))
+        if self.problem:
+            out.append(f"     {self.problem}")
+        if self.fix:
+            out.append(f"     -> {self.fix}")
+        return out
+
+
+def probe_all(timeout: float = PROBE_TIMEOUT) -> list[ProviderStatus]:
+    """Every provider, probed at once (threads: this also runs inside a kernel's event loop)
+    with a short, bounded request each."""
+    offline = ProviderStatus(OFFLINE, True, True,
+                             problem="templates for common analyses, on this machine; nothing "
+                                     "is sent")
+    probes = (_probe_anthropic, lambda c: _probe_openai(c, OPENAI), _probe_ollama,
+              lambda c: _probe_openai(c, COMPATIBLE))
+    with httpx.Client(timeout=timeout) as client, ThreadPoolExecutor(len(probes)) as pool:
+        return [offline, *pool.map(lambda probe: probe(client), probes)]
+
+
+def describe_all(timeout: float = PROBE_TIMEOUT) -> str:
+    statuses = probe_all(timeout)
+    lines = [line for status in statuses for line in status.lines()]
+    lines.append("Choose one with --model provider:id, e.g. --model ollama:qwen2.5-coder:7b "
+                 "(docs/models.md).")
+    return "\n".join(lines)
+
+
+def _probe_anthropic(client: httpx.Client) -> ProviderStatus:
+    key = os.environ.get(ANTHROPIC_KEY)
+    if not key:
+        return ProviderStatus(ANTHROPIC, False, fix=f"Set {ANTHROPIC_KEY} to use Claude.")
+    url = _anthropic_url()
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    return _get_models(client, ProviderStatus(ANTHROPIC, True, where=url),
+                             f"{url}/v1/models", headers, ANTHROPIC_KEY, ANTHROPIC_BASE)
+
+
+def _probe_openai(client: httpx.Client, provider: str) -> ProviderStatus:
+    if provider == OPENAI:
+        key, base = os.environ.get(OPENAI_KEY), os.environ.get(OPENAI_BASE) or DEFAULT_OPENAI_URL
+        if not key:
+            return ProviderStatus(OPENAI, False, fix=f"Set {OPENAI_KEY} to use OpenAI models.")
+        key_variable, base_variable = OPENAI_KEY, OPENAI_BASE
+    else:
+        key, base = os.environ.get(COMPATIBLE_KEY), os.environ.get(COMPATIBLE_BASE)
+        if not base:
+            return ProviderStatus(COMPATIBLE, False,
+                                  fix=f"Set {COMPATIBLE_BASE} (e.g. {EXAMPLE_URL}) for vLLM, "
+                                      "LM Studio or llama.cpp's server, or name the URL in "
+                                      "the model: openai-compatible:<id>@<url>.")
+        key_variable, base_variable = COMPATIBLE_KEY, COMPATIBLE_BASE
+    base = base.rstrip("/")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return _get_models(client, ProviderStatus(provider, True, where=base),
+                             f"{base}/models", headers, key_variable, base_variable)
+
+
+def _probe_ollama(client: httpx.Client) -> ProviderStatus:
+    host = ollama_host()
+    status = ProviderStatus(OLLAMA, OLLAMA_HOST in os.environ, where=host)
+    try:
+        response = client.get(f"{host}/api/tags")
+    except httpx.HTTPError as exc:
+        status.problem = f"Nothing is listening at {host} ({type(exc).__name__})."
+        status.fix = (f"Start Ollama (`ollama serve`) or set {OLLAMA_HOST} to where it runs."
+                      if status.configured else
+                      f"Install and start Ollama to use local models, or set {OLLAMA_HOST}.")
+        return status
+    status.configured = True
+    status.answers = response.status_code == 200
+    if status.answers:
+        tags = _json(response).get("models") or []
+        status.models = [str(m.get("name")) for m in tags if isinstance(m, dict)]
+        if not status.models:
+            status.fix = "Pull a model first: ollama pull qwen2.5-coder:7b"
+    else:
+        status.problem = f"{host}/api/tags answered {response.status_code}."
+        status.fix = f"Check that {OLLAMA_HOST} points at Ollama, not at another server."
+    return status
+
+
+def _get_models(client: httpx.Client, status: ProviderStatus, url: str,
+                      headers: dict[str, str], key_variable: str, base_variable: str
+                      ) -> ProviderStatus:
+    try:
+        response = client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        status.problem = f"Could not reach {url} ({type(exc).__name__})."
+        status.fix = f"Start the server or check the network and {base_variable}."
+        return status
+    if response.status_code in (401, 403):
+        status.problem = f"{url} refused the key ({response.status_code})."
+        status.fix = f"Check {key_variable}."
+    elif response.status_code != 200:
+        status.problem = f"{url} answered {response.status_code}."
+        status.fix = f"Check {base_variable}" + (
+            "." if status.provider == ANTHROPIC else " (an OpenAI-style URL ends in /v1).")
+    else:
+        status.answers = True
+        listed = _json(response).get("data") or []
+        status.models = [str(m.get("id")) for m in listed if isinstance(m, dict)]
+    return status
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,178 @@
+"""provider:model names, the settings they read when a question is asked, and the probe.
+
+The probe (`jupyter-analyst models`, `%analyze_models`) talks to real HTTP stand-ins.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from conftest import fresh_shell
+from llm_server import ChatServer, MessagesServer
+
+from jupyter_analyst import PythonAnalysisAgent
+from jupyter_analyst.cli import main
+from jupyter_analyst.errors import GenerationError
+from jupyter_analyst.generation import GeneratorChoice, make_generator
+from jupyter_analyst.generation.claude import DEFAULT_MODEL, ClaudeGenerator
+from jupyter_analyst.generation.offline import OfflineGenerator
+from jupyter_analyst.generation.openai_compat import OpenAIGenerator
+from jupyter_analyst.generation.providers import ModelSpec, resolve
+
+VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+             "OLLAMA_HOST", "OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- names ------------------------------------------------------------------------------
+def test_names_resolve_to_a_provider_model_address_and_key(monkeypatch):
+    assert resolve(None) == ModelSpec("offline")
+    assert resolve("offline", anthropic_key="sk-ant-1") == ModelSpec("offline")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-2")
+    assert resolve(None).provider == "anthropic" and resolve(None).model is None
+    bare, named = resolve("claude-opus-5-5"), resolve("anthropic:claude-opus-5-5")
+    assert bare == named and named.api_key == "sk-ant-2"
+    assert named.base_url == "https://api.anthropic.com"
+
+    assert resolve("ollama:qwen2.5-coder:7b") == ModelSpec(
+        "ollama", "qwen2.5-coder:7b", "http://localhost:11434/v1", "not-needed")
+    for given, url in [("10.1.2.3", "http://10.1.2.3:11434"),
+                       ("gpu-box:8080", "http://gpu-box:8080"),
+                       ("https://ollama.example.org/", "https://ollama.example.org")]:
+        monkeypatch.setenv("OLLAMA_HOST", given)
+        assert resolve("ollama:llama3.2:3b").base_url == f"{url}/v1"
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-oa")
+    assert resolve("openai:gpt-4.1") == ModelSpec("openai", "gpt-4.1",
+                                                   "https://api.openai.com/v1", "sk-oa")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://gateway.internal/v1/")
+    assert resolve("openai:gpt-4.1").base_url == "http://gateway.internal/v1"
+
+    spec = resolve("openai-compatible:Qwen/Qwen2.5-Coder-7B@http://vllm.lan:8000/v1")
+    assert (spec.model, spec.base_url, spec.api_key) == (
+        "Qwen/Qwen2.5-Coder-7B", "http://vllm.lan:8000/v1", "not-needed")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:1234/v1")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "lm-studio")
+    spec = resolve("openai-compatible:qwen2.5-7b-instruct")
+    assert (spec.base_url, spec.api_key) == ("http://127.0.0.1:1234/v1", "lm-studio")
+    assert "lm-studio" not in repr(spec)  # a key is never shown
+
+
+@pytest.mark.parametrize("name, words", [
+    ("claude-opus-5-5", ["ANTHROPIC_API_KEY", "offline"]),
+    ("anthropic:claude-sonnet-5", ["ANTHROPIC_API_KEY"]),
+    ("openai:gpt-4.1", ["OPENAI_API_KEY"]),
+    ("openai-compatible:mistral", ["OPENAI_COMPATIBLE_BASE_URL", "@http"]),
+    ("ollama:", ["no model id", "ollama:qwen2.5-coder:7b"]),
+    ("groq:llama-3", ["Unknown model provider 'groq'", "ollama"]),
+])
+def test_a_provider_without_what_it_needs_is_an_error_naming_it(name, words):
+    with pytest.raises(GenerationError) as raised:
+        make_generator(name)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
+def test_a_provider_without_its_key_never_falls_back_to_offline(tips):
+    agent = PythonAnalysisAgent(model="openai:gpt-4.1-mini", backend="local")
+    try:
+        with pytest.raises(GenerationError, match="OPENAI_API_KEY"):
+            agent.session("mean tip", tips)
+        with pytest.raises(GenerationError, match="OPENAI_API_KEY"):
+            agent.generator  # noqa: B018 (the property is the choice)
+    finally:
+        agent.cleanup()
+
+
+def test_the_choice_reads_the_environment_each_time(monkeypatch):
+    choice = GeneratorChoice()
+    assert isinstance(choice.get(None), OfflineGenerator)
+    first = choice.get("ollama:phi4:14b")
+    assert isinstance(first, OpenAIGenerator) and first.base_url == "http://localhost:11434/v1"
+    assert choice.get("ollama:phi4:14b") is first  # kept while nothing changed
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9999")
+    moved = choice.get("ollama:phi4:14b")
+    assert moved is not first and moved.base_url == "http://127.0.0.1:9999/v1"
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-late")
+    claude = choice.get(None)
+    assert isinstance(claude, ClaudeGenerator) and claude.model == DEFAULT_MODEL
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-rotated")
+    assert choice.get(None) is not claude  # a new key is a new client
+
+
+# -- the probe ----------------------------------------------------------------------------
+def test_models_command_lists_what_answers(monkeypatch, capsys):
+    claude = MessagesServer().start()
+    openai_server = ChatServer(models=("gpt-4.1", "gpt-4.1-mini")).start()
+    ollama = ChatServer(key=None, models=("qwen2.5-coder:7b",), ollama=True).start()
+    vllm = ChatServer(key=None, models=("Qwen/Qwen2.5-Coder-32B-Instruct",)).start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-probe")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", claude.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{openai_server.url}/v1")
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", f"{vllm.url}/v1")
+    try:
+        assert main(["models"]) == 0
+    finally:
+        for server in (claude, openai_server, ollama, vllm):
+            server.stop()
+    shown = capsys.readouterr().out
+    assert f"[ok] anthropic          answers at {claude.url}" in shown
+    assert "models: claude-sonnet-5-5, claude-opus-5-5" in shown
+    assert "models: gpt-4.1, gpt-4.1-mini" in shown
+    assert f"[ok] ollama             answers at {ollama.url}" in shown
+    assert "models: qwen2.5-coder:7b" in shown
+    assert "models: Qwen/Qwen2.5-Coder-32B-Instruct" in shown
+    assert "[!!]" not in shown
+
+
+def test_models_command_says_what_is_wrong_within_its_time_limit(monkeypatch, capsys):
+    openai_server = ChatServer(models=("gpt-4.1",)).start()
+    port = free_port()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{openai_server.url}/v1")
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{port}")
+    started = time.monotonic()
+    try:
+        assert main(["models", "--timeout", "2"]) == 0
+    finally:
+        openai_server.stop()
+    assert time.monotonic() - started < 10
+    shown = capsys.readouterr().out
+    assert "refused the key (401)" in shown and "-> Check OPENAI_API_KEY." in shown
+    assert f"[!!] ollama             does not answer at http://127.0.0.1:{port}" in shown
+    assert "ollama serve" in shown
+    assert "[--] anthropic          not configured" in shown and "ANTHROPIC_API_KEY" in shown
+    assert "OPENAI_COMPATIBLE_BASE_URL" in shown
+
+
+def test_the_notebook_lists_models_too(monkeypatch, capsys):
+    ollama = ChatServer(key=None, models=("llama3.2:3b", "qwen2.5-coder:7b"), ollama=True)
+    ollama.start()
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    shell = fresh_shell()
+    shell.run_line_magic("load_ext", "jupyter_analyst")
+    try:
+        shell.run_line_magic("analyze_models", "")
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+        ollama.stop()
+    shown = capsys.readouterr().out
+    assert "models: llama3.2:3b, qwen2.5-coder:7b" in shown and "[ok] offline" in shown
+    assert "analyze_models" not in shell.magics_manager.magics["line"]
