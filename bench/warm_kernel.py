@@ -87,7 +87,8 @@ async def main(rows: int, repeat: int) -> None:
     print(f"{'':38}{'median s':>10}")
     print(f"{'fresh kernel + pickle per analysis':38}{fresh_median:>10.3f}")
     print(f"{'warm sandbox kernel, data moved once':38}{warm_median:>10.3f}")
-    print(f"{'first analysis incl. kernel start':38}{cold:>10.3f}  (its analysis part: {first:.3f})")
+    print(f"{'first analysis incl. kernel start':38}{cold:>10.3f}"
+          f"  (its analysis part: {first:.3f})")
     print(f"speed-up of a follow-up analysis: {fresh_median / warm_median:.1f}x "
           f"(Parquet files written for {repeat + 1} analyses: {written})")
 

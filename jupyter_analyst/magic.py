@@ -371,10 +371,12 @@ class Analyze(Magics):
         namespace = self.shell.user_ns
         if part.isidentifier():
             if part not in namespace:
-                names = [k for k, v in namespace.items() if isinstance(v, pd.DataFrame) and not k.startswith("_")]
+                names = [k for k, v in namespace.items()
+                         if isinstance(v, pd.DataFrame) and not k.startswith("_")]
                 close = difflib.get_close_matches(part, names, n=1)
                 hint = f"Did you mean '{close[0]}'?" if close else (
-                    f"DataFrames defined: {', '.join(names[:10])}." if names else "Define the DataFrame first.")
+                    f"DataFrames defined: {', '.join(names[:10])}." if names
+                    else "Define the DataFrame first.")
                 raise InputError(f"Name '{part}' is not defined.", hint)
             return namespace[part]
         try:
@@ -399,7 +401,7 @@ class Analyze(Magics):
         if self.shell is not None:
             self.shell.unobserve(self._on_exit, names="exit_now")
         kernel = getattr(self.shell, "kernel", None)
-        if kernel is not None and getattr(kernel, "saved_sigint_handler", None) == self._on_interrupt:
+        if getattr(kernel, "saved_sigint_handler", None) == self._on_interrupt:
             kernel.saved_sigint_handler = self._idle_sigint
         for agent in self._agents.values():
             agent.cleanup()

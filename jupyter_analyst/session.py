@@ -250,7 +250,8 @@ class AnalysisSession:
         if not self.generator.can_repair:
             raise GenerationError(f"{self.generator.describe()} cannot repair code.",
                                   "Edit the code yourself, or choose a model that can "
-                                  "(--model anthropic:…, openai:… or ollama:…; see docs/models.md).")
+                                  "(--model anthropic:…, openai:… or ollama:…; see "
+                                  "docs/models.md).")
         if self.result is None or self.result.success or not self._failures():
             raise InputError("That analysis did not fail; there is nothing to repair.")
         if self.repairs_left == 0:

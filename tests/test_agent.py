@@ -4,11 +4,10 @@ import asyncio
 
 import pandas as pd
 import pytest
+from conftest import StaticGenerator
 
 from jupyter_analyst import AnalysisResult, PythonAnalysisAgent, quick_analyze
 from jupyter_analyst.errors import InputError
-
-from conftest import StaticGenerator
 
 pytestmark = pytest.mark.kernel
 
@@ -23,8 +22,9 @@ plt.title("Total bill")
 """
 
 # A first try that fails in the kernel and the fix a repairing generator sends back.
-BROKEN_MEAN = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['nope'].mean()})"
-FIXED_MEAN = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'m': df['tip'].mean()})"
+SAVE = "from jupyter_analyst.runtime import save_metrics\n"
+BROKEN_MEAN = SAVE + "save_metrics({'m': df['nope'].mean()})"
+FIXED_MEAN = SAVE + "save_metrics({'m': df['tip'].mean()})"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ async def test_batch_analyze(agent, tips):
 
 
 async def test_dict_of_frames_is_bound_under_its_keys(tips):
-    code = "from jupyter_analyst.runtime import save_metrics\nsave_metrics({'n': len(left) + len(right)})"
+    code = SAVE + "save_metrics({'n': len(left) + len(right)})"
     async with PythonAnalysisAgent(backend="local", generator=StaticGenerator(code)) as agent:
         result = await agent.analyze("count", {"left": tips, "right": tips.head(4)})
     assert result.metrics == {"n": len(tips) + 4}
@@ -100,7 +100,8 @@ async def test_failing_code_reports_the_line(tips):
     async with PythonAnalysisAgent(backend="local", generator=StaticGenerator(code)) as agent:
         result = await agent.analyze("broken", tips)
     assert not result.success
-    assert "KeyError" in result.error and "line 2" in result.error and "no_such_column" in result.error
+    assert "KeyError" in result.error and "line 2" in result.error
+    assert "no_such_column" in result.error
     assert result.attempts[0].error == result.error
 
 

@@ -50,7 +50,7 @@ def test_any_change_to_question_data_or_code_needs_a_new_approval(tips):
 def test_a_pending_result_says_which_cell_waits():
     pending = PendingResult("Show the distribution of tip\nmore words", cell=7)
     with pytest.raises(AnalysisPending, match=r"cell \[7\] \('Show the distribution of tip'\)"):
-        pending.metrics
+        print(pending.metrics)
     with pytest.raises(AnalysisPending):
         bool(pending)
     assert "waiting for your approval" in repr(pending)

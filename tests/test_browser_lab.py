@@ -131,9 +131,11 @@ def lab(tmp_path_factory):
            "ANTHROPIC_API_KEY": "sk-ant-test-key", "ANTHROPIC_BASE_URL": claude.url,
            "NO_PROXY": "127.0.0.1,localhost", "JUPYTER_ANALYST_CACHE_DIR": str(base / "cache")}
     log = (base / "lab.log").open("w")
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+               f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-               "--ServerApp.port_retries=0", "--LabApp.news_url=", "--ServerApp.allow_remote_access=False"]
+               "--ServerApp.port_retries=0", "--LabApp.news_url=",
+               "--ServerApp.allow_remote_access=False"]
     if os.geteuid() == 0:  # CI containers run as root; the server refuses that unless told
         command.append("--allow-root")
     server = subprocess.Popen(
@@ -154,7 +156,8 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def wait_for_server(url: str, token: str, server: subprocess.Popen, log: Path, limit: float = 90) -> None:
+def wait_for_server(url: str, token: str, server: subprocess.Popen, log: Path,
+                    limit: float = 90) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -348,7 +351,10 @@ CONTRAST_JS = r"""element => {
     // layers (a tinted diff line) are blended over the first opaque one.
     const rgb = value => value.match(/[\d.]+/g).slice(0, 4).map(Number);
     const luminance = ([r, g, b]) => {
-        const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+        const channel = c => {
+            c /= 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        };
         return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
     };
     const layers = [];

@@ -27,7 +27,8 @@ def test_describes_columns_kinds_and_stats(tips):
 
 
 def test_is_deterministic(tips):
-    assert describe_frames({"t": tips}).to_prompt() == describe_frames({"t": tips.copy()}).to_prompt()
+    same = describe_frames({"t": tips.copy()}).to_prompt()
+    assert describe_frames({"t": tips}).to_prompt() == same
 
 
 def test_schema_mode_sends_no_values(tips):

@@ -23,7 +23,8 @@ def test_changed_content_gets_a_new_file(tmp_path, tips):
 
 
 def test_round_trip_keeps_index_and_dtypes(tmp_path):
-    frame = pd.DataFrame({"price": [1.0, 2.5], "when": pd.to_datetime(["2024-01-01", "2024-01-02"])},
+    frame = pd.DataFrame({"price": [1.0, 2.5],
+                          "when": pd.to_datetime(["2024-01-01", "2024-01-02"])},
                          index=pd.Index(["a", "b"], name="ticker"))
     name, _, _ = write_frame(frame, "f", tmp_path)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), frame)

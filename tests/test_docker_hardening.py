@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import docker_engine
 
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
-from jupyter_analyst.sandbox.docker_provisioner import (OUTPUTS_FS, DockerKernelProvisioner,
-                                                        unmount_stale_outputs)
+from jupyter_analyst.sandbox.docker_provisioner import (
+    OUTPUTS_FS,
+    DockerKernelProvisioner,
+    unmount_stale_outputs,
+)
 from jupyter_analyst.sandbox.engine import GVISOR, RUNTIME_ENV, choose_runtime, engine_runtimes
-
-from conftest import docker_engine
 
 pytestmark = pytest.mark.docker
 

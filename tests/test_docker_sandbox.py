@@ -11,13 +11,12 @@ import json
 import os
 
 import pytest
+from conftest import docker_engine
 
 from jupyter_analyst.results.collect import collect
 from jupyter_analyst.results.outputs import clean_output
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
 from jupyter_analyst.sandbox.engine import PID_LABEL, docker_client
-
-from conftest import docker_engine
 
 pytestmark = pytest.mark.docker
 

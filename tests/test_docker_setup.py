@@ -13,17 +13,24 @@ import time
 
 import docker.errors
 import pytest
+from conftest import docker_engine, fresh_shell
 from IPython.utils.capture import capture_output
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-from conftest import docker_engine, fresh_shell
 from jupyter_analyst import cli
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
-from jupyter_analyst.sandbox.engine import (LABEL, PID_LABEL, RUNTIME_ENV, RUNTIME_LABEL,
-                                            SESSION_LABEL, engine_runtimes, image_name,
-                                            owner_labels)
+from jupyter_analyst.sandbox.engine import (
+    LABEL,
+    PID_LABEL,
+    RUNTIME_ENV,
+    RUNTIME_LABEL,
+    SESSION_LABEL,
+    engine_runtimes,
+    image_name,
+    owner_labels,
+)
 from jupyter_analyst.sandbox.image import build_image
 
 pytestmark = pytest.mark.docker

@@ -8,10 +8,9 @@ writes run/isolation.txt again when it restarts the container.
 from __future__ import annotations
 
 import pytest
+from conftest import docker_engine
 
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
-
-from conftest import docker_engine
 
 pytestmark = pytest.mark.docker
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import StaticGenerator
 
 from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.rendering import display_outputs
 from jupyter_analyst.results import Intake
 from jupyter_analyst.sandbox import SandboxLimits, local_sandbox
 from jupyter_analyst.untrusted import MAX_ERROR_TEXT
-
-from conftest import StaticGenerator
 
 pytestmark = pytest.mark.kernel
 

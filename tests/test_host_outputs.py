@@ -13,8 +13,14 @@ from PIL import Image
 from jupyter_analyst import untrusted
 from jupyter_analyst.results import Intake, clean_output
 from jupyter_analyst.runtime import METRICS_MIME
-from jupyter_analyst.untrusted import (MAX_ANALYSIS_BYTES, MAX_ERROR_TEXT, MAX_STREAM_TEXT,
-                                       kernel_output, message_part, terminal_safe)
+from jupyter_analyst.untrusted import (
+    MAX_ANALYSIS_BYTES,
+    MAX_ERROR_TEXT,
+    MAX_STREAM_TEXT,
+    kernel_output,
+    message_part,
+    terminal_safe,
+)
 
 
 def display(data, metadata=None):

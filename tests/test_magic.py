@@ -2,10 +2,9 @@
 
 import pandas as pd
 import pytest
+from conftest import fresh_shell
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
-
-from conftest import fresh_shell
 
 from jupyter_analyst.magic import split_line, split_top_level
 

@@ -23,8 +23,15 @@ from jupyter_analyst.datasets import load
 from jupyter_analyst.errors import NotUnderstoodError
 from jupyter_analyst.generation import CodeGenerator
 from jupyter_analyst.ui import ApprovalPanel
-from jupyter_analyst.ui.panel import (AWAITING_APPROVAL, CANCELLED, DONE, FAILED, GENERATING,
-                                      REPAIRING, RUNNING)
+from jupyter_analyst.ui.panel import (
+    AWAITING_APPROVAL,
+    CANCELLED,
+    DONE,
+    FAILED,
+    GENERATING,
+    REPAIRING,
+    RUNNING,
+)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -113,7 +120,8 @@ def test_run_streams_stdout_then_shows_plot_metrics_and_binds_result(make_panel)
 
     panel.run_button.click()
     assert panel.wait(WAIT) == DONE
-    assert panel.output.outputs[0] == {"output_type": "stream", "name": "stdout", "text": "bills: 244\n"}
+    assert panel.output.outputs[0] == {"output_type": "stream", "name": "stdout",
+                                       "text": "bills: 244\n"}
     assert {"image/png", "text/html", "text/markdown"} <= mimes(panel)
     assert "mean_bill" in texts(panel) and "19.79" in texts(panel)
     assert panel.details.selected_index is None  # collapsed after Run

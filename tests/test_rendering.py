@@ -10,7 +10,8 @@ def hostile_result() -> AnalysisResult:
     evil = "<script>alert(1)</script>"
     return AnalysisResult(
         success=False, query="q", error=f"KeyError: {evil}\n```\n<img src=x onerror=alert(1)>",
-        metrics={evil: evil, "sharpe": 1.23456789}, insights=[f"Look ![x](http://evil/x.png) {evil}"],
+        metrics={evil: evil, "sharpe": 1.23456789},
+        insights=[f"Look ![x](http://evil/x.png) {evil}"],
         code=f"print('{evil}')", explanation=evil, safety=SafetyValidator().validate("x = 1"),
         backend="local (reduced isolation)", generator={"name": "offline", "model": None},
     )
@@ -27,7 +28,8 @@ def test_outputs_use_only_allowed_mime_types():
 
 def test_nothing_from_the_result_reaches_the_page_unescaped():
     outputs = display_outputs(hostile_result(), include_code=True)
-    rich = " ".join(str(o["data"].get(m, "")) for o in outputs for m in ("text/html", "text/markdown"))
+    rich = " ".join(str(o["data"].get(m, "")) for o in outputs
+                    for m in ("text/html", "text/markdown"))
     assert "<script>" not in rich and "<img" not in rich and "http://evil" not in rich
     assert "&lt;script&gt;" in rich
 

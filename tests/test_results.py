@@ -24,7 +24,8 @@ def png_bytes(width=4, height=3) -> bytes:
 def giant_png_header() -> bytes:
     """A PNG whose header claims 100000 x 100000 pixels (a decompression bomb)."""
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    chunk = (struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
+             + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
     return b"\x89PNG\r\n\x1a\n" + chunk
 
 
@@ -48,7 +49,8 @@ def test_javascript_svg_widgets_and_unknown_types_are_dropped():
 
 def test_html_is_sanitised():
     html = ("<table><tr><td onclick='steal()'>1</td></tr></table><script>alert(1)</script>"
-            "<img src=x onerror=alert(1)><a href='javascript:alert(1)'>x</a><iframe src='//evil'></iframe>")
+            "<img src=x onerror=alert(1)><a href='javascript:alert(1)'>x</a>"
+            "<iframe src='//evil'></iframe>")
     clean = clean_output(display({"text/html": html}))["data"]["text/html"]
     for bad in ("script", "onclick", "onerror", "javascript:", "iframe", "<img"):
         assert bad not in clean
@@ -115,7 +117,8 @@ def test_collect_builds_titled_visualizations_and_metrics():
     outputs = [
         clean_output({"output_type": "stream", "name": "stdout", "text": "hello\n"}),
         clean_output(display({METRICS_MIME: {"sharpe": 1.2}})),
-        clean_output(display({"image/png": b64(png_bytes())}, {"jupyter-analyst": {"title": "Equity"}})),
+        clean_output(display({"image/png": b64(png_bytes())},
+                             {"jupyter-analyst": {"title": "Equity"}})),
     ]
     collected = collect(outputs, None)
     assert collected.stdout == "hello\n"

@@ -109,7 +109,7 @@ def _walk(label: str, root, module: str | None, found: list[str], seen: set[int]
 
 
 def _modules():
-    for name, patterns in ALLOWED_MODULES.items():
+    for name in ALLOWED_MODULES:
         try:
             yield name, importlib.import_module(name)
         except ImportError:

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from jupyter_analyst.safety import RiskLevel, SafetyValidator
-from jupyter_analyst.safety import strings
+from jupyter_analyst.safety import RiskLevel, SafetyValidator, strings
 from jupyter_analyst.safety.strings import formula_problem, pandas_expression_problem
 
 validator = SafetyValidator()

@@ -18,8 +18,15 @@ from typing import Any
 
 from .. import safefs
 from ..runtime import FIGURE_METADATA_KEY, METRICS_MIME
-from ..untrusted import (MAX_ANALYSIS_BYTES, MAX_FILE_BYTES, MAX_FILES, MAX_LISTED,
-                         MAX_STREAM_TEXT, MAX_TEXT, InvalidJSON)
+from ..untrusted import (
+    MAX_ANALYSIS_BYTES,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_LISTED,
+    MAX_STREAM_TEXT,
+    MAX_TEXT,
+    InvalidJSON,
+)
 from .outputs import cap_text, checked_metrics, clean_output, image_ok
 
 TEXT_EXTENSIONS = {".csv": "csv", ".json": "json", ".txt": "txt", ".md": "txt"}

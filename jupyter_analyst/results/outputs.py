@@ -13,8 +13,17 @@ from PIL import Image
 
 from .. import untrusted
 from ..runtime import FIGURE_METADATA_KEY, METRICS_MIME, json_safe
-from ..untrusted import (MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_METRIC_TEXT,
-                         MAX_METRICS_BYTES, MAX_NAME, MAX_PLAIN_TEXT, MAX_TEXT, InvalidJSON)
+from ..untrusted import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    MAX_METRIC_TEXT,
+    MAX_METRICS_BYTES,
+    MAX_NAME,
+    MAX_PLAIN_TEXT,
+    MAX_TEXT,
+    InvalidJSON,
+)
 
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
 # Tags a pandas table or simple rich text needs; no scripts, styles, forms, links to elsewhere.

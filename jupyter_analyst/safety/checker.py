@@ -15,14 +15,36 @@ from itertools import zip_longest
 
 from . import introspect
 from .paths import fold_string, path_problem
-from .policy import (ALLOWED_BUILTINS, ALLOWLIST_FILE, BUILTIN_NAMES, CRITICAL_NAMES,
-                     FRAME_ATTRIBUTES, HARMLESS_DUNDERS, IPYTHON_NAMES, SAFE_DUNDER_METHODS,
-                     SAFE_FUNCTION_NAMES, Exclusion, Policy, excluded)
+from .policy import (
+    ALLOWED_BUILTINS,
+    ALLOWLIST_FILE,
+    BUILTIN_NAMES,
+    CRITICAL_NAMES,
+    FRAME_ATTRIBUTES,
+    HARMLESS_DUNDERS,
+    IPYTHON_NAMES,
+    SAFE_DUNDER_METHODS,
+    SAFE_FUNCTION_NAMES,
+    Exclusion,
+    Policy,
+    excluded,
+)
 from .report import Finding, RiskLevel
-from .strings import (DUNDER, annotation_problems, backend_problem, formula_problem,
-                      is_formula_call, option_store_problems, pandas_backend_problem,
-                      pandas_expression_problem, pandas_option_problem, static_value,
-                      string_valued, style_problem, template_problem)
+from .strings import (
+    DUNDER,
+    annotation_problems,
+    backend_problem,
+    formula_problem,
+    is_formula_call,
+    option_store_problems,
+    pandas_backend_problem,
+    pandas_expression_problem,
+    pandas_option_problem,
+    static_value,
+    string_valued,
+    style_problem,
+    template_problem,
+)
 
 CRITICAL, HIGH, MEDIUM = RiskLevel.CRITICAL, RiskLevel.HIGH, RiskLevel.MEDIUM
 MAX_DEPTH = 200  # deeper nesting is refused instead of risking the interpreter's stack
@@ -852,7 +874,7 @@ class Checker:
         elif kind.kind == "object" and not self.policy.extra_module(module) and \
                 not self.policy.attribute_allowed(attr):
             self.add(node, "api-attribute", _api_message(attr).replace(
-                "If it is a column, write frame['%s']; if" % attr, "If"))
+                f"If it is a column, write frame['{attr}']; if", "If"))
         elif kind.kind == "missing" and last:
             self.add(node, "missing-attribute", f"'{shown}' does not exist in the installed "
                                                 f"{module.split('.')[0]}; the code will probably "

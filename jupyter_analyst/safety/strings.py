@@ -34,8 +34,14 @@ except ImportError:
     PatsyError = parse_formula = None
 
 from .paths import fold_string
-from .policy import (ALLOWED_BACKENDS, ALLOWED_BUILTINS, BUILTIN_NAMES, CRITICAL_NAMES,
-                     FORMULA_FUNCTIONS, IPYTHON_NAMES)
+from .policy import (
+    ALLOWED_BACKENDS,
+    ALLOWED_BUILTINS,
+    BUILTIN_NAMES,
+    CRITICAL_NAMES,
+    FORMULA_FUNCTIONS,
+    IPYTHON_NAMES,
+)
 from .report import Finding, RiskLevel
 
 DUNDER = re.compile(r"__\w+__")

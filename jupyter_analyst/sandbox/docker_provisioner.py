@@ -36,8 +36,15 @@ from traitlets import Float, Int, Unicode
 
 from .. import safefs
 from ..errors import SandboxError
-from .engine import (SESSION_LABEL, choose_runtime, docker_client, image_name, owner_labels,
-                     remove_containers, require_image)
+from .engine import (
+    SESSION_LABEL,
+    choose_runtime,
+    docker_client,
+    image_name,
+    owner_labels,
+    remove_containers,
+    require_image,
+)
 
 SANDBOX_UID = 10001  # the image's user; used when the host runs as root
 MOUNT_ROOT = "/sandbox"

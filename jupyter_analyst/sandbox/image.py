@@ -29,8 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
-from .engine import (IN_IMAGE_MODULES, RECIPE_LABEL, RUNTIME_LABEL, docker_client, find_image,
-                     image_name, runtime_digest)
+from .engine import (
+    IN_IMAGE_MODULES,
+    RECIPE_LABEL,
+    RUNTIME_LABEL,
+    docker_client,
+    find_image,
+    image_name,
+    runtime_digest,
+)
 
 REGISTRY_BASE = "python:3.11-slim-bookworm"
 OFFLINE_BASE_REPO = "jupyter-analyst-base"

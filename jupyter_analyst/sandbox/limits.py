@@ -33,7 +33,7 @@ class SandboxLimits:
     timeout: float = 300.0  # wall-clock seconds per analysis
 
     @classmethod
-    def from_env(cls, **overrides) -> "SandboxLimits":
+    def from_env(cls, **overrides) -> SandboxLimits:
         """Defaults, then SANDBOX_MEMORY_LIMIT / SANDBOX_CPU_LIMIT / SANDBOX_TIMEOUT, then overrides."""
         values: dict = {}
         if os.environ.get("SANDBOX_MEMORY_LIMIT"):

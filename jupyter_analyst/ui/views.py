@@ -81,7 +81,8 @@ def safety_html(report: SafetyReport) -> str:
 def explanation_html(explanation: str) -> str:
     if not explanation.strip():
         return ""
-    return (f"<div class='jupyter-analyst-explanation' style='{_TEXT}; margin:4px 0; line-height:1.4'>"
+    style = f"{_TEXT}; margin:4px 0; line-height:1.4"
+    return (f"<div class='jupyter-analyst-explanation' style='{style}'>"
             f"{html.escape(explanation)}</div>")
 
 
