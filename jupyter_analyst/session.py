@@ -12,6 +12,7 @@ widget callback, or awaited through the public methods from any other loop).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -85,6 +86,7 @@ class Proposal:
     warnings: list[str] = field(default_factory=list)
 
 
+_SESSION_NUMBERS = itertools.count(1)
 # Bounds of what a follow-up carries of the conversation; the oldest steps go first.
 MAX_THREAD_CHARS = 16_000
 MAX_STEP_CODE = 4_000
@@ -104,7 +106,7 @@ class Thread:
 
     def __init__(self, agent: PythonAnalysisAgent | None = None):
         self.agent = agent
-        self._steps: dict[int, Exchange] = {}  # session id -> its latest finished run
+        self._steps: dict[int, Exchange] = {}  # session number -> its latest finished run
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -132,8 +134,8 @@ class Thread:
                 digest["printed_output_end"] = result.raw_output[-MAX_STEP_OUTPUT:]
             if result.error:
                 digest["error"] = result.error[-MAX_STEP_OUTPUT:]
-        self._steps.pop(id(session), None)  # newest last
-        self._steps[id(session)] = Exchange(question=session.question,
+        self._steps.pop(session.number, None)  # newest last
+        self._steps[session.number] = Exchange(question=session.question,
                                             code=result.code[-MAX_STEP_CODE:], digest=digest)
 
     async def ask(self, query: str, data: Any, **options: Any) -> AnalysisResult:
@@ -150,6 +152,7 @@ class AnalysisSession:
                  frames: dict[str, pd.DataFrame], options: RequestOptions,
                  thread: Thread | None = None):
         self.agent = agent
+        self.number = next(_SESSION_NUMBERS)  # unique, unlike id() of a collected object
         self.options = options
         self.frames = frames
         self.thread = thread
