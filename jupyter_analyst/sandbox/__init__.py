@@ -13,7 +13,6 @@ import shutil
 import subprocess
 
 from ..errors import InputError, SandboxError
-from .confine import bubblewrap
 from .kernel import Execution, KernelSandbox
 from .limits import SandboxLimits
 
@@ -25,6 +24,12 @@ BUBBLEWRAP_FIX = ("Install bubblewrap (`sudo apt-get install bubblewrap`, or you
                   "code as yourself with rlimits only, opt in with backend='local-unconfined'.")
 
 __all__ = ["BACKENDS", "Execution", "KernelSandbox", "SandboxLimits", "open_sandbox"]
+
+
+def bubblewrap() -> str | None:
+    # Not confine's own lookup: importing confine here would load it before
+    # `python -m jupyter_analyst.sandbox.confine` runs it.
+    return shutil.which("bwrap")
 
 
 @functools.cache
