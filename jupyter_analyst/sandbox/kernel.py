@@ -33,6 +33,7 @@ from .limits import SandboxLimits
 KERNEL_NAME = "jupyter-analyst-sandbox"
 STARTUP_TIMEOUT = 120.0
 INTERRUPT_GRACE = 5.0
+KERNEL_MEMORY = 400 * 1024**2  # about what a kernel with its libraries loaded needs
 # Run once in each new kernel: headless plots, helpers, copy-on-write frames.
 BOOTSTRAP = "from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja_setup(); del _ja_setup"
 
@@ -144,8 +145,16 @@ class KernelSandbox:
             await self.shutdown()
             raise SandboxError(
                 f"The {self.label} sandbox kernel did not start: {exc}",
-                "Run `jupyter-analyst doctor` to see what is missing.",
+                f"{self._memory_hint()}Run `jupyter-analyst doctor` to see what is missing.",
             ) from exc
+
+    def _memory_hint(self) -> str:
+        """For a kernel that died starting: the usual cause, when the limit makes it likely."""
+        if self.limits.memory >= KERNEL_MEMORY:
+            return ""
+        return (f"The memory limit ({_size(self.limits.memory)}) may be too small for the "
+                f"kernel, which needs about {_size(KERNEL_MEMORY)} with pandas and matplotlib "
+                "loaded: raise SANDBOX_MEMORY_LIMIT. ")
 
     def _provisioner_config(self) -> dict[str, Any]:
         limits = self.limits
@@ -161,7 +170,12 @@ class KernelSandbox:
         return config
 
     async def _bootstrap(self) -> None:
-        result = await self._run(BOOTSTRAP, timeout=STARTUP_TIMEOUT)
+        result = await self._run(BOOTSTRAP, timeout=STARTUP_TIMEOUT, recover=False)
+        if _out_of_memory(result):
+            raise SandboxError(
+                f"The sandbox kernel ran out of memory loading its libraries (limit "
+                f"{_size(self.limits.memory)}).",
+                f"Raise SANDBOX_MEMORY_LIMIT (the kernel needs about {_size(KERNEL_MEMORY)}).")
         if result.status != "ok":
             detail = (result.error or {}).get("evalue", result.status)
             raise SandboxError(
@@ -282,11 +296,13 @@ class KernelSandbox:
         return execution
 
     async def _run(
-        self, code: str, timeout: float, on_output: OutputCallback | None = None
+        self, code: str, timeout: float, on_output: OutputCallback | None = None,
+        recover: bool = True,
     ) -> Execution:
+        """Run ``code``; with ``recover``, a kernel that dies or hangs is restarted."""
         msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=True)
         try:
-            return await self._collect(msg_id, timeout, on_output)
+            return await self._collect(msg_id, timeout, on_output, recover)
         except asyncio.CancelledError:
             # The caller gave up (Ctrl-C, Cancel): stop the code too, or it keeps the
             # kernel busy and the next analysis waits behind it.
@@ -294,7 +310,7 @@ class KernelSandbox:
             raise
 
     async def _collect(
-        self, msg_id: str, timeout: float, on_output: OutputCallback | None
+        self, msg_id: str, timeout: float, on_output: OutputCallback | None, recover: bool
     ) -> Execution:
         """Read the iopub messages of ``msg_id`` until the kernel is idle, dead or too slow."""
         started = time.monotonic()
@@ -304,15 +320,17 @@ class KernelSandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 execution.status = "timeout"
-                execution.restarted = await self._stop_runaway(msg_id)
+                if recover:
+                    execution.restarted = await self._stop_runaway(msg_id)
                 break
             try:
                 msg = await self.client.get_iopub_msg(timeout=min(1.0, remaining))
             except queue.Empty:
                 if not await self.is_alive():
                     execution.status = "died"
-                    await self.restart()
-                    execution.restarted = True
+                    if recover:
+                        await self.restart()
+                        execution.restarted = True
                     break
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
