@@ -234,6 +234,8 @@ class KernelSandbox:
             warnings += frame_warnings
             files[name] = filename
         self._show_only(set(files.values()))
+        if not await self.is_alive():  # killed between analyses
+            self._restart_reason = "it had stopped"
         if self._restart_reason:
             warnings.append(await self._restart_for(self._restart_reason))
         code = (
@@ -248,6 +250,8 @@ class KernelSandbox:
             error = result.error or {}
             if error.get("ename") == "StateChanged" and attempt == 1:
                 reason = f"the previous analysis changed {_first_line(error.get('evalue', ''))}"
+            elif result.status == "died" and attempt == 1:
+                reason = "it stopped loading the data, most often for lack of memory"
             elif _out_of_memory(result) and attempt == 1:
                 reason = "it ran out of memory loading the data"
             else:
