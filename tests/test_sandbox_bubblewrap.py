@@ -353,3 +353,52 @@ async def test_the_clean_state_check_costs_a_few_milliseconds(box, tips):
     median_ms = float(await out(box, code))
     print(f"clean-state check: {median_ms:.2f} ms (median of 30)")
     assert median_ms < 25  # a few ms measured; generous for a shared 2-core machine
+
+
+# -- choosing the backend ---------------------------------------------------------------
+NO_ENGINE = "unix:///nonexistent/docker.sock"
+
+
+@pytest.fixture
+def without_bubblewrap(monkeypatch):
+    from jupyter_analyst import sandbox
+
+    monkeypatch.setattr(sandbox, "bubblewrap", lambda: None)
+    sandbox.bubblewrap_problem.cache_clear()
+    yield
+    sandbox.bubblewrap_problem.cache_clear()
+
+
+def test_auto_without_docker_or_bubblewrap_stops_and_names_the_fixes(monkeypatch,
+                                                                    without_bubblewrap):
+    from jupyter_analyst.errors import SandboxError
+
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    with pytest.raises(SandboxError) as caught:
+        open_sandbox("auto")
+    text = str(caught.value)
+    assert "bubblewrap" in text and "Docker" in text and "local-unconfined" in text
+    with pytest.raises(SandboxError, match="bubblewrap"):
+        open_sandbox("local")
+    sandbox, note = open_sandbox("local-unconfined")  # the explicit opt-in still works
+    assert sandbox.label == "local (unconfined: rlimits only)" and note is None
+
+
+def test_auto_without_docker_uses_bubblewrap_and_says_so(monkeypatch):
+    needs_bubblewrap()
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    sandbox, note = open_sandbox("auto")
+    assert sandbox.label == LOCAL_LABEL and LOCAL_LABEL in note
+
+
+async def test_the_unconfined_opt_in_says_what_it_is(host_home):
+    sandbox, _ = open_sandbox("local-unconfined", SandboxLimits(timeout=30))
+    try:
+        await sandbox.start()
+        assert sandbox.backend == "local-unconfined"
+        assert "confinement: none (rlimits only)" in sandbox.isolation_report()
+        # Unconfined means the host's file system: the secret is readable, as documented.
+        secret = await out(sandbox, f"print(open({str(host_home / 'credentials.txt')!r}).read())")
+        assert secret == "hunter2-not-for-the-kernel"
+    finally:
+        await sandbox.shutdown()
