@@ -48,7 +48,10 @@ class LocalSandboxProvisioner(LocalProvisioner):
         kwargs = await super().pre_launch(**kwargs)
         kwargs["env"] = sandbox_environment(root, kwargs.get("env", os.environ),
                                             private_tmp=self.confinement == "bubblewrap")
-        kwargs["cmd"] = self.confinement_prefix(root) + list(kwargs["cmd"])
+        # The interpreter by a normalised path: "bench/../.venv" does not exist in the
+        # sandbox, where bench/ is not mounted.
+        kernel = [os.path.abspath(kwargs["cmd"][0]), *kwargs["cmd"][1:]]
+        kwargs["cmd"] = self.confinement_prefix(root) + kernel
         if self.confinement == "bubblewrap" and os.geteuid() == 0:
             self._grant(root)
         return kwargs
