@@ -122,12 +122,13 @@ def bubblewrap_argv(root: Path, read_only: list[str], home: str, as_root: bool) 
     made = {"/", "/tmp"}
 
     def parents(path: str) -> list[str]:
-        # bwrap makes missing mount points 0700 as root: make them searchable.
+        # bwrap makes missing mount points 0700 as root: make them searchable (not
+        # writable: inside a user namespace they would be the kernel's own).
         out = []
         for parent in reversed(Path(path).parents):
             if str(parent) not in made:
                 made.add(str(parent))
-                out += ["--perms", "0755", "--dir", str(parent)]
+                out += ["--perms", "0555", "--dir", str(parent)]
         return out
 
     for path in SYSTEM_DIRS:
@@ -142,7 +143,8 @@ def bubblewrap_argv(root: Path, read_only: list[str], home: str, as_root: bool) 
     argv += parents(home) + ["--size", str(TMP_SIZE), "--perms", "0777", "--tmpfs", home]
     for sub, how in (("data", "--ro-bind"), ("outputs", "--bind"), ("run", "--bind")):
         argv += parents(str(root / sub)) + [how, str(root / sub), str(root / sub)]
-    argv += ["--chdir", str(root), "--"]
+    # bwrap's own root and /dev are tmpfs that a user-namespace root could write.
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(root), "--"]
     if as_root:
         argv += [shutil.which("setpriv") or "setpriv", f"--reuid={SANDBOX_UID}",
                  f"--regid={SANDBOX_UID}", "--clear-groups", "--inh-caps=-all",
