@@ -146,8 +146,9 @@ def _watch_new_modules() -> None:
 
 def _hooks() -> dict[str, Any]:
     """Everything outside the watched modules through which code could reach or alter
-    a later analysis: IPython events and transformers, tracing, exit hooks, import
-    machinery, signal handlers, threads and processes."""
+    a later analysis: IPython events and transformers, tracing, system hooks, import
+    machinery, signal handlers, threads and processes. (Not atexit: the kernel is
+    always stopped with SIGKILL, so exit callbacks never run.)"""
     import gc
     import signal
     import sys
@@ -160,7 +161,7 @@ def _hooks() -> dict[str, Any]:
     children = []
     for task in os.listdir("/proc/self/task"):
         try:
-            children += open(f"/proc/self/task/{task}/children").read().split()
+            children += Path(f"/proc/self/task/{task}/children").read_text().split()
         except OSError:
             pass
     return {

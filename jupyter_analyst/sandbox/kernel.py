@@ -2,7 +2,9 @@
 
 Backend-neutral: the local and Docker backends differ only in the kernel
 provisioner named in the in-memory kernel spec. The kernel is started once and
-kept warm; frames are written once (see ``datastore``) and loaded once per kernel.
+kept warm, and checked clean before each analysis (restarted when an earlier one
+changed it); frames are written once (see ``datastore``) and stay loaded while
+analyses keep using them.
 """
 
 from __future__ import annotations
@@ -249,7 +251,7 @@ class KernelSandbox:
                 return warnings
             error = result.error or {}
             if error.get("ename") == "StateChanged" and attempt == 1:
-                reason = f"the previous analysis changed {_first_line(error.get('evalue', ''))}"
+                reason = f"the previous analysis left changed: {_first_line(error.get('evalue', ''))}"
             elif result.status == "died" and attempt == 1:
                 reason = "it stopped loading the data, most often for lack of memory"
             elif _out_of_memory(result) and attempt == 1:
