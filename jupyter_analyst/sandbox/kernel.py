@@ -222,12 +222,13 @@ class KernelSandbox:
         """Bind each frame under its name, on a kernel as clean as a new one.
 
         Frames are written once (to store/, which the kernel never sees); data/ then
-        holds links to this analysis's files only. A kernel that an earlier analysis
+        holds this analysis's files only. A kernel that an earlier analysis
         left changed, or that ran out of memory, is restarted first, and so is one
         that fails to load the frames for lack of memory (then loading is retried
         once). Returns warnings for the user, one line per restart among them.
         """
         await self.start()
+        self._show_only(set())  # every file back in store/, where the datastore looks
         warnings: list[str] = []
         files = {}
         for name, frame in frames.items():
@@ -278,12 +279,12 @@ class KernelSandbox:
                "the data was loaded again."
 
     def _show_only(self, filenames: set[str]) -> None:
-        """Make data/ hold links to these stored files and nothing else."""
+        """Make data/ hold this analysis's stored files and nothing else (moved, not
+        linked: a stored file keeps one link, which is how the datastore knows it)."""
         for entry in self.data_dir.iterdir():
-            if entry.name not in filenames:
-                entry.unlink()
-        for name in filenames - {p.name for p in self.data_dir.iterdir()}:
-            os.link(self.store_dir / name, self.data_dir / name)
+            os.replace(entry, self.store_dir / entry.name)
+        for name in filenames:
+            os.replace(self.store_dir / name, self.data_dir / name)
 
     def clear_outputs(self) -> None:
         """Empty the outputs directory before an analysis (links removed, never followed)."""
