@@ -26,8 +26,10 @@ def build_image_command(args: argparse.Namespace) -> int:
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    """Print each check as ok/problem with what to do; exit 1 if the Docker backend is unusable."""
+    """Print each check as ok/problem with what to do, and which backend "auto" picks and
+    why; exit 1 if the Docker backend is unusable."""
     from .generation import make_generator
+    from .sandbox import BUBBLEWRAP_FIX, LOCAL_LABEL
     from .sandbox.engine import docker_client, image_name, require_image
 
     problems = 0
@@ -55,12 +57,14 @@ def doctor_command(args: argparse.Namespace) -> int:
             report(False, exc.problem, exc.fix or "")
     except AnalystError as exc:
         report(False, exc.problem, exc.fix or "")
+    bubblewrap_ok = _report_bubblewrap(report)
     if docker_ok:
         report(True, "Backend for backend='auto': docker (isolated container)")
+    elif bubblewrap_ok:
+        report(True, f"Backend for backend='auto': {LOCAL_LABEL}, because Docker is not usable")
     else:
-        report(False, "Backend for backend='auto': local (reduced isolation): the kernel runs "
-                      "as you, limited by rlimits and a network namespace",
-               "Fix the Docker problems above for the isolated backend.")
+        report(False, "Backend for backend='auto': none: analyses stop with an error, since "
+                      "neither Docker nor bubblewrap is usable", BUBBLEWRAP_FIX)
     has_key = bool(os.environ.get("ANTHROPIC_API_KEY"))
     report(has_key, "ANTHROPIC_API_KEY is " + ("set (not shown)" if has_key else "not set"),
            "Set ANTHROPIC_API_KEY to generate code with Claude; without it the offline "
@@ -94,6 +98,28 @@ def _outputs_quota_line() -> str:
                 "which only root can mount)")
     return (f"outputs/ quota: {Provisioner.outputs_size.default_value // 1024**2} MiB and "
             f"{Provisioner.outputs_files.default_value} files in total (a tmpfs per sandbox)")
+
+
+def _report_bubblewrap(report) -> bool:
+    """bubblewrap and what it needs here (user namespaces, or setpriv for root)."""
+    from .sandbox import bubblewrap_problem
+    from .sandbox.confine import SANDBOX_UID
+
+    problem = bubblewrap_problem()
+    if os.geteuid() == 0:
+        how = f"as root: bwrap runs privileged, the kernel as uid {SANDBOX_UID} (setpriv)"
+    else:
+        clone = Path("/proc/sys/kernel/unprivileged_userns_clone")
+        allowed = clone.read_text().strip() != "0" if clone.exists() else True
+        limit = Path("/proc/sys/user/max_user_namespaces")
+        count = limit.read_text().strip() if limit.exists() else "?"
+        how = (f"unprivileged user namespaces {'allowed' if allowed else 'disabled'} "
+               f"(max_user_namespaces {count})")
+    if problem:
+        report(False, f"Local backend: {problem} ({how})", BUBBLEWRAP_FIX)
+    else:
+        report(True, f"Local backend: bubblewrap works ({how})")
+    return problem is None
 
 
 def _image_versions(client) -> str:

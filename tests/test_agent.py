@@ -43,7 +43,7 @@ async def test_analyze_returns_plot_metrics_tables_and_files(agent, tips):
     assert result.data_outputs[0]["name"] == "tip_by_day.csv"
     assert "rows: 244" in result.raw_output
     assert result.code == PLOT_AND_METRICS and result.safety.allowed
-    assert result.backend == "local (reduced isolation)"
+    assert result.backend == "local (bubblewrap)"
     assert result.generator["name"] == "static" and len(result.attempts) == 1
     assert result.usage["input_tokens"] == 11  # generation + insights, totalled
     assert result.insights == ["2 metrics computed"]
@@ -196,6 +196,6 @@ async def test_auto_backend_tells_the_user_when_it_falls_back_to_local(tips, mon
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     async with PythonAnalysisAgent(backend="auto", generator=StaticGenerator("print(1)")) as agent:
         result = await agent.analyze("q", tips)
-    assert result.success and result.backend == "local (reduced isolation)"
+    assert result.success and result.backend == "local (bubblewrap)"
     assert any("Docker sandbox unavailable" in line for line in result.notices)
     assert not any("Docker" in line for line in result.insights)  # a notice, not a finding

@@ -148,7 +148,7 @@ def test_doctor_with_the_engine_down(capsys, monkeypatch):
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "not reachable" in out and "Start Docker" in out
-    assert "backend='auto': local (reduced isolation)" in out
+    assert "backend='auto': local (bubblewrap)" in out
     assert "ANTHROPIC_API_KEY is not set" in out and "offline" in out
 
 

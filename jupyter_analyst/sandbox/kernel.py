@@ -2,12 +2,15 @@
 
 Backend-neutral: the local and Docker backends differ only in the kernel
 provisioner named in the in-memory kernel spec. The kernel is started once and
-kept warm; frames are written once (see ``datastore``) and loaded once per kernel.
+kept warm, and checked clean before each analysis (restarted when an earlier one
+changed it); frames are written once (see ``datastore``) and stay loaded while
+analyses keep using them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import shutil
 import sys
@@ -32,6 +35,7 @@ from .limits import SandboxLimits
 KERNEL_NAME = "jupyter-analyst-sandbox"
 STARTUP_TIMEOUT = 120.0
 INTERRUPT_GRACE = 5.0
+KERNEL_MEMORY = 400 * 1024**2  # about what a kernel with its libraries loaded needs
 # Run once in each new kernel: headless plots, helpers, copy-on-write frames.
 BOOTSTRAP = "from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja_setup(); del _ja_setup"
 
@@ -79,6 +83,7 @@ class KernelSandbox:
         self.client = None
         self.frames_written = 0  # Parquet files written (a test/bench hook for "data moved once")
         self.restarts = 0
+        self._restart_reason: str | None = None  # why the next analysis needs a new kernel
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -88,6 +93,11 @@ class KernelSandbox:
     @property
     def data_dir(self) -> Path:
         return self._require_root() / "data"
+
+    @property
+    def store_dir(self) -> Path:
+        """Every frame written this session; not mounted in the sandbox."""
+        return self._require_root() / "store"
 
     @property
     def output_dir(self) -> Path:
@@ -104,7 +114,7 @@ class KernelSandbox:
         self.root = Path(tempfile.mkdtemp(prefix="jupyter-analyst-"))
         # Removed at interpreter exit too, if nobody calls shutdown().
         self._remove_root = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
-        for sub in ("data", "outputs", "run"):
+        for sub in ("data", "outputs", "run", "store"):
             (self.root / sub).mkdir()
         run = self.root / "run"
         spec = KernelSpec(
@@ -137,8 +147,16 @@ class KernelSandbox:
             await self.shutdown()
             raise SandboxError(
                 f"The {self.label} sandbox kernel did not start: {exc}",
-                "Run `jupyter-analyst doctor` to see what is missing.",
+                f"{self._memory_hint()}Run `jupyter-analyst doctor` to see what is missing.",
             ) from exc
+
+    def _memory_hint(self) -> str:
+        """For a kernel that died starting: the usual cause, when the limit makes it likely."""
+        if self.limits.memory >= KERNEL_MEMORY:
+            return ""
+        return (f"The memory limit ({_size(self.limits.memory)}) may be too small for the "
+                f"kernel, which needs about {_size(KERNEL_MEMORY)} with pandas and matplotlib "
+                "loaded: raise SANDBOX_MEMORY_LIMIT. ")
 
     def _provisioner_config(self) -> dict[str, Any]:
         limits = self.limits
@@ -154,7 +172,12 @@ class KernelSandbox:
         return config
 
     async def _bootstrap(self) -> None:
-        result = await self._run(BOOTSTRAP, timeout=STARTUP_TIMEOUT)
+        result = await self._run(BOOTSTRAP, timeout=STARTUP_TIMEOUT, recover=False)
+        if _out_of_memory(result):
+            raise SandboxError(
+                f"The sandbox kernel ran out of memory loading its libraries (limit "
+                f"{_size(self.limits.memory)}).",
+                f"Raise SANDBOX_MEMORY_LIMIT (the kernel needs about {_size(KERNEL_MEMORY)}).")
         if result.status != "ok":
             detail = (result.error or {}).get("evalue", result.status)
             raise SandboxError(
@@ -196,26 +219,72 @@ class KernelSandbox:
 
     # -- data ----------------------------------------------------------------------------
     async def bind_frames(self, frames: dict[str, pd.DataFrame]) -> list[str]:
-        """Bind each frame under its name; write and load only what the kernel lacks."""
+        """Bind each frame under its name, on a kernel as clean as a new one.
+
+        Frames are written once (to store/, which the kernel never sees); data/ then
+        holds this analysis's files only. A kernel that an earlier analysis
+        left changed, or that ran out of memory, is restarted first, and so is one
+        that fails to load the frames for lack of memory (then loading is retried
+        once). Returns warnings for the user, one line per restart among them.
+        """
         await self.start()
+        self._show_only(set())  # every file back in store/, where the datastore looks
         warnings: list[str] = []
         files = {}
         for name, frame in frames.items():
-            filename, frame_warnings, written = write_frame(frame, name, self.data_dir)
+            filename, frame_warnings, written = write_frame(frame, name, self.store_dir)
             self.frames_written += written
             warnings += frame_warnings
             files[name] = filename
+        self._show_only(set(files.values()))
+        if not await self.is_alive():  # killed between analyses
+            self._restart_reason = "it had stopped"
+        if self._restart_reason:
+            warnings.append(await self._restart_for(self._restart_reason))
         code = (
             "from jupyter_analyst.runtime import bind_frames as _ja_bind\n"
             f"_ja_bind(globals(), {files!r})\n"
             "del _ja_bind"
         )
-        result = await self._run(code, timeout=self.limits.timeout)
-        if result.status != "ok":
-            detail = (result.error or {}).get("evalue", result.status)
-            raise SandboxError(f"Could not load the data into the sandbox: {detail}",
-                               "Check that the frame converts to Parquet (df.to_parquet()).")
-        return warnings
+        for attempt in (1, 2):
+            result = await self._run(code, timeout=self.limits.timeout)
+            if result.status == "ok":
+                return warnings
+            error = result.error or {}
+            if error.get("ename") == "StateChanged" and attempt == 1:
+                reason = f"the previous analysis left changed: {_first_line(error.get('evalue', ''))}"
+            elif result.status == "died" and attempt == 1:
+                reason = "it stopped loading the data, most often for lack of memory"
+            elif _out_of_memory(result) and attempt == 1:
+                reason = "it ran out of memory loading the data"
+            else:
+                break
+            warnings.append(await self._restart_for(reason, restarted=result.restarted))
+        if _out_of_memory(result):
+            raise SandboxError(
+                f"Could not load the data into the sandbox: the kernel ran out of memory "
+                f"(limit {_size(self.limits.memory)}).",
+                "Raise the limit (SANDBOX_MEMORY_LIMIT=4g, or SandboxLimits(memory=...)) or "
+                "pass a smaller frame (a sample, fewer columns).")
+        detail = (result.error or {}).get("evalue", result.status)
+        raise SandboxError(f"Could not load the data into the sandbox: {detail}",
+                           "Check that the frame converts to Parquet (df.to_parquet()).")
+
+    async def _restart_for(self, reason: str, restarted: bool = False) -> str:
+        """Restart the kernel (unless that just happened) and say why, in one line."""
+        if not restarted:
+            await self.restart()
+        self._restart_reason = None
+        return f"The sandbox kernel was restarted before this analysis ({reason}); " \
+               "the data was loaded again."
+
+    def _show_only(self, filenames: set[str]) -> None:
+        """Make data/ hold this analysis's stored files and nothing else (moved, not
+        linked: a stored file keeps one link, which is how the datastore knows it)."""
+        for entry in self.data_dir.iterdir():
+            os.replace(entry, self.store_dir / entry.name)
+        for name in filenames:
+            os.replace(self.store_dir / name, self.data_dir / name)
 
     def clear_outputs(self) -> None:
         """Empty the outputs directory before an analysis (links removed, never followed)."""
@@ -227,14 +296,20 @@ class KernelSandbox:
     ) -> Execution:
         """Run ``code``; a timeout interrupts (then restarts) the kernel, a death restarts it."""
         await self.start()
-        return await self._run(code, timeout or self.limits.timeout, on_output)
+        execution = await self._run(code, timeout or self.limits.timeout, on_output)
+        if _out_of_memory(execution) and not execution.restarted:
+            # Memory the failed code held (or fragmented) would fail the next analysis.
+            self._restart_reason = "the previous analysis ran out of memory"
+        return execution
 
     async def _run(
-        self, code: str, timeout: float, on_output: OutputCallback | None = None
+        self, code: str, timeout: float, on_output: OutputCallback | None = None,
+        recover: bool = True,
     ) -> Execution:
+        """Run ``code``; with ``recover``, a kernel that dies or hangs is restarted."""
         msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=True)
         try:
-            return await self._collect(msg_id, timeout, on_output)
+            return await self._collect(msg_id, timeout, on_output, recover)
         except asyncio.CancelledError:
             # The caller gave up (Ctrl-C, Cancel): stop the code too, or it keeps the
             # kernel busy and the next analysis waits behind it.
@@ -242,7 +317,7 @@ class KernelSandbox:
             raise
 
     async def _collect(
-        self, msg_id: str, timeout: float, on_output: OutputCallback | None
+        self, msg_id: str, timeout: float, on_output: OutputCallback | None, recover: bool
     ) -> Execution:
         """Read the iopub messages of ``msg_id`` until the kernel is idle, dead or too slow."""
         started = time.monotonic()
@@ -252,15 +327,17 @@ class KernelSandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 execution.status = "timeout"
-                execution.restarted = await self._stop_runaway(msg_id)
+                if recover:
+                    execution.restarted = await self._stop_runaway(msg_id)
                 break
             try:
                 msg = await self.client.get_iopub_msg(timeout=min(1.0, remaining))
             except queue.Empty:
                 if not await self.is_alive():
                     execution.status = "died"
-                    await self.restart()
-                    execution.restarted = True
+                    if recover:
+                        await self.restart()
+                        execution.restarted = True
                     break
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -299,6 +376,22 @@ class KernelSandbox:
 def _as_output(kind: str, content: Any) -> dict[str, Any] | None:
     """An iopub message as an nbformat output dict (fields type-checked, texts capped), or None."""
     return untrusted.kernel_output(kind, content)
+
+
+def _out_of_memory(execution: Execution) -> bool:
+    """The code ran out of memory: Python's MemoryError, a C++ std::bad_alloc (pyarrow,
+    numpy), or a kernel that died (most often the memory limit's doing)."""
+    error = execution.error or {}
+    return (execution.status == "died" or error.get("ename") == "MemoryError"
+            or "bad_alloc" in str(error.get("evalue", "")))
+
+
+def _first_line(text: str) -> str:
+    return str(text).strip().splitlines()[0][:200] if str(text).strip() else "its state"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:g} GiB" if n >= 1024**3 else f"{n / 1024**2:g} MiB"
 
 
 def timeout_error(timeout: float) -> ExecutionTimeout:
