@@ -102,7 +102,7 @@ def _outputs_quota_line() -> str:
 
 def _report_bubblewrap(report) -> bool:
     """bubblewrap and what it needs here (user namespaces, or setpriv for root)."""
-    from .sandbox import bubblewrap_problem
+    from .sandbox import BUBBLEWRAP_FIX, bubblewrap_problem
     from .sandbox.confine import SANDBOX_UID
 
     problem = bubblewrap_problem()

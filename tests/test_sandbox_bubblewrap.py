@@ -18,12 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from jupyter_analyst.sandbox import (LOCAL_LABEL, SandboxLimits, bubblewrap_problem,
-                                     local_sandbox, open_sandbox)
-from jupyter_analyst.sandbox.confine import SANDBOX_UID
-
 from conftest import require
+
+from jupyter_analyst.sandbox import (
+    LOCAL_LABEL,
+    SandboxLimits,
+    bubblewrap_problem,
+    local_sandbox,
+    open_sandbox,
+)
+from jupyter_analyst.sandbox.confine import SANDBOX_UID
 
 pytestmark = pytest.mark.kernel
 
@@ -87,12 +91,12 @@ async def test_no_pth_file_can_be_planted_in_the_venv_or_the_interpreter(box):
     import site
     targets = [*site.getsitepackages(), sys.prefix, sys.base_prefix,
                str(Path(__file__).resolve().parents[1] / "jupyter_analyst")]
-    code = ("import os\nfor d in %r:\n"
+    code = (f"import os\nfor d in {targets!r}:\n"
             "    try:\n"
             "        open(os.path.join(d, 'zz-planted.pth'), 'w').write('import os\\n')\n"
             "        print('WROTE', d)\n"
             "    except OSError as e:\n"
-            "        print('refused', e.errno)\n") % (targets,)
+            "        print('refused', e.errno)\n")
     result = await out(box, code)
     assert "WROTE" not in result and result.count("refused") == len(targets)
     assert not any(Path(d, "zz-planted.pth").exists() for d in targets)
@@ -121,12 +125,12 @@ async def test_sandbox_root_data_and_system_refuse_writes(box):
     root = box.root
     targets = [str(root / "planted"), str(root / "data" / "planted"), "/usr/planted",
                "/etc/planted", "/planted", "/proc/sys/kernel/domainname"]
-    code = ("res = []\nfor p in %r:\n"
+    code = (f"res = []\nfor p in {targets!r}:\n"
             "    try:\n"
             "        open(p, 'w').write('x'); res.append('WROTE ' + p)\n"
             "    except OSError as e:\n"
             "        res.append(type(e).__name__)\n"
-            "print(res)") % (targets,)
+            "print(res)")
     result = eval(await out(box, code))
     assert not any(r.startswith("WROTE") for r in result), result
     assert not (root / "planted").exists() and not (root / "data" / "planted").exists()
@@ -316,9 +320,10 @@ async def test_a_clean_analysis_costs_no_restart(box, tips):
         assert await box.bind_frames({"tips": tips}) == []
     assert box.restarts == restarts
     # Settings the last analysis changed were put back instead.
+    root = str(box.root)
     assert await out(box, "import pandas as pd, os, warnings\n"
-                          "print(pd.get_option('display.max_rows'), os.getcwd() == %r, "
-                          "warnings.filters[0][0])" % str(box.root)) == "60 True ignore"
+                          f"print(pd.get_option('display.max_rows'), os.getcwd() == {root!r}, "
+                          "warnings.filters[0][0])") == "60 True ignore"
 
 
 async def test_files_left_in_tmp_and_home_are_removed(box, tips):

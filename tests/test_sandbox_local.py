@@ -55,7 +55,8 @@ async def test_in_place_changes_do_not_leak_into_the_next_analysis(sandbox, tips
 async def test_kernel_has_no_network_and_no_secrets(sandbox, monkeypatch):
     result = await run(sandbox, "import socket, os\n"
                                 "print(sorted(n for _, n in socket.if_nameindex()))\n"
-                                "print(sorted(k for k in os.environ if 'KEY' in k or 'TOKEN' in k))")
+                                "print(sorted(k for k in os.environ\n"
+                                "             if 'KEY' in k or 'TOKEN' in k))")
     interfaces, secrets = text_of(result).strip().splitlines()
     assert "network: isolated" in sandbox.isolation_report().splitlines()
     assert interfaces == "['lo']"
@@ -113,12 +114,14 @@ async def test_each_analysis_starts_from_a_clean_namespace(sandbox, tips):
     await sandbox.bind_frames({"tips": tips})
     await run(sandbox, "leftover = 1\nimport numpy as np")
     await sandbox.bind_frames({"tips": tips})
-    result = await run(sandbox, "print('leftover' in dir(), 'np' in dir(), 'save_metrics' in dir())")
+    result = await run(sandbox,
+                       "print('leftover' in dir(), 'np' in dir(), 'save_metrics' in dir())")
     assert text_of(result).strip() == "False False True"
 
 
 async def test_cancelled_execution_interrupts_the_kernel(sandbox):
-    task = asyncio.ensure_future(run(sandbox, "import time\nwhile True: time.sleep(0.05)", timeout=60))
+    task = asyncio.ensure_future(
+        run(sandbox, "import time\nwhile True: time.sleep(0.05)", timeout=60))
     await asyncio.sleep(1.5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

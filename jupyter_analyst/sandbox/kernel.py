@@ -37,7 +37,8 @@ STARTUP_TIMEOUT = 120.0
 INTERRUPT_GRACE = 5.0
 KERNEL_MEMORY = 400 * 1024**2  # about what a kernel with its libraries loaded needs
 # Run once in each new kernel: headless plots, helpers, copy-on-write frames.
-BOOTSTRAP = "from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja_setup(); del _ja_setup"
+BOOTSTRAP = ("from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja_setup(); "
+             "del _ja_setup")
 
 OutputCallback = Callable[[dict[str, Any]], None]
 
@@ -252,7 +253,8 @@ class KernelSandbox:
                 return warnings
             error = result.error or {}
             if error.get("ename") == "StateChanged" and attempt == 1:
-                reason = f"the previous analysis left changed: {_first_line(error.get('evalue', ''))}"
+                changed = _first_line(error.get("evalue", ""))
+                reason = f"the previous analysis left changed: {changed}"
             elif result.status == "died" and attempt == 1:
                 reason = "it stopped loading the data, most often for lack of memory"
             elif _out_of_memory(result) and attempt == 1:
@@ -307,7 +309,8 @@ class KernelSandbox:
         recover: bool = True,
     ) -> Execution:
         """Run ``code``; with ``recover``, a kernel that dies or hangs is restarted."""
-        msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=True)
+        msg_id = self.client.execute(code, store_history=False, allow_stdin=False,
+                                     stop_on_error=True)
         try:
             return await self._collect(msg_id, timeout, on_output, recover)
         except asyncio.CancelledError:
@@ -358,7 +361,10 @@ class KernelSandbox:
         return execution
 
     async def _stop_runaway(self, msg_id: str) -> bool:
-        """Interrupt the running cell; restart the kernel if it does not come back. Returns restarted."""
+        """Interrupt the running cell; restart the kernel if it does not come back.
+
+        Returns whether it was restarted.
+        """
         await self.manager.interrupt_kernel()
         deadline = time.monotonic() + INTERRUPT_GRACE
         while time.monotonic() < deadline:

@@ -34,7 +34,8 @@ class SandboxLimits:
 
     @classmethod
     def from_env(cls, **overrides) -> SandboxLimits:
-        """Defaults, then SANDBOX_MEMORY_LIMIT / SANDBOX_CPU_LIMIT / SANDBOX_TIMEOUT, then overrides."""
+        """Defaults, then SANDBOX_MEMORY_LIMIT / SANDBOX_CPU_LIMIT / SANDBOX_TIMEOUT, then
+        overrides."""
         values: dict = {}
         if os.environ.get("SANDBOX_MEMORY_LIMIT"):
             values["memory"] = parse_size(os.environ["SANDBOX_MEMORY_LIMIT"])

@@ -34,7 +34,8 @@ class LocalSandboxProvisioner(LocalProvisioner):
     memory = Int(-1, help="Data memory limit in bytes (-1: none).").tag(config=True)
     cpu_seconds = Int(-1, help="CPU seconds for the kernel's lifetime (-1: none).").tag(config=True)
     processes = Int(-1, help="Process limit (-1: none).").tag(config=True)
-    file_size = Int(-1, help="Largest file the kernel may write, bytes (-1: none).").tag(config=True)
+    file_size = Int(-1, help="Largest file the kernel may write, bytes (-1: none).").tag(
+        config=True)
     isolate_network = Bool(True, help="Without bubblewrap: an empty network namespace.").tag(
         config=True
     )
