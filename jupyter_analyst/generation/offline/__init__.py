@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..templates import TEMPLATES
-from .base import CodeGenerator, GeneratedCode, GenerationRequest
+from ...templates import TEMPLATES
+from ..base import CodeGenerator, GeneratedCode, GenerationRequest
 from .intent import plan
 
 

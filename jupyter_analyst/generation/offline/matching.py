@@ -11,7 +11,7 @@ import calendar
 import re
 from dataclasses import dataclass
 
-from ..context import ColumnInfo, FrameInfo
+from ...context import ColumnInfo, FrameInfo
 
 # Phrases whose words are never column names ("over time" must not name a column "time").
 NOT_COLUMNS = ("over time", "time series", "timeseries", "through time", "in time")

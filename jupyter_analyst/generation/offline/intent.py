@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..context import ColumnInfo, DataContext, FrameInfo
-from ..errors import InputError, NotUnderstoodError
-from ..templates import TEMPLATES
+from ...context import ColumnInfo, DataContext, FrameInfo
+from ...errors import InputError, NotUnderstoodError
+from ...templates import TEMPLATES
 from .matching import GENERIC, Question, stem, words
 
 # Checked against the question's words outside column names, in this order of priority:
