@@ -22,7 +22,7 @@ from jupyter_analyst.datasets import load
 from jupyter_analyst.errors import AnalystError, InputError, NotUnderstoodError
 from jupyter_analyst.generation import GenerationRequest, make_generator
 from jupyter_analyst.generation.grounding import ground_insights
-from jupyter_analyst.generation.intent import plan
+from jupyter_analyst.generation.offline.intent import plan
 from jupyter_analyst.generation.offline import OfflineGenerator
 from jupyter_analyst.safety import SafetyValidator
 from jupyter_analyst.templates import TEMPLATES

@@ -32,7 +32,10 @@ ax.set_xticks(range(1, len(labels) + 1), labels)
 ax.set_title(f"{y} by {x}" if x is not None else f"{y}")''',
     "bar": '''\
 # Bars of the mean of y per category, or how often each category occurs.
-heights = $frame.groupby(x, observed=True)[y].mean() if y is not None else $frame[x].value_counts()
+if y is not None:
+    heights = $frame.groupby(x, observed=True)[y].mean()
+else:
+    heights = $frame[x].value_counts()
 heights.plot.bar(ax=ax, title=f"mean {y} by {x}" if y is not None else f"rows by {x}")''',
     "line": '''\
 $frame.plot.line(x=x, y=y, ax=ax, title=f"{y} over {x or 'rows'}")''',
@@ -51,6 +54,14 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
     return []  # a chart is its own finding
 
 
+FIRST_NUMBER = '$frame.select_dtypes("number").columns[0]'
+FIRST_CATEGORY = '$frame.select_dtypes(exclude="number").columns[0]'
+# Unbound x and y: a category and a number, two numbers, or a number over the index.
+DEFAULTS = {"box": (FIRST_CATEGORY, FIRST_NUMBER), "violin": (FIRST_CATEGORY, FIRST_NUMBER),
+            "bar": (FIRST_CATEGORY, FIRST_NUMBER), "line": ("None", FIRST_NUMBER),
+            "scatter": (FIRST_NUMBER, '$frame.select_dtypes("number").columns[1]'),
+            "pie": (FIRST_CATEGORY, "None")}
+
 TEMPLATES = [
     Template(
         name=f"{kind}_chart",
@@ -59,8 +70,8 @@ TEMPLATES = [
         else "scatter plot of {numeric} against another column",
         params=(
             Param("kind", "choice", "the chart", repr(kind), (kind,)),
-            Param("x", "optional_column", "category or x-axis column", "None"),
-            Param("y", "optional_column", "value or y-axis column", "None"),
+            Param("x", "optional_column", "category or x-axis column", DEFAULTS[kind][0]),
+            Param("y", "optional_column", "value or y-axis column", DEFAULTS[kind][1]),
         ),
         code=CODE.replace("$body", body),
         insights=insights,

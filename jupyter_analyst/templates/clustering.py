@@ -22,7 +22,8 @@ from jupyter_analyst.runtime import save_metrics, save_table
 $params
 
 if cluster_assets:
-''' + indented(ASSET_RETURNS) + '''    # Each asset is a point: its standardised returns over the period all assets share.
+''' + indented(ASSET_RETURNS) + '''\
+    # Each asset is a point: its standardised returns over the period all assets share.
     common = asset_returns.dropna()
     points = ((common - common.mean()) / common.std()).T
     described = pd.DataFrame({"mean_return_pct": 100 * common.mean(),
@@ -43,7 +44,7 @@ best_k = max(scores, key=scores.get)
 labels = KMeans(best_k, n_init=10, random_state=0).fit_predict(points)
 
 profile = described.groupby(labels).mean()
-profile.insert(0, "size", np.bincount(labels))
+profile.insert(0, "cluster_size", np.bincount(labels))
 profile.index.name = "cluster"
 save_table(profile.round(3), "clusters")
 members = pd.DataFrame({"cluster": labels}, index=points.index)
@@ -51,7 +52,7 @@ save_table(members, "cluster_members")
 
 metrics = {"k": best_k, "silhouette": round(float(scores[best_k]), 3), "points": len(points)}
 metrics.update({f"silhouette k={k}": round(float(s), 3) for k, s in scores.items()})
-metrics.update({f"cluster {c} size": int(n) for c, n in profile["size"].items()})
+metrics.update({f"cluster {c} size": int(n) for c, n in profile["cluster_size"].items()})
 if cluster_assets:
     metrics.update({f"cluster {c} members": ", ".join(map(str, members.index[labels == c]))
                     for c in profile.index})

@@ -18,7 +18,8 @@ $params
 if column_holds == "values" and symbol_column is None:
     numeric = $frame[columns] if columns else $frame.select_dtypes("number")
 else:
-''' + indented(ASSET_RETURNS) + '''    # Prices are correlated through their returns: price levels that merely trend
+''' + indented(ASSET_RETURNS) + '''\
+    # Prices are correlated through their returns: price levels that merely trend
     # correlate strongly whatever the assets do from one period to the next.
     numeric = asset_returns if column_holds == "prices" else asset_table
 if numeric.shape[1] > max_columns:  # bounded: the most variable columns only

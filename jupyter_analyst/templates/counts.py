@@ -13,8 +13,8 @@ from jupyter_analyst.runtime import save_metrics, save_table
 $params
 missing = $frame.isna().sum()
 save_table(missing[missing > 0].rename("missing").to_frame(), "missing_by_column")
-save_metrics({"rows": len($frame), "columns": $frame.shape[1],
-              "missing_values": int(missing.sum()), "columns_with_missing": int((missing > 0).sum())})
+save_metrics({"rows": len($frame), "columns": $frame.shape[1], "missing_values": int(missing.sum()),
+              "columns_with_missing": int((missing > 0).sum())})
 print(f"{len($frame)} rows, {$frame.shape[1]} columns, {int(missing.sum())} missing values.")
 '''
 

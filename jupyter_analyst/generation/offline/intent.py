@@ -9,47 +9,19 @@ exist) says what the offline generator can do instead.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import string
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any
 
 from ...context import ColumnInfo, DataContext, FrameInfo
 from ...errors import InputError, NotUnderstoodError
 from ...templates import TEMPLATES
+from .filters import SYMBOLS, derived_columns, row_filters, with_derived
 from .matching import GENERIC, Question, stem, words
-
-# Checked against the question's words outside column names, in this order of priority:
-# the first that matches is the analysis; later ones must be part of it (see ABSORBS).
-INTENTS = {
-    "portfolio_performance": r"sharpe|draw ?downs?|portfolio|equity curves?|total returns?|"
-                             r"annuali[sz]ed|volatility|cagr|cumulative returns?|performance",
-    "correlation": r"correlat\w*|heat ?maps?|relationships? between|related|associat\w*",
-    "time_series": r"over time|time ?series|trend\w*|rolling|moving (?:average|mean)s?|"
-                   r"resampl\w*|evolution|evolv\w*",
-    "group_comparison": r"compare|comparison|comparing|versus|vs",
-    "top_rows": r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
-                r"\d+ (?:largest|smallest|highest|lowest|biggest)",
-    "value_counts": r"value counts?|most (?:common|frequent|popular)|frequenc\w*|how many|"
-                    r"counts?|top \d+|unique values|distinct values|breakdown",
-    "distribution": r"distribut\w*|histograms?|spread|skew\w*|kurtosis|outliers?|dispersion|"
-                    r"variance|standard deviation|std|percentiles?|quantiles?|quartiles?",
-    "summary": r"summar\w*|describe|description|overview|statistics|stats|profile|explore|"
-               r"eda|first look|tell me about|info",
-}
-INTENT_PATTERNS = {name: re.compile(rf"\b(?:{rx})\b") for name, rx in INTENTS.items()}
-
-# What each analysis already covers: "the trend of the equity curve" is still portfolio work.
-ABSORBS = {
-    "portfolio_performance": {"time_series", "summary"},
-    "correlation": {"summary"},
-    "time_series": {"summary"},
-    "group_comparison": {"distribution", "summary", "value_counts", "top_rows"},
-    "top_rows": {"value_counts", "summary"},
-    "value_counts": {"distribution", "summary"},
-    "distribution": {"summary"},
-    "summary": set(),
-}
 
 # Everyday words of a question that say nothing about which column or analysis is meant.
 GLUE = set("""
@@ -64,13 +36,19 @@ chart visual visually quick quickly simple basic full detailed underneath alongs
 against across between among versus vs per each every
 """.split())
 
+# Words that name a method's parts rather than a column: "test stationarity", "the frontier".
+METHOD = {"test", "tests", "testing", "seasonality", "stationarity", "frontier", "efficient",
+          "weights", "weight", "allocation", "components", "clusters", "features", "model",
+          "confidence", "interval", "groups", "patterns", "pattern", "similar", "zero",
+          "significance", "level", "boxplot", "plot", "chart", "risk", "losses", "loss",
+          "shortfall", "tail", "decomposition", "percent", "percentage", "weekends", "weekdays",
+          "weekend", "weekday"}
 # Analyses no template does: answering with a template would answer another question.
 UNSUPPORTED = re.compile(
-    r"\b(?:forecast\w*|predict\w*|projections?|extrapolat\w*|regress\w*|model(?:s|ling|ing)?|"
-    r"cluster\w*|classif\w*|anomal\w*|significan\w*|hypothes\w*|t test|anova|chi square\w*|"
-    r"p values?|imput\w*|merge|join|pivot|sortino|calmar|value at risk|beta|alpha|"
-    r"seasonal\w*|decompos\w*|autocorrelat\w*|causal\w*|causes?|least common|"
-    r"ranks? of|sort\w*)\b"
+    r"\b(?:forecast\w*|projections?|extrapolat\w*|next (?:month|year|week|quarter)|"
+    r"classif\w*|anomal\w*|chi square\w*|logistic|random forest|neural|arima|garch|"
+    r"imput\w*|merge|join|pivot|sortino|calmar|beta|alpha|monte carlo|"
+    r"autocorrelat\w*|causal\w*|causes?|least common|ranks? of|sort\w*)\b"
 )
 # Wording that selects rows; templates always use every row. ("Rolling mean over 30" is a
 # window, not a filter.)
@@ -103,6 +81,9 @@ PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px", re.I
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
 DATE_NAME = re.compile(r"date|time|timestamp|day|month|period", re.IGNORECASE)
 MAX_GROUPS = 30
+# Where to go when the offline reading cannot answer: a language model writes the code.
+LLM_OPTIONS = ("For free-form questions, use a language model: set ANTHROPIC_API_KEY (Claude), "
+               "or choose a model with --model.")
 
 
 @dataclass(frozen=True)
@@ -112,9 +93,23 @@ class Plan:
     bindings: dict[str, Any]
     explanation: str
     uses: frozenset[str] = field(default_factory=frozenset)  # column names the code reads
+    # Lines selecting rows or adding derived columns, on a copy named ``working``.
+    prelude: tuple[str, ...] = ()
+    reading: str = ""  # the selection in words, stated in the explanation
+
+    @property
+    def working(self) -> str:
+        return f"{self.frame}_subset" if self.prelude else self.frame
 
     def code(self) -> str:
-        return TEMPLATES[self.template].render(self.frame, **self.bindings)
+        body = TEMPLATES[self.template].render(self.working, **self.bindings)
+        if not self.prelude:
+            return body
+        lines = [f"# The rows and columns the question defines: {self.reading}.",
+                 f"{self.working} = {self.frame}.copy()",
+                 *(string.Template(line).substitute(frame=self.working)
+                   for line in self.prelude)]
+        return "\n".join(lines) + "\n\n" + body
 
 
 def plan(question: str, context: DataContext, analysis_type: str | None = None) -> Plan:
@@ -123,19 +118,34 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
     if not text:
         raise InputError("The question is empty.",
                          "Write what you want to know in the cell, e.g. 'Summarise the data'.")
+    for symbol, said in SYMBOLS:
+        text = text.replace(symbol, said)
     frame = _choose_frame(text, context)
+    derived = derived_columns(Question(text, frame))
+    if derived:
+        frame = with_derived(frame, derived.derived)
     q = Question(text, frame)
+    hint = _recipe(analysis_type) if analysis_type else None
+    group = _group_column(q)
+    selection = row_filters(q, group.name if group else None)
+    q.read_elsewhere(selection.positions | derived.positions)
     free = " ".join(q.free_words)  # so a column called "count" is not an intent
     _refuse_unsupported(q, free, text)
     _refuse_undescribed(q)
-    hint = _analysis_type(analysis_type) if analysis_type else None
-    financial = hint == "portfolio_performance" or (
-        hint is None and INTENT_PATTERNS["portfolio_performance"].search(free))
+    financial = hint is not None and hint.financial or (
+        hint is None and any(r.financial and r.pattern.search(free) for r in RECIPES))
     _refuse_unknown_names(q, context, FINANCE if financial else set())
     found = [hint] if hint else _detect(q, free)
-    result = BUILDERS[found[0]](q, free, found)
+    result = found[0].bind(q, free, [r.name for r in found])
+    if selection or derived:
+        result = dataclasses.replace(
+            result, prelude=tuple(derived.lines + selection.lines),
+            reading="; ".join(derived.said + selection.said),
+            uses=result.uses | selection.columns | derived.columns,
+            explanation=f"{result.explanation} Rows and columns as the question defines them: "
+                        f"{'; '.join(derived.said + selection.said)}.")
     _refuse_unused(q, result)
-    _refuse_filters(q, result)
+    _refuse_filters(q, result, selection)
     return result
 
 
@@ -148,44 +158,48 @@ def _choose_frame(text: str, context: DataContext) -> FrameInfo:
         raise NotUnderstoodError(
             f"The question names several frames ({', '.join(f.name for f in named)}); the "
             "offline templates analyse one frame at a time.",
-            "Ask about one frame per cell, or set ANTHROPIC_API_KEY to ask free-form questions "
-            "with Claude.",
+            "Ask about one frame per cell. " + LLM_OPTIONS,
         )
     return named[0] if named else context.frames[0]
 
 
-def _analysis_type(hint: str) -> str:
+def _recipe(hint: str) -> Recipe:
+    """The recipe an explicit analysis type names (a recipe's or a template's name)."""
     key = hint.strip().lower().replace("-", "_").replace(" ", "_")
     aliases = {"portfolio": "portfolio_performance", "performance": "portfolio_performance",
                "timeseries": "time_series", "trend": "time_series", "describe": "summary",
                "overview": "summary", "eda": "summary", "comparison": "group_comparison",
-               "groupby": "group_comparison", "counts": "value_counts", "top_n": "top_rows",
-               "largest": "top_rows",
-               "correlations": "correlation"}
+               "groupby": "group_statistic", "top_n": "top_rows", "largest": "top_rows",
+               "correlations": "correlation", "var": "value_at_risk",
+               "optimization": "portfolio_optimization", "optimisation": "portfolio_optimization",
+               "kmeans": "clustering", "ttest": "t_test", "group_test": "t_test"}
     key = aliases.get(key, key)
-    if key not in TEMPLATES:
-        raise InputError(f"Unknown analysis type {hint!r}.",
-                         f"Use one of: {', '.join(TEMPLATES)}, or leave it out.")
-    return key
+    for recipe in RECIPES:
+        if key == recipe.name or key in recipe.templates:
+            return recipe
+    raise InputError(f"Unknown analysis type {hint!r}.",
+                     f"Use one of: {', '.join(r.name for r in RECIPES)}, or leave it out.")
 
 
-def _detect(q: Question, free: str) -> list[str]:
-    found = [name for name, rx in INTENT_PATTERNS.items() if rx.search(free)]
-    if _group_column(q) is not None and "group_comparison" not in found:
-        found.append("group_comparison")
-    if _period(q) and "time_series" not in found:
-        found.append("time_series")
+def _detect(q: Question, free: str) -> list[Recipe]:
+    found = [recipe for recipe in RECIPES if recipe.pattern.search(free)]
+    names = {r.name for r in found}
+    if _group_column(q) is not None and not names & {"group_comparison", "group_statistic"}:
+        found.append(RECIPE["group_comparison" if names & {"value_counts", "distribution"}
+                            or not _statistic(q) else "group_statistic"])
+    if _period(q) and "time_series" not in names:
+        found.append(RECIPE["time_series"])
     if not found and _statistic(q) and q.columns("numeric"):
-        found.append("distribution")  # "average tip": the distribution reports mean and median
+        found.append(RECIPE["distribution"])  # "average tip": the distribution has the mean
     if not found:
         raise _not_understood(q.frame, "The offline generator does not recognise what this "
                                        f"question asks for: {q.text!r}.")
-    found.sort(key=list(INTENTS).index)
-    extra = [name for name in found[1:] if name not in ABSORBS[found[0]]]
+    found.sort(key=RECIPES.index)
+    extra = [r for r in found[1:] if r.name not in found[0].absorbs]
     if extra:
-        names = ", ".join(n.replace("_", " ") for n in [found[0], *extra])
-        raise _not_understood(q.frame, f"The question asks for several analyses at once ({names});"
-                                       " the offline templates do one at a time.")
+        names_ = ", ".join(r.name.replace("_", " ") for r in [found[0], *extra])
+        raise _not_understood(q.frame, f"The question asks for several analyses at once "
+                                       f"({names_}); the offline generator does one at a time.")
     return found
 
 
@@ -194,7 +208,7 @@ def _refuse_unsupported(q: Question, free: str, text: str) -> None:
     if match:
         raise _not_understood(q.frame, f"The question asks for {match.group(0)!r}, which none of "
                                        "the offline templates does.")
-    match = FILTERS.search(free) or FILTER_SYMBOLS.search(text)
+    match = FILTERS.search(free) or FILTER_SYMBOLS.search(free)
     if match:
         raise _filter_error(q.frame, f"The question seems to select rows ({match.group(0)!r}); "
                                      "the offline templates always use every row.")
@@ -212,7 +226,9 @@ def _refuse_undescribed(q: Question) -> None:
 
 
 def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) -> None:
-    frame_words = {w for f in context.frames for w in words(f.name)} | known
+    free = " ".join(q.free_words)
+    said = {w for r in RECIPES for m in r.pattern.finditer(free) for w in m.group(0).split()}
+    frame_words = {w for f in context.frames for w in words(f.name)} | known | said | METHOD
     after = ("of", "for", "by", "across", "per", "between", "among", "versus", "vs", "against",
              "with", "on", "in", "and", "compare", "plot", "correlate", "describe", "summarise",
              "summarize")
@@ -238,10 +254,11 @@ def _refuse_unused(q: Question, result: Plan) -> None:
         )
 
 
-def _refuse_filters(q: Question, result: Plan) -> None:
-    """Category values ("Sun", "Dinner") select rows, unless they name the compared groups."""
+def _refuse_filters(q: Question, result: Plan, selection) -> None:
+    """Category values ("Sun", "Dinner") the selection did not read, outside the groups."""
     grouped = result.bindings.get("group_column")
-    values = [v for v in q.values if v.column.name != grouped]
+    values = [v for v in q.values if v.column.name != grouped
+              and v.start not in selection.positions]
     if values:
         value = values[0]
         raise _filter_error(
@@ -256,13 +273,14 @@ def _not_understood(frame: FrameInfo, problem: str) -> NotUnderstoodError:
     numeric = next(iter(c.name for c in frame.columns_of_kind("numeric")), "price")
     group = next(iter(c.name for c in frame.columns_of_kind("categorical", "bool")), "category")
     examples = "\n".join(
-        f"  - {t.name.replace('_', ' ')}: \"{t.example.format(numeric=numeric, group=group)}\""
-        for t in TEMPLATES.values()
+        f"  - {r.name.replace('_', ' ')}: "
+        f"\"{TEMPLATES[r.templates[0]].example.format(numeric=numeric, group=group)}\""
+        for r in RECIPES
     )
     return NotUnderstoodError(
         problem,
         "Offline, one of these analyses can be asked at a time, naming columns as they are "
-        f"spelled:\n{examples}\nFor free-form questions, set ANTHROPIC_API_KEY to use Claude.",
+        f"spelled:\n{examples}\n{LLM_OPTIONS}",
     )
 
 
@@ -271,7 +289,7 @@ def _filter_error(frame: FrameInfo, problem: str, example: str | None = None) ->
     return NotUnderstoodError(
         problem,
         f"Filter in the cell argument instead, e.g. `%%analyze {example}`, and ask about the "
-        "whole selection; or set ANTHROPIC_API_KEY to ask free-form questions with Claude.",
+        f"whole selection. {LLM_OPTIONS}",
     )
 
 
@@ -350,9 +368,9 @@ def _unexplained(q: Question) -> list[str]:
     """Words that are neither columns, nor analysis wording, nor plain English glue."""
     free = " ".join(q.free_words)
     known = GENERIC | GLUE | {w for f in (q.frame.name,) for w in words(f)}
-    for pattern in INTENT_PATTERNS.values():
-        known |= {w for match in pattern.finditer(free) for w in match.group(0).split()}
-    if INTENT_PATTERNS["portfolio_performance"].search(free):
+    for recipe in RECIPES:
+        known |= {w for match in recipe.pattern.finditer(free) for w in match.group(0).split()}
+    if any(r.financial and r.pattern.search(free) for r in RECIPES):
         known |= FINANCE
     values = {v.start + k for v in q.values for k in range(max(1, len(words(v.value))))}
     return [w for i, w in enumerate(q.words)
@@ -368,8 +386,8 @@ def _fallback(q: Question, what: str, candidates: list[ColumnInfo]) -> None:
         raise NotUnderstoodError(
             f"The question names no {what} that {q.frame.name} has, and the offline generator "
             f"does not know what {', '.join(map(repr, unread[:3]))} refers to.",
-            f"Name the column as it is spelled ({', '.join(c.name for c in candidates)}), or "
-            "set ANTHROPIC_API_KEY to ask free-form questions with Claude.",
+            f"Name the column as it is spelled ({', '.join(c.name for c in candidates)}). "
+            + LLM_OPTIONS,
         )
 
 
@@ -540,17 +558,27 @@ def _correlation(q: Question, free: str, found: list[str]) -> Plan:
                                        f"is {other[0].kind}. To compare a number across its "
                                        f"groups, ask e.g. \"compare ... by {other[0].name}\".")
     numeric = q.frame.columns_of_kind("numeric")
+    method = "spearman" if re.search(r"\b(?:spearman|rank)", free) else \
+        "kendall" if "kendall" in free else "pearson"
+    if _is_price_table(q, free):
+        assets = _assets(q)
+        return Plan("correlation", q.frame.name,
+                    {**assets.bindings, "method": method},
+                    f"{method.capitalize()} correlation of the returns of each period, not of "
+                    f"price levels (levels that trend together correlate whatever the assets "
+                    f"do), from {assets.said}: the matrix, a heatmap and the strongest pairs.",
+                    assets.uses)
     if len(numeric) < 2:
         raise _not_understood(q.frame, f"{q.frame.name} has fewer than two numeric columns, so "
                                        "there is nothing to correlate.")
     named = q.columns("numeric")
     columns = [c.name for c in named] if len(named) >= 2 else None
-    method = "spearman" if re.search(r"\b(?:spearman|rank)", free) else \
-        "kendall" if "kendall" in free else "pearson"
+    bounded = " (the 50 most variable)" if not columns and len(numeric) > 50 else ""
     which = ", ".join(columns) if columns else "all numeric columns"
     return Plan("correlation", q.frame.name, {"columns": columns, "method": method},
-                f"{method.capitalize()} correlation of {which} in {q.frame.name}: the matrix, a "
-                "heatmap and the strongest pairs.",
+                f"{method.capitalize()} correlation of {which}{bounded} in {q.frame.name}: the "
+                "matrix, a heatmap and the strongest pairs"
+                + (", with a scatter plot." if columns and len(columns) == 2 else "."),
                 _uses(*named) if columns else _uses(*numeric))
 
 
@@ -573,49 +601,16 @@ def _time_series(q: Question, free: str, found: list[str]) -> Plan:
                 _uses(column, date))
 
 
-def _portfolio(q: Question, free: str, found: list[str]) -> Plan:
-    date = _date_column(q)
-    column, holds = _price_or_returns(q)
-    periods_per_year, basis = _periods_per_year(q, date)
-    match = re.search(r"risk free(?: rate)?(?: of| is)? (\d+(?: \d+)?) ?(?:%|percent)",
-                      q.text.lower().replace("-", " ").replace(".", " "))
-    risk_free = float(match.group(1).replace(" ", ".")) / 100 if match else 0.0
-    return Plan("portfolio_performance", q.frame.name,
-                {"column": column.name, "column_holds": holds,
-                 "date_column": date.name if date else None,
-                 "periods_per_year": periods_per_year, "risk_free_rate": risk_free},
-                f"Performance of {column.name!r} ({holds}) in {q.frame.name}: total and "
-                f"annualised return, volatility, Sharpe ratio (risk-free rate {risk_free:.2%}) "
-                f"and max drawdown, annualised with {periods_per_year} periods a year "
-                f"({basis}); equity curve with the drawdown underneath.",
-                _uses(column, date))
-
-
-def _price_or_returns(q: Question) -> tuple[ColumnInfo, str]:
-    """The series to evaluate and whether it holds prices or per-period returns."""
-    named = q.columns("numeric")
-    if len(named) > 1:
-        raise _not_understood(q.frame, "The question names several numeric columns; portfolio "
-                                       "performance uses one series of prices or returns.")
-    numeric = q.frame.columns_of_kind("numeric")
-    if named:
-        column = named[0]
-    else:
-        prices = [c for c in numeric if PRICE_NAME.search(c.name)]
-        returns = [c for c in numeric if RETURN_NAME.search(c.name)]
-        choice = prices if len(prices) == 1 else returns if len(returns) == 1 else numeric
-        if len(choice) != 1:
-            raise _ambiguous(q.frame, "price or returns column", numeric)
-        _fallback(q, "price or returns column", numeric)
-        column = choice[0]
+def _holds(column: ColumnInfo) -> str:
+    """Whether a column holds prices or per-period returns."""
     if RETURN_NAME.search(column.name):
-        return column, "returns"
+        return "returns"
     if PRICE_NAME.search(column.name):
-        return column, "prices"
+        return "prices"
     low = column.stats.get("min")
     if isinstance(low, (int, float)):
         # Prices are never negative; a series of returns almost always has losses in it.
-        return column, "returns" if low < 0 else "prices"
+        return "returns" if low < 0 else "prices"
     raise NotUnderstoodError(
         f"Cannot tell whether {column.name!r} holds prices or returns.",
         f"Say so in the question, e.g. \"... from the prices in {column.name}\", or rename "
@@ -623,27 +618,378 @@ def _price_or_returns(q: Question) -> tuple[ColumnInfo, str]:
     )
 
 
-def _periods_per_year(q: Question, date: ColumnInfo | None) -> tuple[int, str]:
+@dataclass(frozen=True)
+class Assets:
+    """The assets a financial question is about, as the shared template parameters."""
+
+    bindings: dict[str, Any]
+    uses: frozenset[str]
+    said: str  # e.g. "the prices of AAPL, MSFT (monthly, 12 a year)"
+    periods_per_year: int
+    names: tuple[str, ...] = ()
+
+
+def _assets(q: Question) -> Assets:
+    """Wide (a column per asset), long (date, symbol, price) or one series."""
+    date = _date_column(q)
+    symbol = _symbol_column(q)
+    numeric = [c for c in q.frame.columns_of_kind("numeric")]
+    named = q.columns("numeric")
+    if symbol is not None:
+        if len(named) > 1:
+            raise _not_understood(q.frame, "A long table has one value column; the question "
+                                           f"names several ({', '.join(c.name for c in named)}).")
+        value = named[0] if named else next(iter(
+            c for c in numeric if PRICE_NAME.search(c.name) or RETURN_NAME.search(c.name)),
+            numeric[0] if len(numeric) == 1 else None)
+        if value is None:
+            raise _ambiguous(q.frame, "price or returns column", numeric)
+        columns, holds = [value.name], _holds(value)
+        names = tuple(symbol.stats.get("top", {}))
+        assets = max(1, symbol.unique)
+        what = f"{value.name} per {symbol.name}"
+    else:
+        chosen = named or [c for c in numeric if not re.search(r"volume|count|size|shares",
+                                                                c.name, re.IGNORECASE)]
+        if not chosen:
+            raise _ambiguous(q.frame, "price or returns column", numeric)
+        kinds = {_holds(c) for c in chosen}
+        if len(kinds) > 1:
+            raise _not_understood(q.frame, "Some of the columns look like prices and some like "
+                                           "returns; name the ones to use.")
+        columns, holds, assets = [c.name for c in chosen], kinds.pop(), 1
+        names = tuple(columns)
+        what = ", ".join(columns)
+    per_year, basis = _periods_per_year(q, date, assets)
+    return Assets(
+        bindings={"columns": columns, "column_holds": holds,
+                  "date_column": date.name if date else None,
+                  "symbol_column": symbol.name if symbol else None},
+        uses=_uses(date, symbol, *(q.frame.column(c) for c in columns)),
+        said=f"the {holds} in {what}, {per_year} periods a year ({basis})",
+        periods_per_year=per_year, names=names)
+
+
+def _is_price_table(q: Question, free: str) -> bool:
+    """Asset prices over time: a long table with a symbol column, or dated price columns."""
+    if _symbol_column(q) is not None:
+        return True
+    if not _has_dates(q.frame, _date_column(q)):
+        return False
+    chosen = q.columns("numeric") or q.frame.columns_of_kind("numeric")
+    finance = re.search(r"\b(?:returns?|prices?|stocks?|tickers?|holdings?|assets?|shares?|"
+                        r"securities|portfolio)\b", free)
+    return bool(chosen) and all(
+        PRICE_NAME.search(c.name) or (finance and isinstance(c.stats.get("min"), (int, float))
+                                      and c.stats["min"] > 0) for c in chosen)
+
+
+def _symbol_column(q: Question) -> ColumnInfo | None:
+    """A long table's asset column: named like one, with a handful of short codes."""
+    for column in q.frame.columns_of_kind("categorical", "text"):
+        if re.search(r"symbol|ticker|asset|stock|security|instrument|fund", column.name,
+                     re.IGNORECASE) and column.unique <= MAX_GROUPS:
+            return column
+    return None
+
+
+def _risk_free(q: Question) -> float:
+    match = re.search(r"risk free(?: rate)?(?: of| is| at)? (\d+(?: \d+)?) ?(?:%|percent)",
+                      q.text.lower().replace("-", " ").replace(".", " "))
+    return float(match.group(1).replace(" ", ".")) / 100 if match else 0.0
+
+
+def _periods_per_year(q: Question, date: ColumnInfo | None, assets: int = 1
+                      ) -> tuple[int, str]:
     """252 for daily data, 52 weekly, 12 monthly: from the question, else the dates."""
     for word in q.free_words:
         if word in PERIODS_PER_YEAR and word != "daily":
             return PERIODS_PER_YEAR[word], f"{word} data, as the question says"
     span = _dates_span(q.frame, date) if _has_dates(q.frame, date) else None
     if span and span[1] > span[0]:
-        per_year = q.frame.rows / ((span[1] - span[0]).days / 365.25)
+        per_year = q.frame.rows / assets / ((span[1] - span[0]).days / 365.25)
         # Nearest usual sampling rate; 365 is daily data that includes weekends.
         rate = min((252, 365, 52, 12, 4, 1), key=lambda r: abs(per_year / r - 1))
         return rate, f"about {per_year:.0f} observations a year in the data"
     return 252, "assumed daily trading data"
 
 
-BUILDERS = {
-    "summary": _summary,
-    "distribution": _distribution,
-    "correlation": _correlation,
-    "time_series": _time_series,
-    "portfolio_performance": _portfolio,
-    "group_comparison": _group_comparison,
-    "value_counts": _value_counts,
-    "top_rows": _top_rows,
-}
+def _portfolio(q: Question, free: str, found: list[str]) -> Plan:
+    assets = _assets(q)
+    risk_free = _risk_free(q)
+    columns = assets.bindings["columns"]
+    benchmark = next((c for c in columns if BENCHMARK_NAME.search(c)), None) \
+        if len(columns) == 2 else None
+    return Plan("portfolio_performance", q.frame.name,
+                {**assets.bindings, "benchmark": benchmark,
+                 "periods_per_year": assets.periods_per_year, "risk_free_rate": risk_free},
+                f"Performance of each asset from {assets.said}: total and annualised return, "
+                f"volatility, Sharpe ratio (risk-free rate {risk_free:.2%}) and max drawdown, "
+                "with equity curves and drawdowns."
+                + (f" {benchmark} is the benchmark." if benchmark else ""),
+                assets.uses)
+
+
+def _value_at_risk(q: Question, free: str, found: list[str]) -> Plan:
+    assets = _assets(q)
+    level = re.search(r"\b(9\d(?:\.\d)?) ?(?:%|percent)", q.text)
+    confidence = float(level.group(1)) / 100 if level else 0.95
+    several = len(assets.names) > 1
+    return Plan("value_at_risk", q.frame.name, {**assets.bindings, "confidence": confidence},
+                f"{confidence:.0%} Value at Risk and CVaR, historical and parametric (normal), of "
+                + ("an equal-weight portfolio of " if several else "")
+                + f"{assets.said}, as a loss per period.", assets.uses)
+
+
+def _optimization(q: Question, free: str, found: list[str]) -> Plan:
+    assets = _assets(q)
+    if len(assets.names) < 2:
+        raise _not_understood(q.frame, "Portfolio optimisation needs two or more assets; this "
+                                       "question's data has one.")
+    long_only = not re.search(r"\bshort(?:s|ing)?\b(?! ?only)", free) or "no short" in free
+    return Plan("portfolio_optimization", q.frame.name,
+                {**assets.bindings, "periods_per_year": assets.periods_per_year,
+                 "risk_free_rate": _risk_free(q), "long_only": long_only},
+                f"Mean-variance optimisation of {assets.said}"
+                + (", long only" if long_only else ", short positions allowed")
+                + ": maximum-Sharpe and minimum-variance weights (scipy.optimize), the "
+                  "efficient frontier and the equal-weight portfolio.", assets.uses)
+
+
+def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
+    date = _date_column(q)
+    if date is None and not _has_dates(q.frame, None):
+        raise _not_understood(q.frame, "A seasonal decomposition needs dates; "
+                                       f"{q.frame.name} has no datetime column or index.")
+    column = _one_numeric(q)
+    symbol = _symbol_column(q)
+    rate, basis = _periods_per_year(q, date, symbol.unique if symbol else 1)
+    # One seasonal cycle a year for monthly, quarterly and weekly data; a week for daily data.
+    period = {365: 7, 252: 5}.get(rate, rate)
+    return Plan("decomposition", q.frame.name,
+                {"column": column.name, "date_column": date.name if date else None,
+                 "period": period, "model": "multiplicative" if "multiplicative" in free
+                 else "additive"},
+                f"Seasonal decomposition of {column.name!r} with a period of {period} "
+                f"({basis}), and an ADF stationarity test.",
+                _uses(column, date))
+
+
+def _t_test(q: Question, free: str, found: list[str]) -> Plan:
+    group = _group_column(q)
+    if group is None:
+        values = [v for v in q.values]
+        columns = {v.column.name for v in values}
+        group = q.frame.column(columns.pop()) if len(columns) == 1 and len(values) >= 2 \
+            else None
+    if group is not None:
+        value = _one_numeric(q, exclude=(group.name,))
+        named = sorted({v.value for v in q.values if v.column.name == group.name})
+        groups = named if len(named) >= 2 else [str(g) for g in group.stats.get("top", {})]
+        if len(groups) < 2 or (len(named) < 2 and group.unique > len(groups)):
+            raise _not_understood(q.frame, f"Name the groups of {group.name!r} to compare.")
+        return Plan("group_test", q.frame.name,
+                    {"columns": [value.name], "group_column": group.name, "groups": groups},
+                    f"Do the means of {value.name!r} differ between {', '.join(groups)} of "
+                    f"{group.name!r}? " + ("Welch's t-test." if len(groups) == 2 else
+                                           "One-way ANOVA."), _uses(value, group))
+    null = next((float(w) for w in q.free_words if w.isdigit()), 0.0)
+    if re.search(r"\breturns?\b", free) or _symbol_column(q) is not None:
+        assets = _assets(q)
+        if assets.bindings["symbol_column"] is not None:
+            raise _not_understood(q.frame, "On a long table, name one asset, e.g. \"... for "
+                                           f"{(assets.names or ('MSFT',))[0]}\".")
+        columns, holds = assets.bindings["columns"], assets.bindings["column_holds"]
+        return Plan("t_test", q.frame.name,
+                    {"columns": columns, "column_holds": "prices" if holds == "prices"
+                     else "values", "null_value": null},
+                    f"One-sample t-test of the mean return per period of {', '.join(columns)} "
+                    f"against {null:g}, with a 95% confidence interval"
+                    + (" (returns computed from the prices, in percent)." if holds == "prices"
+                       else "."), assets.uses)
+    column = _one_numeric(q)
+    return Plan("t_test", q.frame.name,
+                {"columns": [column.name], "column_holds": "values", "null_value": null},
+                f"One-sample t-test of the mean of {column.name!r} against {null:g}, with a 95% "
+                "confidence interval.", _uses(column))
+
+
+def _regression(q: Question, free: str, found: list[str]) -> Plan:
+    named = q.columns("numeric")
+    numeric = q.frame.columns_of_kind("numeric")
+    # The target is named first, or after "predict"/"explain" ("predict tip from ...").
+    if not named:
+        raise _ambiguous(q.frame, "target column", numeric)
+    target = named[0]
+    features = [c for c in named[1:]] or [c for c in numeric if c.name != target.name]
+    if not features:
+        raise _not_understood(q.frame, "A regression needs at least one other numeric column.")
+    prices = _symbol_column(q) is None and all(_holds(c) == "prices" for c in
+                                                [target, *features]) and _has_dates(
+        q.frame, _date_column(q)) and bool(re.search(r"\breturns?\b", free))
+    return Plan("regression", q.frame.name,
+                {"target": target.name, "features": [c.name for c in features],
+                 "column_holds": "prices" if prices else "values"},
+                f"Linear regression of {target.name!r}" + (" returns" if prices else "")
+                + f" on {', '.join(c.name for c in features)}: coefficients, importance, R² and "
+                  "the R² on a held-out quarter of the rows.", _uses(target, *features))
+
+
+def _clustering(q: Question, free: str, found: list[str]) -> Plan:
+    k_max = _number_after(q, "to", "max") or 6
+    by_returns = bool(re.search(r"\b(?:assets?|stocks?|tickers?|holdings?|returns?|symbols?)\b",
+                                free))
+    if by_returns:
+        assets = _assets(q)
+        return Plan("clustering", q.frame.name,
+                    {"cluster_assets": True, **assets.bindings, "max_k": k_max},
+                    f"k-means clustering of the assets by their returns ({assets.said}); k "
+                    "from 2 up, chosen by silhouette score; a PCA view and each cluster's mean "
+                    "return and volatility.", assets.uses)
+    named = q.columns("numeric")
+    columns = named if len(named) >= 2 else q.frame.columns_of_kind("numeric")
+    if len(columns) < 2:
+        raise _not_understood(q.frame, "Clustering rows needs two or more numeric columns.")
+    return Plan("clustering", q.frame.name,
+                {"cluster_assets": False, "columns": [c.name for c in columns], "max_k": k_max},
+                f"k-means clustering of the rows by {', '.join(c.name for c in columns[:50])} "
+                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised); k "
+                "chosen by silhouette score; a PCA view and each cluster's means.",
+                _uses(*columns))
+
+
+def _counts(q: Question, free: str, found: list[str]) -> Plan:
+    return Plan("counts", q.frame.name, {},
+                f"How many rows, columns and missing values {q.frame.name} has.", frozenset())
+
+
+def _group_statistic(q: Question, free: str, found: list[str]) -> Plan:
+    group = _group_column(q)
+    if group is None:
+        return _group_comparison(q, free, found)
+    value = _one_numeric(q, exclude=(group.name,))
+    statistic = _statistic(q) or "mean"
+    return Plan("group_statistic", q.frame.name,
+                {"value_column": value.name, "group_column": group.name,
+                 "statistic": statistic},
+                f"The {statistic} of {value.name!r} for each {group.name!r}.",
+                _uses(value, group))
+
+
+CHART_KINDS = {"box": r"box", "violin": r"violin", "pie": r"pie", "scatter": r"scatter",
+               "bar": r"bar", "line": r"line"}
+
+
+def _chart(q: Question, free: str, found: list[str]) -> Plan:
+    kind = next(k for k, rx in CHART_KINDS.items() if re.search(rf"\b{rx}", free))
+    named = q.columns()
+    numeric = [c for c in named if c.kind == "numeric"]
+    other = [c for c in named if c.kind != "numeric"]
+    if kind == "scatter":
+        if len(numeric) != 2:
+            raise _not_understood(q.frame, "A scatter plot needs two numeric columns; name them.")
+        x, y = numeric[1], numeric[0]  # "tip against total bill": total bill across
+    elif kind in ("pie",) or (kind == "bar" and not numeric):
+        if len(other) != 1:
+            raise _ambiguous(q.frame, "category column",
+                             other or q.frame.columns_of_kind("categorical", "bool"))
+        x, y = other[0], None
+    elif kind == "line":
+        y = _one_numeric(q)
+        x = _date_column(q)
+    else:
+        y = _one_numeric(q, exclude=tuple(c.name for c in other))
+        x = _group_column(q) or (other[0] if other else None)
+    return Plan(f"{kind}_chart", q.frame.name,
+                {"kind": kind, "x": x.name if x else None, "y": y.name if y else None},
+                f"A {kind} chart of " + " by ".join(c.name for c in (y, x) if c is not None)
+                + ".", _uses(x, y))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One analysis the offline generator reads: its words, what it absorbs, its binder."""
+
+    name: str
+    triggers: str  # a regular expression over the question's words outside column names
+    bind: Any  # (question, free words, recipes found) -> Plan
+    templates: tuple[str, ...]  # the templates its plans render
+    absorbs: frozenset[str] = frozenset()  # other recipes' words that are part of this one
+    financial: bool = False  # its questions name the data as "returns", "prices"...
+
+    @cached_property
+    def pattern(self) -> re.Pattern:
+        return re.compile(rf"\b(?:{self.triggers})\b")
+
+
+# In order of priority: the first recipe whose words match reads the question, and any other
+# that matches must be one it absorbs.
+RECIPES = [
+    Recipe("portfolio_optimization",
+           r"optimi[sz]\w*|efficient frontier|max(?:imum)? sharpe|min(?:imum)? variance|"
+           r"optimal (?:portfolio|weights?|allocation)|mean variance|markowitz|best weights",
+           _optimization, ("portfolio_optimization",),
+           frozenset({"portfolio_performance", "value_at_risk", "correlation", "chart"}), True),
+    Recipe("value_at_risk", r"value at risk|var|cvar|expected shortfall|tail risk",
+           _value_at_risk, ("value_at_risk",),
+           frozenset({"portfolio_performance", "distribution", "chart"}), True),
+    Recipe("decomposition",
+           r"decompos\w*|seasonal\w*|stationar\w*|adf|dickey fuller|unit root",
+           _decomposition, ("decomposition",),
+           frozenset({"time_series", "t_test", "chart", "summary"}), True),
+    Recipe("clustering", r"cluster\w*|k means|kmeans|segment\w*", _clustering,
+           ("clustering",), frozenset({"portfolio_performance", "summary", "chart",
+                                       "correlation", "group_statistic", "group_comparison"}),
+           True),
+    Recipe("regression",
+           r"regress\w*|linear model|predict\w*|explain\w*|drivers?|feature importance|"
+           r"r squared|r2", _regression, ("regression",),
+           frozenset({"portfolio_performance", "summary", "chart", "correlation"}), True),
+    Recipe("t_test",
+           r"t tests?|ttest|significan\w*|hypothes\w*|p values?|confidence intervals?|"
+           r"different from zero|differ\w* significantly|anova|statistically",
+           _t_test, ("t_test", "group_test"),
+           frozenset({"portfolio_performance", "group_comparison", "group_statistic",
+                      "distribution", "chart", "summary"}), True),
+    Recipe("portfolio_performance",
+           r"sharpe|draw ?downs?|portfolio|equity curves?|total returns?|"
+           r"annuali[sz]ed|volatility|cagr|cumulative returns?|performance",
+           _portfolio, ("portfolio_performance",),
+           frozenset({"time_series", "summary", "chart"}), True),
+    Recipe("correlation",
+           r"correlat\w*|heat ?maps?|relationships? between|related|associat\w*|co ?move\w*",
+           _correlation, ("correlation",), frozenset({"summary", "chart"}), True),
+    Recipe("chart",
+           r"box ?plots?|boxes|box|violin\w*|pie(?: chart)?s?|scatter\w*|"
+           r"bar (?:chart|plot|graph)s?|line (?:chart|plot|graph)s?",
+           _chart, tuple(f"{kind}_chart" for kind in CHART_KINDS),
+           frozenset({"distribution", "group_comparison", "group_statistic", "value_counts",
+                      "summary", "time_series"})),
+    Recipe("time_series",
+           r"over time|time ?series|trend\w*|rolling|moving (?:average|mean)s?|resampl\w*|"
+           r"evolution|evolv\w*", _time_series, ("time_series",), frozenset({"summary"})),
+    Recipe("counts",
+           r"how many (?:rows|columns|records|observations|entries|missing(?: values)?|"
+           r"lines|samples|nulls?|nans?)|number of (?:rows|columns|records|observations|"
+           r"missing values)|missing values?|row count|shape|null values?|nans?",
+           _counts, ("counts",), frozenset({"summary", "value_counts"})),
+    Recipe("group_comparison", r"compare|comparison|comparing|versus|vs", _group_comparison,
+           ("group_comparison",),
+           frozenset({"distribution", "summary", "value_counts", "top_rows", "group_statistic"})),
+    Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic",),
+           frozenset({"summary", "value_counts", "distribution"})),
+    Recipe("top_rows", r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
+                       r"\d+ (?:largest|smallest|highest|lowest|biggest)",
+           _top_rows, ("top_rows",), frozenset({"value_counts", "summary"})),
+    Recipe("value_counts", r"value counts?|most (?:common|frequent|popular)|frequenc\w*|"
+                           r"how many|counts?|top \d+|unique values|distinct values|breakdown",
+           _value_counts, ("value_counts",), frozenset({"distribution", "summary"})),
+    Recipe("distribution",
+           r"distribut\w*|histograms?|spread|skew\w*|kurtosis|outliers?|dispersion|"
+           r"variance|standard deviation|std|percentiles?|quantiles?|quartiles?",
+           _distribution, ("distribution",), frozenset({"summary"})),
+    Recipe("summary", r"summar\w*|describe|description|overview|statistics|stats|profile|"
+                      r"explore|eda|first look|tell me about|info", _summary, ("summary",)),
+]
+RECIPE = {recipe.name: recipe for recipe in RECIPES}
+BENCHMARK_NAME = re.compile(r"bench|market|index|spy|sp ?500", re.IGNORECASE)

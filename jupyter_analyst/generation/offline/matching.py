@@ -48,7 +48,8 @@ UNITS = {"mm", "cm", "m", "km", "g", "kg", "lb", "lbs", "s", "sec", "ms", "min",
 
 def words(text: str) -> list[str]:
     """Lowercase words of ``text``; camelCase and snake_case are split into words."""
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(text))
+    # "totalBill" is two words; "CVaR" and "USD" stay one.
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", " ", str(text))
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
@@ -96,6 +97,12 @@ class Question:
         self.undescribed = [name for name in frame.listed_only
                             if _occurrences(self.stems, [stem(w) for w in words(name)], taken)]
         # The words outside column names: what the question asks, not what it is about.
+        self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
+
+    def read_elsewhere(self, positions: set[int]) -> None:
+        """Words another reader took (a row filter): no longer free for the analysis."""
+        self.inside |= positions
+        self.values = [v for v in self.values if v.start not in positions]
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
 
     def _find_columns(self, taken: set[int]) -> list[Mention]:
