@@ -50,12 +50,16 @@ def derived_columns(q: Question) -> Selection:
             base = _percent_base(q, mention.end + 1, mention.column)
             if base is None:
                 continue
-            name = f"{mention.column.name}_percent"
+            name = f"{mention.column.name}_{word}"
             found.lines.append(f'$frame[{name!r}] = 100 * $frame[{mention.column.name!r}] / '
                                f'$frame[{base.name!r}]')
             found.said.append(f"{name} = 100 × {mention.column.name} / {base.name}")
             found.columns |= {mention.column.name, base.name}
             found.positions |= {mention.end}
+            base_mention = next((m for m in q.mentions if m.column == base
+                                 and m.start in (mention.end + 2, mention.end + 3)), None)
+            if base_mention is not None:  # "of (the) total bill" is part of the definition
+                found.positions |= set(range(mention.end + 1, base_mention.end))
         elif word == "per" and mention.end + 1 < len(q.words):
             base = next((m.column for m in q.mentions if m.start == mention.end + 1
                          and m.column.kind == "numeric"), None)
@@ -94,8 +98,32 @@ def row_filters(q: Question, groups: str | None = None) -> Selection:
     found = Selection()
     _numeric_conditions(q, found)
     _value_conditions(q, found, groups)
+    _yes_no_conditions(q, found, groups)
     _date_conditions(q, found)
+    # "where", "with", "only" introduce a condition read above.
+    found.positions |= {i - 1 for i in found.positions
+                        if i > 0 and q.words[i - 1] in ("where", "with", "only", "when")}
     return found
+
+
+def _yes_no_conditions(q: Question, found: Selection, groups: str | None) -> None:
+    """ "for smokers", "among non smokers": a yes/no column named as the rows' kind."""
+    for mention in q.mentions:
+        column = mention.column
+        values = {str(v).lower(): str(v) for v in column.stats.get("top", {})}
+        if column.name == groups or set(values) != {"yes", "no"} or mention.start == 0:
+            continue
+        negated = q.words[mention.start - 1] in ("non", "not", "no")
+        before = mention.start - 1 - negated
+        if before < 0 or q.words[before] not in ("for", "among", "with", "by"):
+            continue
+        if q.words[before] == "by" or (q.words[mention.end:mention.end + 1] == ["and"]):
+            continue  # "by smoker", "smokers and non smokers": the groups
+        value = values["no" if negated else "yes"]
+        found.lines.append(f"$frame = $frame[$frame[{column.name!r}].astype(str) == {value!r}]")
+        found.said.append(f"{column.name} is {value}")
+        found.columns.add(column.name)
+        found.positions |= set(range(before + 1, mention.end))
 
 
 def _numeric_conditions(q: Question, found: Selection) -> None:
@@ -114,7 +142,8 @@ def _numeric_conditions(q: Question, found: Selection) -> None:
                 found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
                 found.said.append(f"{column} {op} {value:g}")
                 found.columns.add(column)
-                found.positions |= set(range(i, number_at + _number_words(q, number_at)))
+                last = number_at + _number_words(q, number_at)
+                found.positions |= set(range(ends[i].start, last))
 
 
 def _number_words(q: Question, i: int) -> int:
@@ -152,15 +181,18 @@ def _value_conditions(q: Question, found: Selection, groups: str | None) -> None
 
 def _date_conditions(q: Question, found: Selection) -> None:
     dates = q.frame.columns_of_kind("datetime")
-    date = dates[0] if len(dates) == 1 else None
+    years = [c for c in q.frame.columns_of_kind("numeric") if c.name.lower() == "year"]
+    date = dates[0] if len(dates) == 1 else years[0] if len(years) == 1 and not dates else None
     index_dates = q.frame.index.startswith("DatetimeIndex")
-    where = f"$frame[{date.name!r}].dt" if date else "$frame.index" if index_dates else None
+    where = (f"$frame[{date.name!r}]" + (".dt" if date.kind == "datetime" else "") if date
+             else "$frame.index" if index_dates else None)
     for i, word in enumerate(q.words):
         if re.fullmatch(r"(?:19|20)\d\d", word) and where:
             before = q.words[i - 1] if i else ""
             op = {"since": ">=", "after": ">", "from": ">=", "before": "<", "until": "<="}.get(
                 before, "==")
-            found.lines.append(f"$frame = $frame[{where}.year {op} {int(word)}]")
+            year = f"{where}.year" if date is None or date.kind == "datetime" else where
+            found.lines.append(f"$frame = $frame[{year} {op} {int(word)}]")
             found.said.append(f"year {op} {word}" if op != "==" else f"in {word}")
             found.positions |= {i, i - 1} if before in ("in", "during", "for", "since", "after",
                                                          "from", "before", "until") else {i}

@@ -42,7 +42,12 @@ METHOD = {"test", "tests", "testing", "seasonality", "stationarity", "frontier",
           "confidence", "interval", "groups", "patterns", "pattern", "similar", "zero",
           "significance", "level", "boxplot", "plot", "chart", "risk", "losses", "loss",
           "shortfall", "tail", "decomposition", "percent", "percentage", "weekends", "weekdays",
-          "weekend", "weekday"}
+          "weekend", "weekday", "parametric", "historical", "equal", "positions", "short",
+          "long", "only", "parts", "part", "seasonal", "moves", "together",
+          # nouns for the rows themselves
+          "parties", "party", "people", "penguins", "planets",
+          "bills", "meals", "diners", "rows", "records", "holdings", "move", "allowing", "allow",
+          "positions"}
 # Analyses no template does: answering with a template would answer another question.
 UNSUPPORTED = re.compile(
     r"\b(?:forecast\w*|projections?|extrapolat\w*|next (?:month|year|week|quarter)|"
@@ -77,13 +82,13 @@ PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "
 FINANCE = {"return", "returns", "price", "prices", "portfolio", "equity", "curve", "strategy",
            "drawdown", "drawdowns", "volatility", "sharpe", "ratio", "risk", "asset", "stock",
            "investment", "performance", "rate", "free", "annualised", "annualized"}
-PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px", re.IGNORECASE)
+PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px|bench|^[A-Z]{1,5}$")
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
 DATE_NAME = re.compile(r"date|time|timestamp|day|month|period", re.IGNORECASE)
 MAX_GROUPS = 30
 # Where to go when the offline reading cannot answer: a language model writes the code.
-LLM_OPTIONS = ("For free-form questions, use a language model: set ANTHROPIC_API_KEY (Claude), "
-               "or choose a model with --model.")
+LLM_OPTIONS = ("For free-form questions, use an LLM: set ANTHROPIC_API_KEY to let Claude write "
+               "the code, or pick a model with `--model`.")
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
     hint = _recipe(analysis_type) if analysis_type else None
     group = _group_column(q)
     selection = row_filters(q, group.name if group else None)
-    q.read_elsewhere(selection.positions | derived.positions)
+    q.read_elsewhere(selection.positions | derived.positions, selection.columns)
     free = " ".join(q.free_words)  # so a column called "count" is not an intent
     _refuse_unsupported(q, free, text)
     _refuse_undescribed(q)
@@ -189,7 +194,8 @@ def _detect(q: Question, free: str) -> list[Recipe]:
                             or not _statistic(q) else "group_statistic"])
     if _period(q) and "time_series" not in names:
         found.append(RECIPE["time_series"])
-    if not found and _statistic(q) and q.columns("numeric"):
+    if not found and (_statistic(q) or q.selects) and (
+            q.columns("numeric") or q.columns("numeric", weak=True) or q.filtered):
         found.append(RECIPE["distribution"])  # "average tip": the distribution has the mean
     if not found:
         raise _not_understood(q.frame, "The offline generator does not recognise what this "
@@ -367,7 +373,7 @@ def _rolling_window(q: Question) -> int | None:
 def _unexplained(q: Question) -> list[str]:
     """Words that are neither columns, nor analysis wording, nor plain English glue."""
     free = " ".join(q.free_words)
-    known = GENERIC | GLUE | {w for f in (q.frame.name,) for w in words(f)}
+    known = GENERIC | GLUE | METHOD | {w for f in (q.frame.name,) for w in words(f)}
     for recipe in RECIPES:
         known |= {w for match in recipe.pattern.finditer(free) for w in match.group(0).split()}
     if any(r.financial and r.pattern.search(free) for r in RECIPES):
@@ -400,7 +406,8 @@ def _one_numeric(q: Question, exclude: tuple[str, ...] = ()) -> ColumnInfo:
         raise _not_understood(q.frame, f"The question names several numeric columns "
                                        f"({', '.join(c.name for c in named)}); this analysis "
                                        "uses one.")
-    weak = [c for c in q.columns("numeric", weak=True) if c.name not in exclude]
+    weak = [c for c in q.columns("numeric", weak=True) if c.name not in exclude] or [
+        m.column for m in q.filtered if m.column.kind == "numeric"]  # "tips over 5"
     candidates = [c for c in q.frame.columns_of_kind("numeric") if c.name not in exclude]
     if len(weak) == 1:  # "distribution of tips" in the tips frame: the tip column
         _fallback(q, "numeric column", candidates)
@@ -499,6 +506,8 @@ def _value_counts(q: Question, free: str, found: list[str]) -> Plan:
             raise _not_understood(q.frame, f"{column.name!r} is a continuous number: counting "
                                            "its values is not a useful analysis. Ask for its "
                                            "distribution, or for the top 10 rows by it.")
+    elif q.selects:  # "how many tips over 5": the rows selected
+        return _counts(q, free, found)
     else:
         candidates = q.frame.columns_of_kind("categorical", "bool")
         if len(candidates) != 1:
@@ -516,7 +525,8 @@ def _top_rows(q: Question, free: str, found: list[str]) -> Plan:
     named = q.columns()
     if len(named) == 1 and named[0].kind != "numeric":  # "top 3 days": the most common days
         return _value_counts(q, free, found)
-    smallest = bool(re.search(r"\b(?:bottom|smallest|lowest)\b", free))
+    smallest = bool(re.search(r"\b(?:bottom|smallest|lowest|lightest|shortest|cheapest)\b",
+                              free))
     if smallest and re.search(r"\b(?:top|largest|highest|biggest)\b", free):
         raise _not_understood(q.frame, "The question asks for both the largest and the "
                                        "smallest rows; the template shows one end at a time.")
@@ -552,7 +562,8 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _correlation(q: Question, free: str, found: list[str]) -> Plan:
-    other = [c for c in q.columns() if c.kind != "numeric"]
+    symbol = _symbol_column(q)
+    other = [c for c in q.columns() if c.kind != "numeric" and c != symbol]
     if other:
         raise _not_understood(q.frame, f"Correlation needs numeric columns; {other[0].name!r} "
                                        f"is {other[0].kind}. To compare a number across its "
@@ -575,7 +586,8 @@ def _correlation(q: Question, free: str, found: list[str]) -> Plan:
     columns = [c.name for c in named] if len(named) >= 2 else None
     bounded = " (the 50 most variable)" if not columns and len(numeric) > 50 else ""
     which = ", ".join(columns) if columns else "all numeric columns"
-    return Plan("correlation", q.frame.name, {"columns": columns, "method": method},
+    return Plan("correlation", q.frame.name,
+                {"columns": columns, "column_holds": "values", "method": method},
                 f"{method.capitalize()} correlation of {which}{bounded} in {q.frame.name}: the "
                 "matrix, a heatmap and the strongest pairs"
                 + (", with a scatter plot." if columns and len(columns) == 2 else "."),
@@ -583,6 +595,7 @@ def _correlation(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _time_series(q: Question, free: str, found: list[str]) -> Plan:
+    _one_asset(q)
     date = _date_column(q)
     column = _one_numeric(q)
     window = _rolling_window(q) or 7
@@ -649,10 +662,14 @@ def _assets(q: Question) -> Assets:
         assets = max(1, symbol.unique)
         what = f"{value.name} per {symbol.name}"
     else:
-        chosen = named or [c for c in numeric if not re.search(r"volume|count|size|shares",
-                                                                c.name, re.IGNORECASE)]
+        if len(named) == 1 and BENCHMARK_NAME.search(named[0].name):
+            named = []  # "against the benchmark": the benchmark and what it measures
+        chosen = named or [c for c in numeric if PRICE_NAME.search(c.name)
+                           or RETURN_NAME.search(c.name)]
         if not chosen:
             raise _ambiguous(q.frame, "price or returns column", numeric)
+        if not named:
+            _fallback(q, "price or returns column", chosen)
         kinds = {_holds(c) for c in chosen}
         if len(kinds) > 1:
             raise _not_understood(q.frame, "Some of the columns look like prices and some like "
@@ -691,6 +708,17 @@ def _symbol_column(q: Question) -> ColumnInfo | None:
                      re.IGNORECASE) and column.unique <= MAX_GROUPS:
             return column
     return None
+
+
+def _one_asset(q: Question) -> ColumnInfo | None:
+    """A long table's symbol column, once the question picked one asset ("for MSFT")."""
+    symbol = _symbol_column(q)
+    if symbol is not None and symbol.unique > 1 and symbol.name not in q.selects:
+        example = next(iter(symbol.stats.get("top", {})), "...")
+        raise _not_understood(q.frame, f"{q.frame.name} holds several assets in "
+                                       f"{symbol.name!r}; this analysis is of one series. Name "
+                                       f"one asset, e.g. \"... for {example}\".")
+    return symbol
 
 
 def _risk_free(q: Question) -> float:
@@ -762,7 +790,7 @@ def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
         raise _not_understood(q.frame, "A seasonal decomposition needs dates; "
                                        f"{q.frame.name} has no datetime column or index.")
     column = _one_numeric(q)
-    symbol = _symbol_column(q)
+    symbol = _one_asset(q)
     rate, basis = _periods_per_year(q, date, symbol.unique if symbol else 1)
     # One seasonal cycle a year for monthly, quarterly and weekly data; a week for daily data.
     period = {365: 7, 252: 5}.get(rate, rate)
@@ -795,10 +823,8 @@ def _t_test(q: Question, free: str, found: list[str]) -> Plan:
                                            "One-way ANOVA."), _uses(value, group))
     null = next((float(w) for w in q.free_words if w.isdigit()), 0.0)
     if re.search(r"\breturns?\b", free) or _symbol_column(q) is not None:
+        _one_asset(q)
         assets = _assets(q)
-        if assets.bindings["symbol_column"] is not None:
-            raise _not_understood(q.frame, "On a long table, name one asset, e.g. \"... for "
-                                           f"{(assets.names or ('MSFT',))[0]}\".")
         columns, holds = assets.bindings["columns"], assets.bindings["column_holds"]
         return Plan("t_test", q.frame.name,
                     {"columns": columns, "column_holds": "prices" if holds == "prices"
@@ -859,6 +885,11 @@ def _clustering(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _counts(q: Question, free: str, found: list[str]) -> Plan:
+    group = _group_column(q)
+    if group is not None:  # "how many rows per day": the rows in each group
+        return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
+                    f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
+                    _uses(group))
     return Plan("counts", q.frame.name, {},
                 f"How many rows, columns and missing values {q.frame.name} has.", frozenset())
 
@@ -929,10 +960,12 @@ RECIPES = [
            r"optimi[sz]\w*|efficient frontier|max(?:imum)? sharpe|min(?:imum)? variance|"
            r"optimal (?:portfolio|weights?|allocation)|mean variance|markowitz|best weights",
            _optimization, ("portfolio_optimization",),
-           frozenset({"portfolio_performance", "value_at_risk", "correlation", "chart"}), True),
+           frozenset({"portfolio_performance", "value_at_risk", "correlation", "chart",
+                      "distribution", "group_comparison", "group_statistic"}), True),
     Recipe("value_at_risk", r"value at risk|var|cvar|expected shortfall|tail risk",
            _value_at_risk, ("value_at_risk",),
-           frozenset({"portfolio_performance", "distribution", "chart"}), True),
+           frozenset({"portfolio_performance", "distribution", "chart", "group_comparison",
+                      "group_statistic"}), True),
     Recipe("decomposition",
            r"decompos\w*|seasonal\w*|stationar\w*|adf|dickey fuller|unit root",
            _decomposition, ("decomposition",),
@@ -955,10 +988,12 @@ RECIPES = [
            r"sharpe|draw ?downs?|portfolio|equity curves?|total returns?|"
            r"annuali[sz]ed|volatility|cagr|cumulative returns?|performance",
            _portfolio, ("portfolio_performance",),
-           frozenset({"time_series", "summary", "chart"}), True),
+           frozenset({"time_series", "summary", "chart", "group_comparison", "group_statistic",
+                      "distribution"}), True),
     Recipe("correlation",
            r"correlat\w*|heat ?maps?|relationships? between|related|associat\w*|co ?move\w*",
-           _correlation, ("correlation",), frozenset({"summary", "chart"}), True),
+           _correlation, ("correlation",),
+           frozenset({"summary", "chart", "group_comparison", "group_statistic"}), True),
     Recipe("chart",
            r"box ?plots?|boxes|box|violin\w*|pie(?: chart)?s?|scatter\w*|"
            r"bar (?:chart|plot|graph)s?|line (?:chart|plot|graph)s?",
@@ -972,14 +1007,16 @@ RECIPES = [
            r"how many (?:rows|columns|records|observations|entries|missing(?: values)?|"
            r"lines|samples|nulls?|nans?)|number of (?:rows|columns|records|observations|"
            r"missing values)|missing values?|row count|shape|null values?|nans?",
-           _counts, ("counts",), frozenset({"summary", "value_counts"})),
+           _counts, ("counts",),
+           frozenset({"summary", "value_counts", "group_comparison", "group_statistic"})),
     Recipe("group_comparison", r"compare|comparison|comparing|versus|vs", _group_comparison,
            ("group_comparison",),
            frozenset({"distribution", "summary", "value_counts", "top_rows", "group_statistic"})),
     Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic",),
            frozenset({"summary", "value_counts", "distribution"})),
     Recipe("top_rows", r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
-                       r"\d+ (?:largest|smallest|highest|lowest|biggest)",
+                       r"\d+ (?:largest|smallest|highest|lowest|biggest|heaviest|lightest|"
+                       r"longest|shortest|most expensive|cheapest)",
            _top_rows, ("top_rows",), frozenset({"value_counts", "summary"})),
     Recipe("value_counts", r"value counts?|most (?:common|frequent|popular)|frequenc\w*|"
                            r"how many|counts?|top \d+|unique values|distinct values|breakdown",

@@ -96,11 +96,18 @@ class Question:
         # Columns of a wide frame that the context lists by name only (no type, no stats).
         self.undescribed = [name for name in frame.listed_only
                             if _occurrences(self.stems, [stem(w) for w in words(name)], taken)]
+        self.selects: set[str] = set()  # columns a row filter of the question reads
+        self.filtered: list[Mention] = []
         # The words outside column names: what the question asks, not what it is about.
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
 
-    def read_elsewhere(self, positions: set[int]) -> None:
-        """Words another reader took (a row filter): no longer free for the analysis."""
+    def read_elsewhere(self, positions: set[int], selects: set[str]) -> None:
+        """Words another reader took (a row filter on ``selects``): not free for the analysis."""
+        self.selects = selects
+        # A column named only in a condition ("... for parties of size at least 3") is not
+        # what the analysis is about, unless nothing else is (see ``filtered``).
+        self.filtered = [m for m in self.mentions if m.start in positions]
+        self.mentions = [m for m in self.mentions if m.start not in positions]
         self.inside |= positions
         self.values = [v for v in self.values if v.start not in positions]
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
