@@ -44,10 +44,13 @@ METHOD = {"test", "tests", "testing", "seasonality", "stationarity", "frontier",
           "shortfall", "tail", "decomposition", "percent", "percentage", "weekends", "weekdays",
           "weekend", "weekday", "parametric", "historical", "equal", "positions", "short",
           "long", "only", "parts", "part", "seasonal", "moves", "together",
-          # nouns for the rows themselves
-          "parties", "party", "people", "penguins", "planets",
-          "bills", "meals", "diners", "rows", "records", "holdings", "move", "allowing", "allow",
-          "positions"}
+          "positions", "spearman", "pearson", "kendall", "rank", "multiplicative", "additive",
+          "positive", "negative", "non", "linear", "drives", "drive", "driver", "have", "has",
+          "had", "dataset", "held", "out", "score", "mean", "means", "holdings", "move",
+          "allowing", "allow", "over", "window"}
+# Nouns for the rows themselves ("for parties of size 3"), never a column's name.
+ROW_NOUNS = {"parties", "party", "people", "customers", "customer", "penguins", "planets",
+             "bills", "meals", "diners", "rows", "records"}
 # Analyses no template does: answering with a template would answer another question.
 UNSUPPORTED = re.compile(
     r"\b(?:forecast\w*|projections?|extrapolat\w*|next (?:month|year|week|quarter)|"
@@ -151,7 +154,9 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
                         f"{'; '.join(derived.said + selection.said)}.")
     _refuse_unused(q, result)
     _refuse_filters(q, result, selection)
-    return result
+    _refuse_unread(q)
+    # The frame's own columns the code reads (a derived column is made from some of them).
+    return dataclasses.replace(result, uses=result.uses - {c.name for c in derived.derived})
 
 
 def _choose_frame(text: str, context: DataContext) -> FrameInfo:
@@ -235,10 +240,15 @@ def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) ->
     free = " ".join(q.free_words)
     said = {w for r in RECIPES for m in r.pattern.finditer(free) for w in m.group(0).split()}
     frame_words = {w for f in context.frames for w in words(f.name)} | known | said | METHOD
-    after = ("of", "for", "by", "across", "per", "between", "among", "versus", "vs", "against",
-             "with", "on", "in", "and", "compare", "plot", "correlate", "describe", "summarise",
-             "summarize")
-    unknown = q.unknown_names(after, frame_words)
+    grouping = ("by", "across", "per")  # "by customer": a column, never the rows' noun
+    after = ("of", "for", "between", "among", "versus", "vs", "against", "with", "on", "in",
+             "and", "compare", "plot", "correlate", "describe", "summarise", "summarize")
+    unknown = q.unknown_names(grouping, frame_words) + q.unknown_names(
+        after, frame_words | ROW_NOUNS)
+    # "by category" on a frame without such a column names no groups at all.
+    unknown += [q.words[i + 1] for i in q.positions(*grouping)
+                if i + 1 < len(q.words) and i + 1 not in q.inside
+                and stem(q.words[i + 1]) in ("category", "group", "type", "class")]
     if unknown:
         columns = ", ".join(c.name for c in q.frame.columns)
         raise InputError(
@@ -247,6 +257,16 @@ def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) ->
             "Name one of these columns as it is spelled. To look at some rows only, filter in "
             f"the cell argument, e.g. `%%analyze {q.frame.name}[...]`.",
         )
+
+
+def _refuse_unread(q: Question) -> None:
+    """A word the reading did not account for may change the question ("... when the bill was
+    split"): answering without it would answer another question."""
+    unread = _unexplained(q)
+    if unread:
+        raise _not_understood(q.frame, f"The offline generator does not know what "
+                                       f"{', '.join(map(repr, unread[:3]))} means here, so its "
+                                       "answer might not be the one asked for.")
 
 
 def _refuse_unused(q: Question, result: Plan) -> None:
@@ -373,7 +393,7 @@ def _rolling_window(q: Question) -> int | None:
 def _unexplained(q: Question) -> list[str]:
     """Words that are neither columns, nor analysis wording, nor plain English glue."""
     free = " ".join(q.free_words)
-    known = GENERIC | GLUE | METHOD | {w for f in (q.frame.name,) for w in words(f)}
+    known = GENERIC | GLUE | METHOD | ROW_NOUNS | {w for w in words(q.frame.name)}
     for recipe in RECIPES:
         known |= {w for match in recipe.pattern.finditer(free) for w in match.group(0).split()}
     if any(r.financial and r.pattern.search(free) for r in RECIPES):
@@ -665,7 +685,7 @@ def _assets(q: Question) -> Assets:
         if len(named) == 1 and BENCHMARK_NAME.search(named[0].name):
             named = []  # "against the benchmark": the benchmark and what it measures
         chosen = named or [c for c in numeric if PRICE_NAME.search(c.name)
-                           or RETURN_NAME.search(c.name)]
+                           or RETURN_NAME.search(c.name)] or numeric[:1] * (len(numeric) == 1)
         if not chosen:
             raise _ambiguous(q.frame, "price or returns column", numeric)
         if not named:
