@@ -7,7 +7,6 @@ from typing import Any
 from .base import Param, Template, number
 
 CODE = '''\
-import matplotlib.pyplot as plt
 from jupyter_analyst.runtime import save_metrics, save_table
 
 $params
