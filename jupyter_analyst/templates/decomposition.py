@@ -32,6 +32,7 @@ save_metrics({
     "adf_statistic": round(float(adf_statistic), 4),
     "adf_p_value": round(float(p_value), 4),
     "adf_critical_5pct": round(float(critical["5%"]), 4),
+    "adf_lags": int(lags),
     "stationary_at_5pct": bool(p_value < 0.05),
     "trend_strength": round(float(max(0, 1 - residual.var() / deseasoned.var())), 3),
     "seasonal_strength": round(float(max(0, 1 - residual.var() / detrended.var())), 3),

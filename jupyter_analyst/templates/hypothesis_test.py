@@ -34,7 +34,8 @@ for name in columns:
                      "ci_low": round(float(low), 4), "ci_high": round(float(high), 4)}
     samples[name] = values
 save_table(pd.DataFrame(results).T, "t_tests")
-metrics = {"null_value": null_value, "confidence_pct": round(100 * confidence, 1)}
+metrics = {"null_value": null_value, "confidence_pct": round(100 * confidence, 1),
+           "significance_level": 0.05}
 for name, row in results.items():
     prefix = "" if len(results) == 1 else f"{name} "
     metrics.update({prefix + key: value for key, value in row.items()})
@@ -69,7 +70,7 @@ else:
     metrics["test"] = "one-way ANOVA"
 metrics.update({"statistic": round(float(test.statistic), 3),
                 "p_value": round(float(test.pvalue), 4),
-                "confidence_pct": round(100 * confidence, 1)})
+                "confidence_pct": round(100 * confidence, 1), "significance_level": 0.05})
 save_metrics(metrics)
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
