@@ -47,7 +47,7 @@ METHOD = {"test", "tests", "testing", "seasonality", "stationarity", "frontier",
           "positions", "spearman", "pearson", "kendall", "rank", "multiplicative", "additive",
           "positive", "negative", "non", "linear", "drives", "drive", "driver", "have", "has",
           "had", "dataset", "held", "out", "score", "mean", "means", "holdings", "move",
-          "allowing", "allow", "over", "window"}
+          "allowing", "allow", "over", "window", "when", "two", "best", "well", "figures", "worst"}
 # Nouns for the rows themselves ("for parties of size 3"), never a column's name.
 ROW_NOUNS = {"parties", "party", "people", "customers", "customer", "penguins", "planets",
              "bills", "meals", "diners", "rows", "records"}
@@ -866,8 +866,11 @@ def _regression(q: Question, free: str, found: list[str]) -> Plan:
     # The target is named first, or after "predict"/"explain" ("predict tip from ...").
     if not named:
         raise _ambiguous(q.frame, "target column", numeric)
-    target = named[0]
-    features = [c for c in named[1:]] or [c for c in numeric if c.name != target.name]
+    # "predict tip from total bill", "total bill predicts tip": the column after the verb.
+    verbs = [i for i, w in enumerate(q.words) if re.match(r"predict|explain|regress|driv", w)]
+    after = [c for c in (q.column_after(i) for i in verbs) if c is not None and c in named]
+    target = after[0] if after else named[0]
+    features = [c for c in named if c != target] or [c for c in numeric if c.name != target.name]
     if not features:
         raise _not_understood(q.frame, "A regression needs at least one other numeric column.")
     prices = _symbol_column(q) is None and all(_holds(c) == "prices" for c in
@@ -978,14 +981,16 @@ class Recipe:
 RECIPES = [
     Recipe("portfolio_optimization",
            r"optimi[sz]\w*|efficient frontier|max(?:imum)? sharpe|min(?:imum)? variance|"
-           r"optimal (?:portfolio|weights?|allocation)|mean variance|markowitz|best weights",
+           r"optimal (?:portfolio|weights?|allocation)|mean variance|markowitz|"
+           r"(?<!equal )weights?",
            _optimization, ("portfolio_optimization",),
            frozenset({"portfolio_performance", "value_at_risk", "correlation", "chart",
-                      "distribution", "group_comparison", "group_statistic"}), True),
+                      "distribution", "group_comparison", "group_statistic", "time_series"}),
+           True),
     Recipe("value_at_risk", r"value at risk|var|cvar|expected shortfall|tail risk",
            _value_at_risk, ("value_at_risk",),
            frozenset({"portfolio_performance", "distribution", "chart", "group_comparison",
-                      "group_statistic"}), True),
+                      "group_statistic", "time_series"}), True),
     Recipe("decomposition",
            r"decompos\w*|seasonal\w*|stationar\w*|adf|dickey fuller|unit root",
            _decomposition, ("decomposition",),
@@ -1000,12 +1005,13 @@ RECIPES = [
            frozenset({"portfolio_performance", "summary", "chart", "correlation"}), True),
     Recipe("t_test",
            r"t tests?|ttest|significan\w*|hypothes\w*|p values?|confidence intervals?|"
-           r"different from zero|differ\w* significantly|anova|statistically",
+           r"different from zero|differ\w* significantly|anova|statistically|"
+           r"test (?:whether|if)",
            _t_test, ("t_test", "group_test"),
            frozenset({"portfolio_performance", "group_comparison", "group_statistic",
                       "distribution", "chart", "summary"}), True),
     Recipe("portfolio_performance",
-           r"sharpe|draw ?downs?|portfolio|equity curves?|total returns?|"
+           r"sharpe|draw ?downs?|portfolio|equity curves?|total returns?|risk and returns?|"
            r"annuali[sz]ed|volatility|cagr|cumulative returns?|performance",
            _portfolio, ("portfolio_performance",),
            frozenset({"time_series", "summary", "chart", "group_comparison", "group_statistic",
@@ -1013,7 +1019,8 @@ RECIPES = [
     Recipe("correlation",
            r"correlat\w*|heat ?maps?|relationships? between|related|associat\w*|co ?move\w*",
            _correlation, ("correlation",),
-           frozenset({"summary", "chart", "group_comparison", "group_statistic"}), True),
+           frozenset({"summary", "chart", "group_comparison", "group_statistic",
+                      "time_series"}), True),
     Recipe("chart",
            r"box ?plots?|boxes|box|violin\w*|pie(?: chart)?s?|scatter\w*|"
            r"bar (?:chart|plot|graph)s?|line (?:chart|plot|graph)s?",
