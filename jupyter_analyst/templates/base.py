@@ -56,20 +56,6 @@ asset_returns = asset_table.pct_change(fill_method=None) if column_holds == "pri
 asset_returns = asset_returns.dropna(how="all")
 """
 
-# The financial templates' parameters, in the order ASSET_RETURNS reads them.
-def asset_params(holds_default: str = '"prices"', holds: tuple[str, ...] = ("prices", "returns")
-                 ) -> tuple[Param, ...]:
-    return (
-        Param("columns", "columns", "price or return columns, one per asset",
-              'list($frame.select_dtypes("number").columns)'),
-        Param("column_holds", "choice", " or ".join(f'"{h}"' for h in holds), holds_default,
-              holds),
-        Param("date_column", "optional_column", "None means the frame's index", "None"),
-        Param("symbol_column", "optional_column",
-              "a long table's asset column (None: one column per asset)", "None"),
-    )
-
-
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -131,6 +117,20 @@ class Template:
             elif isinstance(node, ast.alias):
                 names.add((node.asname or node.name).split(".")[0])
         return frozenset(names - {placeholder})
+
+
+# The financial templates' parameters, in the order ASSET_RETURNS reads them.
+def asset_params(holds_default: str = '"prices"', holds: tuple[str, ...] = ("prices", "returns")
+                 ) -> tuple[Param, ...]:
+    return (
+        Param("columns", "columns", "price or return columns, one per asset",
+              'list($frame.select_dtypes("number").columns)'),
+        Param("column_holds", "choice", " or ".join(f'"{h}"' for h in holds), holds_default,
+              holds),
+        Param("date_column", "optional_column", "None means the frame's index", "None"),
+        Param("symbol_column", "optional_column",
+              "a long table's asset column (None: one column per asset)", "None"),
+    )
 
 
 def _literal(param: Param, value: Any) -> str:

@@ -1,8 +1,11 @@
-"""Reading a question offline: which template answers it, bound to which columns.
+"""Reading a question offline: which recipe answers it, bound to which columns.
 
 When in doubt, refuse. A question gets code only if its wording matches one
-analysis, every column it names is used by that analysis, and it asks for nothing
-the template would silently leave out (a row filter, a forecast, a test...).
+analysis, every column it names is used by that analysis, every word is accounted for,
+and it asks for nothing the code would silently leave out (a forecast, a model...).
+Rows and derived columns it defines ("tips over 5", "tip percent") are read by
+``filters`` and stated in the explanation. Adding an analysis is adding a template
+module and one ``Recipe`` in ``RECIPES``.
 Otherwise a ``NotUnderstoodError`` (or an ``InputError`` for a column that does not
 exist) says what the offline generator can do instead.
 """
@@ -20,7 +23,7 @@ from typing import Any
 from ...context import ColumnInfo, DataContext, FrameInfo
 from ...errors import InputError, NotUnderstoodError
 from ...templates import TEMPLATES
-from .filters import SYMBOLS, derived_columns, row_filters, with_derived
+from .filters import SYMBOLS, Selection, derived_columns, row_filters, with_derived
 from .matching import GENERIC, Question, stem, words
 
 # Everyday words of a question that say nothing about which column or analysis is meant.
@@ -280,7 +283,7 @@ def _refuse_unused(q: Question, result: Plan) -> None:
         )
 
 
-def _refuse_filters(q: Question, result: Plan, selection) -> None:
+def _refuse_filters(q: Question, result: Plan, selection: Selection) -> None:
     """Category values ("Sun", "Dinner") the selection did not read, outside the groups."""
     grouped = result.bindings.get("group_column")
     values = [v for v in q.values if v.column.name != grouped
