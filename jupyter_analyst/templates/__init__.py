@@ -9,24 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import importlib
+import pkgutil
+
 from ..errors import InputError
-from . import (
-    correlation,
-    distribution,
-    group_comparison,
-    portfolio_performance,
-    summary,
-    time_series,
-    top_rows,
-    value_counts,
-)
 from .base import Param, Template
 
-TEMPLATES: dict[str, Template] = {
-    module.TEMPLATE.name: module.TEMPLATE
-    for module in (summary, distribution, correlation, time_series, portfolio_performance,
-                   group_comparison, value_counts, top_rows)
-}
+
+def _discover() -> dict[str, Template]:
+    """Every template defined in this package's modules: adding one is adding a module."""
+    found: dict[str, Template] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            for candidate in value if isinstance(value, list) else [value]:
+                if isinstance(candidate, Template):
+                    found[candidate.name] = candidate
+    return found
+
+
+TEMPLATES: dict[str, Template] = _discover()
 
 __all__ = ["TEMPLATES", "Param", "Template", "get_template", "list_templates", "template"]
 

@@ -37,10 +37,30 @@ series = pd.to_numeric(series, errors="coerce").dropna()
 """
 
 
+# Shared by the financial templates (uses $frame, columns, column_holds, date_column,
+# symbol_column): one column per asset indexed by date, and the per-period returns.
+ASSET_RETURNS = """\
+# One column per asset, indexed by date; a long (date, symbol, value) table is pivoted.
+if symbol_column is not None:
+    asset_table = $frame.pivot_table(
+        index=date_column, columns=symbol_column, values=columns[0])
+    asset_table.index = pd.to_datetime(asset_table.index)
+elif date_column is not None:
+    asset_table = $frame.set_index(pd.to_datetime($frame[date_column]))[columns]
+else:
+    asset_table = $frame[columns]
+asset_table = asset_table.apply(pd.to_numeric, errors="coerce").sort_index()
+# Returns of each period; an asset listed later simply starts later.
+asset_returns = asset_table.pct_change(fill_method=None) if column_holds == "prices" \\
+    else asset_table
+asset_returns = asset_returns.dropna(how="all")
+"""
+
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str  # "column", "columns", "optional_column", "int", "float" or "choice"
+    # "column", "columns", "optional_column", "int", "float", "choice" or "strings"
+    kind: str
     help: str
     default: str  # Python source used when unbound; may use $frame
     choices: tuple[str, ...] = ()
@@ -99,6 +119,20 @@ class Template:
         return frozenset(names - {placeholder})
 
 
+# The financial templates' parameters, in the order ASSET_RETURNS reads them.
+def asset_params(holds_default: str = '"prices"', holds: tuple[str, ...] = ("prices", "returns")
+                 ) -> tuple[Param, ...]:
+    return (
+        Param("columns", "columns", "price or return columns, one per asset",
+              'list($frame.select_dtypes("number").columns)'),
+        Param("column_holds", "choice", " or ".join(f'"{h}"' for h in holds), holds_default,
+              holds),
+        Param("date_column", "optional_column", "None means the frame's index", "None"),
+        Param("symbol_column", "optional_column",
+              "a long table's asset column (None: one column per asset)", "None"),
+    )
+
+
 def _literal(param: Param, value: Any) -> str:
     """``repr`` of a checked plain value: the only way a binding reaches the code."""
     ok = {
@@ -110,6 +144,8 @@ def _literal(param: Param, value: Any) -> str:
         "float": isinstance(value, (int, float)) and not isinstance(value, bool)
         and math.isfinite(value),
         "choice": value in param.choices,
+        "strings": value is None
+        or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)),
     }[param.kind]
     if not ok:
         expected = {
@@ -119,11 +155,12 @@ def _literal(param: Param, value: Any) -> str:
             "int": "a positive int",
             "float": "a finite number",
             "choice": " or ".join(map(repr, param.choices)),
+            "strings": "a list of str or None",
         }[param.kind]
         raise InputError(
             f"{value!r} is not a valid value for {param.name!r}.", f"Pass {expected}."
         )
-    if param.kind == "columns" and value is not None:
+    if param.kind in ("columns", "strings") and value is not None:
         value = list(value)
     if param.kind == "float":
         value = float(value)
@@ -158,3 +195,14 @@ def finite(metrics: dict[str, Any], *keys: str) -> bool:
         if not math.isfinite(value):
             return False
     return True
+
+
+def percent_points(value: Any) -> str:
+    """A metric already in percent (-57.49) written as the insight says it: "-57.5%"."""
+    return f"{float(value):.1f}%"
+
+
+def indented(code: str) -> str:
+    """``code`` one block deeper, to run a shared snippet under an ``if``."""
+    return "".join(f"    {line}" if line.strip() else line
+                   for line in code.splitlines(keepends=True))

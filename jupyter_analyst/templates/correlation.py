@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Param, Template, finite, number
+from .base import ASSET_RETURNS, Param, Template, asset_params, finite, indented, number
 
 CODE = '''\
 # Correlation between numeric columns: the matrix, a heatmap and the strongest pairs.
@@ -15,7 +15,15 @@ from jupyter_analyst.runtime import save_metrics, save_table
 
 $params
 
-numeric = $frame[columns] if columns else $frame.select_dtypes("number")
+if column_holds == "values" and symbol_column is None:
+    numeric = $frame[columns] if columns else $frame.select_dtypes("number")
+else:
+''' + indented(ASSET_RETURNS) + '''\
+    # Prices are correlated through their returns: price levels that merely trend
+    # correlate strongly whatever the assets do from one period to the next.
+    numeric = asset_returns if column_holds == "prices" else asset_table
+if numeric.shape[1] > max_columns:  # bounded: the most variable columns only
+    numeric = numeric[numeric.var().nlargest(max_columns).index]
 matrix = numeric.corr(method=method)
 save_table(matrix.round(3), "correlation_matrix")
 
@@ -49,6 +57,14 @@ if len(labels) <= 12:  # numbers stay readable up to about a dozen columns
 fig.colorbar(image, ax=ax, label=f"{method} correlation")
 ax.set_title(f"{method.capitalize()} correlation")
 
+if numeric.shape[1] == 2:  # a named pair: its scatter shows what r summarises
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    first, second = numeric.columns
+    ax.scatter(numeric[first], numeric[second], alpha=0.6)
+    ax.set_xlabel(str(first))
+    ax.set_ylabel(str(second))
+    ax.set_title(f"{second} against {first}: r = {matrix.iat[0, 1]:.2f}")
+
 print(f"{numeric.shape[1]} numeric columns compared ({method}).")
 for row in pairs.head(5).itertuples():
     print(f"  {row.column_a} ~ {row.column_b}: {row.correlation:+.2f}")
@@ -68,6 +84,9 @@ def _strength(r: float) -> str:
 
 def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
     found = []
+    if bindings.get("column_holds") == "prices":
+        found.append("These are correlations of the returns of each period, not of price "
+                     "levels.")
     if finite(metrics, "strongest_correlation") and "strongest_pair" in metrics:
         r = metrics["strongest_correlation"]
         direction = "positive" if r > 0 else "negative"
@@ -92,6 +111,8 @@ TEMPLATE = Template(
     example="How are the numeric columns correlated?",
     params=(
         Param("columns", "columns", "None means every numeric column", "None"),
+        *asset_params('"values"', ("values", "prices"))[1:],
+        Param("max_columns", "int", "at most this many columns, the most variable", "50"),
         Param("method", "choice", '"pearson", "spearman" (rank) or "kendall"', '"pearson"',
               ("pearson", "spearman", "kendall")),
     ),

@@ -11,7 +11,7 @@ import calendar
 import re
 from dataclasses import dataclass
 
-from ..context import ColumnInfo, FrameInfo
+from ...context import ColumnInfo, FrameInfo
 
 # Phrases whose words are never column names ("over time" must not name a column "time").
 NOT_COLUMNS = ("over time", "time series", "timeseries", "through time", "in time")
@@ -48,7 +48,8 @@ UNITS = {"mm", "cm", "m", "km", "g", "kg", "lb", "lbs", "s", "sec", "ms", "min",
 
 def words(text: str) -> list[str]:
     """Lowercase words of ``text``; camelCase and snake_case are split into words."""
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(text))
+    # "totalBill" is two words; "CVaR" and "USD" stay one.
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", " ", str(text))
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
@@ -95,7 +96,20 @@ class Question:
         # Columns of a wide frame that the context lists by name only (no type, no stats).
         self.undescribed = [name for name in frame.listed_only
                             if _occurrences(self.stems, [stem(w) for w in words(name)], taken)]
+        self.selects: set[str] = set()  # columns a row filter of the question reads
+        self.filtered: list[Mention] = []
         # The words outside column names: what the question asks, not what it is about.
+        self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
+
+    def read_elsewhere(self, positions: set[int], selects: set[str]) -> None:
+        """Words another reader took (a row filter on ``selects``): not free for the analysis."""
+        self.selects = selects
+        # A column named only in a condition ("... for parties of size at least 3") is not
+        # what the analysis is about, unless nothing else is (see ``filtered``).
+        self.filtered = [m for m in self.mentions if m.start in positions]
+        self.mentions = [m for m in self.mentions if m.start not in positions]
+        self.inside |= positions
+        self.values = [v for v in self.values if v.start not in positions]
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
 
     def _find_columns(self, taken: set[int]) -> list[Mention]:

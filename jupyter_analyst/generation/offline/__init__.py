@@ -1,19 +1,20 @@
-"""The offline generator: no key, no network; questions mapped onto analysis templates.
+"""The offline generator: no key, no network; a question read into one recipe's code.
 
-It answers the common analysis questions (overview, distribution, correlation, time
-series, portfolio performance, group comparison, value counts, top rows) with the code
-of the matching template from ``jupyter_analyst.templates``, bound to the frame's
-columns (see ``intent.plan``).
-Anything else is refused with a ``NotUnderstoodError`` that says what it can do, so
-it never answers a question other than the one asked.
+``intent.py`` holds the recipes (one per analysis: its trigger words, the analyses it
+absorbs, how it binds columns, the templates it renders) and ``plan``, which reads a
+question; ``filters.py`` reads the rows and derived columns a question defines;
+``matching.py`` finds column names and values in it. The code is the matching template
+from ``jupyter_analyst.templates``. Anything else is refused with a
+``NotUnderstoodError`` that says what it can do and names the LLM options, so it never
+answers a question other than the one asked.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..templates import TEMPLATES
-from .base import CodeGenerator, GeneratedCode, GenerationRequest
+from ...templates import TEMPLATES
+from ..base import CodeGenerator, GeneratedCode, GenerationRequest
 from .intent import plan
 
 

@@ -1,0 +1,218 @@
+"""Rows and derived columns a question defines: "tips over 5", "for MSFT", "tip percent".
+
+Each becomes one line of code run before the analysis, on a copy of the frame, and a
+phrase of the explanation, so the reading is stated. Values reach the code only as
+``repr()`` of a number or of a value the data context lists, never as question text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from ...context import ColumnInfo, FrameInfo
+from .matching import Question, stem
+
+COMPARISONS = {
+    ">": ("over", "above", "more than", "greater than", "higher than", "larger than",
+          "exceeding"),
+    ">=": ("at least",),
+    "<": ("under", "below", "less than", "lower than", "smaller than"),
+    "<=": ("at most",),
+}
+# Symbols are read as the same words: "tip > 5" is "tip over 5".
+SYMBOLS = ((">=", " at least "), ("<=", " at most "), (">", " over "), ("<", " under "))
+WEEKEND_DAYS = ("sat", "sun")
+
+
+@dataclass
+class Selection:
+    lines: list[str] = field(default_factory=list)  # code, with $frame for the working copy
+    said: list[str] = field(default_factory=list)  # the reading, in words
+    positions: set[int] = field(default_factory=set)  # words of the question read here
+    columns: set[str] = field(default_factory=set)  # columns the selection reads
+    derived: list[ColumnInfo] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+
+def derived_columns(q: Question) -> Selection:
+    """ "tip percent" (of total_bill), "tip per size": new numeric columns for the frame."""
+    found = Selection()
+    numeric = {c.name: c for c in q.frame.columns_of_kind("numeric")}
+    for mention in q.mentions:
+        if mention.column.name not in numeric or mention.end >= len(q.words):
+            continue
+        word = q.words[mention.end]
+        if word in ("percent", "percentage", "pct", "share", "rate"):
+            base = _percent_base(q, mention.end + 1, mention.column)
+            if base is None:
+                continue
+            name = f"{mention.column.name}_{word}"
+            found.lines.append(f'$frame[{name!r}] = 100 * $frame[{mention.column.name!r}] / '
+                               f'$frame[{base.name!r}]')
+            found.said.append(f"{name} = 100 × {mention.column.name} / {base.name}")
+            found.columns |= {mention.column.name, base.name}
+            found.positions |= {mention.end}
+            base_mention = next((m for m in q.mentions if m.column == base
+                                 and m.start in (mention.end + 2, mention.end + 3)), None)
+            if base_mention is not None:  # "of (the) total bill" is part of the definition
+                found.positions |= set(range(mention.end + 1, base_mention.end))
+        elif word == "per" and mention.end + 1 < len(q.words):
+            base = next((m.column for m in q.mentions if m.start == mention.end + 1
+                         and m.column.kind == "numeric"), None)
+            if base is None:
+                continue
+            name = f"{mention.column.name}_per_{base.name}"
+            found.lines.append(f'$frame[{name!r}] = $frame[{mention.column.name!r}] / '
+                               f'$frame[{base.name!r}]')
+            found.said.append(f"{name} = {mention.column.name} / {base.name}")
+            found.columns |= {mention.column.name, base.name}
+            found.positions |= {mention.end}
+        else:
+            continue
+        found.derived.append(ColumnInfo(name=name, dtype="float64", kind="numeric", missing=0,
+                                        unique=q.frame.rows))
+    return found
+
+
+def _percent_base(q: Question, after: int, part: ColumnInfo) -> ColumnInfo | None:
+    """The whole a percentage is of: named ("of total_bill"), else the one "total" column."""
+    for m in q.mentions:
+        if m.start in (after + 1, after + 2) and q.words[after] == "of" \
+                and m.column.kind == "numeric":
+            return m.column
+    totals = [c for c in q.frame.columns_of_kind("numeric")
+              if "total" in c.name.lower() and c.name != part.name]
+    return totals[0] if len(totals) == 1 else None
+
+
+def with_derived(frame: FrameInfo, derived: list[ColumnInfo]) -> FrameInfo:
+    return dataclasses.replace(frame, columns=(*frame.columns, *derived))
+
+
+def row_filters(q: Question, groups: str | None = None) -> Selection:
+    """Conditions on rows: a number compared, a category value, a year, weekends."""
+    found = Selection()
+    _numeric_conditions(q, found)
+    _value_conditions(q, found, groups)
+    _yes_no_conditions(q, found, groups)
+    _date_conditions(q, found)
+    # "where", "with", "only" introduce a condition read above.
+    found.positions |= {i - 1 for i in found.positions
+                        if i > 0 and q.words[i - 1] in ("where", "with", "only", "when")}
+    return found
+
+
+def _yes_no_conditions(q: Question, found: Selection, groups: str | None) -> None:
+    """ "for smokers", "among non smokers": a yes/no column named as the rows' kind."""
+    for mention in q.mentions:
+        column = mention.column
+        values = {str(v).lower(): str(v) for v in column.stats.get("top", {})}
+        if column.name == groups or set(values) != {"yes", "no"} or mention.start == 0:
+            continue
+        negated = q.words[mention.start - 1] in ("non", "not", "no")
+        before = mention.start - 1 - negated
+        if before < 0 or q.words[before] not in ("for", "among", "with", "by"):
+            continue
+        if q.words[before] == "by" or (q.words[mention.end:mention.end + 1] == ["and"]):
+            continue  # "by smoker", "smokers and non smokers": the groups
+        value = values["no" if negated else "yes"]
+        found.lines.append(f"$frame = $frame[$frame[{column.name!r}].astype(str) == {value!r}]")
+        found.said.append(f"{column.name} is {value}")
+        found.columns.add(column.name)
+        found.positions |= set(range(before + 1, mention.end))
+
+
+def _numeric_conditions(q: Question, found: Selection) -> None:
+    """A named numeric column, a comparison and a number: "tips over 5", "size at least 3"."""
+    ends = {m.end: m for m in q.mentions if m.column.kind == "numeric"}
+    for op, phrases in COMPARISONS.items():
+        for phrase in phrases:
+            target = phrase.split()
+            for i in range(len(q.words) - len(target)):
+                number_at = i + len(target)
+                if q.words[i:number_at] != target or i not in ends \
+                        or not q.words[number_at].isdigit():
+                    continue
+                value = _number(q, number_at)
+                column = ends[i].column.name
+                found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
+                found.said.append(f"{column} {op} {value:g}")
+                found.columns.add(column)
+                last = number_at + _number_words(q, number_at)
+                found.positions |= set(range(ends[i].start, last))
+
+
+def _number_words(q: Question, i: int) -> int:
+    """ "5" is one word; "2.5" is read as "2", "5" and is two."""
+    return 2 if i + 1 < len(q.words) and re.search(
+        rf"\b{q.words[i]}\.{q.words[i + 1]}\b", q.text) else 1
+
+
+def _number(q: Question, i: int) -> float:
+    if _number_words(q, i) == 2:
+        return float(f"{q.words[i]}.{q.words[i + 1]}")
+    return float(q.words[i])
+
+
+def _value_conditions(q: Question, found: Selection, groups: str | None) -> None:
+    by_column: dict[str, list] = {}
+    for value in q.values:
+        by_column.setdefault(value.column.name, []).append(value)
+    for column, values in by_column.items():
+        if column == groups:
+            continue
+        chosen = sorted({v.value for v in values})
+        if len(chosen) == 1:
+            found.lines.append(f"$frame = $frame[$frame[{column!r}].astype(str) == "
+                               f"{chosen[0]!r}]")
+            found.said.append(f"{column} is {chosen[0]}")
+        else:
+            found.lines.append(f"$frame = $frame[$frame[{column!r}].astype(str).isin("
+                               f"{chosen!r})]")
+            found.said.append(f"{column} in {', '.join(chosen)}")
+        found.columns.add(column)
+        for v in values:
+            found.positions |= set(range(v.start, v.start + max(1, len(v.value.split()))))
+
+
+def _date_conditions(q: Question, found: Selection) -> None:
+    dates = q.frame.columns_of_kind("datetime")
+    years = [c for c in q.frame.columns_of_kind("numeric") if c.name.lower() == "year"]
+    date = dates[0] if len(dates) == 1 else years[0] if len(years) == 1 and not dates else None
+    index_dates = q.frame.index.startswith("DatetimeIndex")
+    where = (f"$frame[{date.name!r}]" + (".dt" if date.kind == "datetime" else "") if date
+             else "$frame.index" if index_dates else None)
+    for i, word in enumerate(q.words):
+        if re.fullmatch(r"(?:19|20)\d\d", word) and where:
+            before = q.words[i - 1] if i else ""
+            op = {"since": ">=", "after": ">", "from": ">=", "before": "<", "until": "<="}.get(
+                before, "==")
+            year = f"{where}.year" if date is None or date.kind == "datetime" else where
+            found.lines.append(f"$frame = $frame[{year} {op} {int(word)}]")
+            found.said.append(f"year {op} {word}" if op != "==" else f"in {word}")
+            found.positions |= {i, i - 1} if before in ("in", "during", "for", "since", "after",
+                                                         "from", "before", "until") else {i}
+            if date:
+                found.columns.add(date.name)
+        elif stem(word) in ("weekend", "weekday"):
+            weekend = stem(word) == "weekend"
+            day_column = next((c for c in q.frame.columns_of_kind("categorical")
+                               if set(map(str.lower, c.stats.get("top", {}))) & {"sat", "sun"}),
+                              None)
+            if day_column is not None:
+                days = [d for d in day_column.stats["top"] if d.lower()[:3] in WEEKEND_DAYS]
+                test = f"$frame[{day_column.name!r}].astype(str).isin({days!r})"
+                found.columns.add(day_column.name)
+            elif where:
+                test = f"({where}.dayofweek >= 5)"
+                if date:
+                    found.columns.add(date.name)
+            else:
+                continue
+            found.lines.append(f"$frame = $frame[{test if weekend else '~' + test}]")
+            found.said.append("on weekends" if weekend else "on weekdays")
+            found.positions |= {i}
