@@ -11,9 +11,9 @@ import random
 import re
 
 import numpy as np
+import offline_frames
 import pandas as pd
 import pytest
-import offline_frames
 from conftest import read_seaborn
 from notebook_kernel import NotebookKernel
 from scipy import stats
@@ -23,9 +23,8 @@ from jupyter_analyst.datasets import load
 from jupyter_analyst.errors import AnalystError, InputError, NotUnderstoodError
 from jupyter_analyst.generation import GenerationRequest, make_generator
 from jupyter_analyst.generation.grounding import ground_insights
-from jupyter_analyst.generation.offline.intent import plan
 from jupyter_analyst.generation.offline import OfflineGenerator
-from jupyter_analyst.generation.offline.intent import RECIPES
+from jupyter_analyst.generation.offline.intent import RECIPES, plan
 from jupyter_analyst.safety import SafetyValidator
 
 

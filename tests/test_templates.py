@@ -10,8 +10,8 @@ import pytest
 from notebook_kernel import NotebookKernel
 
 from jupyter_analyst.datasets import load, stock_prices
-from jupyter_analyst.generation.offline.intent import RECIPES
 from jupyter_analyst.errors import InputError
+from jupyter_analyst.generation.offline.intent import RECIPES
 from jupyter_analyst.safety import RiskLevel, SafetyValidator
 from jupyter_analyst.templates import get_template, list_templates
 

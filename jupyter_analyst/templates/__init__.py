@@ -7,10 +7,9 @@ offline generator emits for its intent are one and the same code, e.g.
 
 from __future__ import annotations
 
-from typing import Any
-
 import importlib
 import pkgutil
+from typing import Any
 
 from ..errors import InputError
 from .base import Param, Template

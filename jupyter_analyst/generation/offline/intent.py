@@ -16,8 +16,8 @@ import dataclasses
 import re
 import string
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from ...context import ColumnInfo, DataContext, FrameInfo
@@ -47,7 +47,7 @@ METHOD = {"test", "tests", "testing", "seasonality", "stationarity", "frontier",
           "shortfall", "tail", "decomposition", "percent", "percentage", "weekends", "weekdays",
           "weekend", "weekday", "parametric", "historical", "equal", "positions", "short",
           "long", "only", "parts", "part", "seasonal", "moves", "together",
-          "positions", "spearman", "pearson", "kendall", "rank", "multiplicative", "additive",
+          "spearman", "pearson", "kendall", "rank", "multiplicative", "additive",
           "positive", "negative", "non", "linear", "drives", "drive", "driver", "have", "has",
           "had", "dataset", "held", "out", "score", "mean", "means", "holdings", "move",
           "allowing", "allow", "over", "window", "when", "two", "best", "well", "figures", "worst"}
