@@ -81,3 +81,13 @@ def test_repair_diff_shows_removed_and_added_lines_escaped():
 def visible_text(fragment: str) -> str:
     """What a browser shows of an HTML fragment: tags dropped, entities decoded."""
     return html.unescape(re.sub(r"<[^>]+>", "", re.sub("</div>", "\n", fragment)))
+
+
+def test_invisible_characters_are_shown_where_they_stand():
+    code = "x = 1  # \u202egnp.secret\u202c\nlabel = 'a\u200bb'\nprint(x)\n"
+    shown = views.shown_visibly(code)
+    assert "\u202e" not in shown and "\u200b" not in shown
+    assert "# [U+202E]gnp.secret[U+202C]" in shown and "'a[U+200B]b'" in shown
+    assert shown.count("\n") == code.count("\n")  # line numbers still match the findings
+    assert "[U+202E]" in views.code_html(code)
+    assert views.shown_visibly("print(1)\n") == "print(1)\n"

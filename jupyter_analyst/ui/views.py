@@ -18,6 +18,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from ..safety import RiskLevel, SafetyReport
+from ..safety.strings import invisible_characters
 
 # (symbol, CSS colour variable with a fallback for frontends without JupyterLab's theme)
 _RISK_LOOK = {
@@ -46,9 +47,26 @@ def _formatter(marked_lines=()) -> HtmlFormatter:
 
 
 def code_html(code: str, marked_lines=()) -> str:
-    """Read-only, highlighted code with line numbers; ``marked_lines`` get a background."""
-    block = highlight(code, PythonLexer(), _formatter(marked_lines))
+    """Read-only, highlighted code with line numbers; ``marked_lines`` get a background.
+
+    Invisible and control characters (bidirectional overrides, zero-width spaces, ...)
+    are shown as ``[U+202E]``: what the reviewer reads is what the kernel would run.
+    """
+    block = highlight(shown_visibly(code), PythonLexer(), _formatter(marked_lines))
     return f"<div class='jupyter-analyst-code' style='overflow-x:auto'>{block}</div>"
+
+
+def shown_visibly(code: str) -> str:
+    """``code`` with each invisible character replaced by its code point in brackets."""
+    found = invisible_characters(code)
+    if not found:
+        return code
+    lines = code.split("\n")
+    for item in sorted(found, key=lambda c: (c.line, c.col), reverse=True):
+        text = lines[item.line - 1]
+        at = item.col - 1  # the column counts from 1
+        lines[item.line - 1] = f"{text[:at]}[{item.codepoint}]{text[at + 1:]}"
+    return "\n".join(lines)
 
 
 def badge_html(report: SafetyReport) -> str:
