@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from jupyter_analyst import PythonAnalysisAgent
+
 _ids = itertools.count(1)
 
 
@@ -314,6 +316,35 @@ def _invalid(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str] |
 def _point_at(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+# A module's shared server, with the SDK pointed at it (``server``), cleared for each test
+# (``llm``), and a local-backend agent that uses it (``agent``).
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = MessagesServer().start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANTHROPIC_BASE_URL", server.url)
+        patch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+        patch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm(server):
+    server.requests.clear()
+    server.replies.clear()
+    yield server
+    assert not server.replies, "scripted replies left unused"
+
+
+@pytest.fixture(scope="module")
+def agent(server):
+    agent = PythonAnalysisAgent(backend="local", use_cache=False)
+    yield agent
+    agent.cleanup()
 
 
 @pytest.fixture

@@ -8,7 +8,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from llm_server import MessagesServer, analysis, error, insights
+from llm_server import (  # noqa: F401
+    MessagesServer,
+    agent,
+    analysis,
+    error,
+    insights,
+    llm,  # agent, llm and server are fixtures
+    server,
+)
 
 from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.generation.claude import DEFAULT_MODEL, ClaudeGenerator
@@ -26,33 +34,6 @@ plt.ylabel("tip")
 """
 WRONG_COLUMN = 'print(tips["tips"].mean())\n'
 REFUSED = 'import os\nprint(os.listdir("."))\n'
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = MessagesServer().start()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ANTHROPIC_BASE_URL", server.url)
-        patch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
-        patch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def agent(server):
-    agent = PythonAnalysisAgent(backend="local", use_cache=False)
-    yield agent
-    agent.cleanup()
-
-
-@pytest.fixture
-def llm(server):
-    server.requests.clear()
-    server.replies.clear()
-    yield server
-    assert not server.replies, "scripted replies left unused"
 
 
 def previous_attempts(body: dict) -> list[dict]:

@@ -11,7 +11,7 @@ import json
 import pytest
 from conftest import StaticGenerator, fresh_shell
 from IPython.utils.capture import capture_output
-from llm_server import MessagesServer, analysis, insights
+from llm_server import agent, analysis, insights, llm, server  # noqa: F401 (fixtures)
 
 from jupyter_analyst import AnalysisResult, PythonAnalysisAgent
 from jupyter_analyst.session import MAX_THREAD_CHARS, Thread
@@ -22,33 +22,6 @@ MEAN_TIP = ("from jupyter_analyst.runtime import save_metrics\n"
             "save_metrics({'mean_tip': round(float(tips['tip'].mean()), 4)})\n"
             "print('mean tip computed')\n")
 BY_DAY = "print(tips.groupby('day', observed=True)['tip'].mean().round(2))\n"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = MessagesServer().start()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ANTHROPIC_BASE_URL", server.url)
-        patch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
-        patch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        yield server
-    server.stop()
-
-
-@pytest.fixture
-def llm(server):
-    server.requests.clear()
-    server.replies.clear()
-    yield server
-    assert not server.replies, "scripted replies left unused"
-
-
-@pytest.fixture(scope="module")
-def agent(server):
-    agent = PythonAnalysisAgent(backend="local", use_cache=False)
-    yield agent
-    agent.cleanup()
 
 
 def conversation(body: dict) -> list[dict] | None:
