@@ -51,11 +51,7 @@ def derived_columns(q: Question) -> Selection:
             if base is None:
                 continue
             name = f"{mention.column.name}_{word}"
-            found.lines.append(f'$frame[{name!r}] = 100 * $frame[{mention.column.name!r}] / '
-                               f'$frame[{base.name!r}]')
-            found.said.append(f"{name} = 100 × {mention.column.name} / {base.name}")
-            found.columns |= {mention.column.name, base.name}
-            found.positions |= {mention.end}
+            _derive(found, name, mention, base, "100 * ", "100 × ")
             base_mention = next((m for m in q.mentions if m.column == base
                                  and m.start in (mention.end + 2, mention.end + 3)), None)
             if base_mention is not None:  # "of (the) total bill" is part of the definition
@@ -66,11 +62,7 @@ def derived_columns(q: Question) -> Selection:
             if base is None:
                 continue
             name = f"{mention.column.name}_per_{base.name}"
-            found.lines.append(f'$frame[{name!r}] = $frame[{mention.column.name!r}] / '
-                               f'$frame[{base.name!r}]')
-            found.said.append(f"{name} = {mention.column.name} / {base.name}")
-            found.columns |= {mention.column.name, base.name}
-            found.positions |= {mention.end}
+            _derive(found, name, mention, base)
         else:
             continue
         found.derived.append(ColumnInfo(name=name, dtype="float64", kind="numeric", missing=0,
@@ -216,3 +208,12 @@ def _date_conditions(q: Question, found: Selection) -> None:
             found.lines.append(f"$frame = $frame[{test if weekend else '~' + test}]")
             found.said.append("on weekends" if weekend else "on weekdays")
             found.positions |= {i}
+
+
+def _derive(found, name: str, mention, base, scale: str = "", said: str = "") -> None:
+    """A derived column ``name`` = (scale) mention's column / base, as code and in words."""
+    column = mention.column.name
+    found.lines.append(f"$frame[{name!r}] = {scale}$frame[{column!r}] / $frame[{base.name!r}]")
+    found.said.append(f"{name} = {said}{column} / {base.name}")
+    found.columns |= {column, base.name}
+    found.positions |= {mention.end}
