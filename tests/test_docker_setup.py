@@ -3,6 +3,7 @@ and %%analyze end to end on the real engine."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import os
 import re
@@ -30,6 +31,7 @@ from jupyter_analyst.sandbox.engine import (
     engine_runtimes,
     image_name,
     owner_labels,
+    remove_container,
 )
 from jupyter_analyst.sandbox.image import build_image
 
@@ -170,6 +172,21 @@ def test_cleanup_removes_orphans_but_not_live_sessions(client, capsys):
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+
+def test_a_container_removed_twice_at_once_is_gone_when_either_returns(client):
+    """The engine answers 409 to a removal already under way (the watchdog's auto-remove,
+    another cleanup); that is not an error, and the container is gone when we return."""
+    for _ in range(4):
+        container = client.containers.create(image_name(), ["true"],
+                                             labels={**owner_labels(), SESSION_LABEL: "race"})
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            removals = [pool.submit(remove_container, client.containers.get(container.id))
+                        for _ in range(2)]
+            removed = [removal.result() for removal in removals]
+            with pytest.raises(docker.errors.NotFound):
+                client.containers.get(container.id)
+        assert removed.count(True) <= 1
 
 
 SESSION_SCRIPT = """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,6 @@ def remove_containers(client: Any, session: str | None = None, orphans_only: boo
 
     Returns how many were removed.
     """
-    import docker.errors
 
     removed = 0
     own = owner_labels()
@@ -164,12 +164,34 @@ def remove_containers(client: Any, session: str | None = None, orphans_only: boo
             continue
         if own_only and any(container.labels.get(k) != v for k, v in own.items()):
             continue
-        try:
-            container.remove(force=True)
-            removed += 1
-        except docker.errors.NotFound:  # removed concurrently (auto-remove, another cleanup)
-            pass
+        removed += remove_container(container)
     return removed
+
+
+def remove_container(container: Any, settle: float = 30.0) -> bool:
+    """Force-remove one container; True if this call removed it.
+
+    A container the engine is already removing (its watchdog ended it, or another cleanup got
+    there first) answers 409; we wait until it is gone, so that callers can rely on it.
+    """
+    import docker.errors
+
+    try:
+        container.remove(force=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return False
+        time.sleep(0.1)
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
