@@ -35,6 +35,7 @@ from .session import AnalysisSession, OutputCallback, RequestOptions, Thread
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_DISK_FULL = "No space left on device"  # ENOSPC, as Python words it
 SHUTDOWN_TIMEOUT = 60.0  # seconds for the sandbox to stop at cleanup
 
 
@@ -229,7 +230,14 @@ class PythonAnalysisAgent:
             return ("The sandbox kernel stopped while running the code (most often it ran out of "
                     "memory). It has been restarted; ask for less data at once and try again.")
         error = execution.error or {}
-        return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}\n" + _code_line(error)
+        message = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}\n" + _code_line(error)
+        if _DISK_FULL in str(error.get("evalue", "")):
+            limits = self.limits
+            message += (f"\nThe sandbox's files are full: outputs/ holds at most "
+                        f"{limits.outputs_size // 2**20} MiB and {limits.outputs_files:,} files "
+                        "for one analysis, and /tmp is small. Write fewer or smaller files (a "
+                        "lower savefig dpi, the head of a table rather than all of it).")
+        return message
 
     async def _ensure_sandbox(self) -> KernelSandbox:
         """The warm sandbox, started on first use (what its start said: ``_start_notes``).

@@ -91,13 +91,14 @@ def _runtime_line(client) -> str:
 
 
 def _outputs_quota_line() -> str:
-    from .sandbox.docker_provisioner import DockerKernelProvisioner as Provisioner
+    from .sandbox import SandboxLimits
 
+    total = (f"{SandboxLimits.outputs_size // 1024**2} MiB and {SandboxLimits.outputs_files} "
+             "files in total")
     if os.geteuid() != 0:
-        return ("outputs/ quota: per file only (a total and file-count cap needs a tmpfs, "
-                "which only root can mount)")
-    return (f"outputs/ quota: {Provisioner.outputs_size.default_value // 1024**2} MiB and "
-            f"{Provisioner.outputs_files.default_value} files in total (a tmpfs per sandbox)")
+        return (f"outputs/ quota: {total}, checked by the host every second while code runs "
+                "(a tmpfs, which only root can mount, would enforce it in the kernel)")
+    return f"outputs/ quota: {total} (a tmpfs per sandbox)"
 
 
 def _report_bubblewrap(report) -> bool:

@@ -18,6 +18,7 @@ import os
 import stat
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -167,6 +168,55 @@ def _clear(top: int, dir_fd: int, depth: int) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(name, dir_fd=dir_fd)
     return moved
+
+
+@dataclass
+class Usage:
+    """What a directory tree holds, counted without following links."""
+
+    bytes: int = 0  # allocated on disk, so a sparse file counts what it really holds
+    entries: int = 0  # files, directories, links, anything with a name
+    too_deep: bool = False  # nested deeper than MAX_CLEAR_DEPTH: not walked, counted as over
+
+    def over(self, max_bytes: int, max_entries: int) -> bool:
+        return self.too_deep or self.bytes > max_bytes or self.entries > max_entries
+
+
+def usage(directory: Path, max_bytes: int, max_entries: int) -> Usage:
+    """Count what ``directory`` holds; the walk stops as soon as either cap is passed, so a
+    tree of a million files costs no more than one just over the cap."""
+    counted = Usage()
+    with open_dir(directory) as top:
+        _count(top, 0, counted, max_bytes, max_entries)
+    return counted
+
+
+def _count(dir_fd: int, depth: int, counted: Usage, max_bytes: int, max_entries: int) -> None:
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            if counted.over(max_bytes, max_entries):
+                return
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            counted.entries += 1
+            counted.bytes += info.st_blocks * 512
+            if not stat.S_ISDIR(info.st_mode):
+                continue
+            if depth >= MAX_CLEAR_DEPTH:
+                counted.too_deep = True
+                return
+            try:
+                sub = os.open(entry.name, DIR_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):  # swapped meanwhile
+                    continue
+                raise
+            try:
+                _count(sub, depth + 1, counted, max_bytes, max_entries)
+            finally:
+                os.close(sub)
 
 
 def _open_failure(dir_fd: int, name: str, exc: OSError) -> str:

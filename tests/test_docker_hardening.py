@@ -16,19 +16,19 @@ from pathlib import Path
 import pytest
 from conftest import docker_engine
 
+from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
 from jupyter_analyst.sandbox.docker_provisioner import (
     OUTPUTS_FS,
-    DockerKernelProvisioner,
     unmount_stale_outputs,
 )
 from jupyter_analyst.sandbox.engine import GVISOR, RUNTIME_ENV, choose_runtime, engine_runtimes
 
 pytestmark = pytest.mark.docker
 
-QUOTA = DockerKernelProvisioner.outputs_size.default_value
-FILES = DockerKernelProvisioner.outputs_files.default_value
+QUOTA = SandboxLimits.outputs_size
+FILES = SandboxLimits.outputs_files
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,8 @@ for part in range(3):
 """, timeout=120)
     assert big.status == "error"
     assert big.error["ename"] == "OSError" and "No space left on device" in big.error["evalue"]
+    said = PythonAnalysisAgent(backend="docker").execution_error(big, None)
+    assert "outputs/ holds at most 512 MiB and 4,096 files" in said and "fewer" in said
     used = sum(entry.stat().st_size for entry in sandbox.output_dir.iterdir())
     assert QUOTA // 2 < used <= QUOTA
     sandbox.clear_outputs()

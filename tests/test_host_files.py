@@ -146,3 +146,30 @@ def test_collect_names_every_file_it_did_not_take(outputs):
                       ("metrics.json", "nested deeper than 32")):
         assert f"{name}: " in notice and why in notice, (name, notice)
     assert "the host's own notes" not in repr(collected)
+
+
+def test_usage_counts_disk_use_without_following_links_and_stops_at_the_cap(outputs, tmp_path):
+    box, host = outputs
+    (box / "a.bin").write_bytes(b"x" * 100_000)
+    (box / "sub").mkdir()
+    (box / "sub" / "b.txt").write_text("b")
+    (box / "to-usr").symlink_to("/usr")  # one entry, not the whole of /usr
+    with open(box / "hole.bin", "wb") as hole:  # 1 GiB long, a few bytes on disk
+        hole.truncate(1024**3)
+    held = safefs.usage(box, 10**9, 10**6)
+    assert held.entries == 5 and not held.too_deep
+    assert 100_000 <= held.bytes < 1024**2
+    assert not held.over(10**9, 10**6) and held.over(50_000, 10**6) and held.over(10**9, 4)
+    for number in range(1000):
+        (box / f"many{number}").touch()
+    assert safefs.usage(box, 10**9, 10).entries == 11  # the walk ends just past the cap
+
+
+def test_usage_of_a_deep_tree_is_over_without_walking_it(outputs):
+    box, _ = outputs
+    deep = box
+    for _ in range(safefs.MAX_CLEAR_DEPTH + 5):
+        deep = deep / "d"
+        deep.mkdir()
+    held = safefs.usage(box, 10**9, 10**6)
+    assert held.too_deep and held.over(10**9, 10**6)

@@ -407,3 +407,48 @@ async def test_the_unconfined_opt_in_says_what_it_is(host_home):
         assert secret == "hunter2-not-for-the-kernel"
     finally:
         await sandbox.shutdown()
+
+
+# -- the outputs/ total, checked by the host while code runs (no tmpfs here) -----------------
+@pytest.fixture(scope="module")
+async def small_outputs(host_home):
+    needs_bubblewrap()
+    sandbox = local_sandbox(SandboxLimits(timeout=60, outputs_size=16 * 1024**2,
+                                          outputs_files=300))
+    await sandbox.start()
+    yield sandbox
+    await sandbox.shutdown()
+
+
+@pytest.mark.parametrize("code, said", [
+    # Small files without end: the count, not the size, is what goes over.
+    ("n = 0\nwhile True:\n    open(f'outputs/f{n}.txt', 'w').close()\n    n += 1",
+     "more than 300 files"),
+    # 1 MiB files, each far under the per-file limit, that together pass the total.
+    ("n = 0\nwhile True:\n    open(f'outputs/part{n}.bin', 'wb').write(b'x' * 2**20)\n"
+     "    n += 1\n    __import__('time').sleep(0.01)", "more than 16 MiB"),
+    # A chain of directories, each one deeper.
+    ("import os\npath = 'outputs'\nwhile True:\n    path += '/d'\n    os.mkdir(path)\n"
+     "    __import__('time').sleep(0.001)", "nested more than 32 deep"),
+])
+async def test_outputs_over_the_total_are_stopped_and_removed(small_outputs, code, said):
+    started = time.monotonic()
+    stopped = await small_outputs.execute(code)
+    assert time.monotonic() - started < 20
+    assert stopped.status == "error" and stopped.error["ename"] == "OutputsQuotaExceeded"
+    assert said in stopped.error["evalue"] and stopped.restarted
+    assert list(small_outputs.output_dir.iterdir()) == []  # the host's disk is given back
+    after = await small_outputs.execute("open('outputs/after.csv', 'w').write('a\\n1\\n')")
+    assert after.status == "ok"
+    small_outputs.clear_outputs()
+
+
+async def test_a_background_writer_does_not_outlive_the_stop(small_outputs):
+    stopped = await small_outputs.execute(
+        "import subprocess\n"
+        "subprocess.Popen(['sh', '-c', 'n=0; while :; do n=$((n+1)); : > outputs/bg$n; done'],"
+        " start_new_session=True)\n"
+        "import time\ntime.sleep(30)")
+    assert stopped.error["ename"] == "OutputsQuotaExceeded"
+    await asyncio.sleep(1.5)
+    assert list(small_outputs.output_dir.iterdir()) == []  # nothing is writing any more

@@ -42,9 +42,11 @@ from .engine import (
     docker_client,
     image_name,
     owner_labels,
+    remove_container,
     remove_containers,
     require_image,
 )
+from .limits import SandboxLimits
 
 SANDBOX_UID = 10001  # the image's user; used when the host runs as root
 MOUNT_ROOT = "/sandbox"
@@ -68,10 +70,10 @@ class DockerKernelProvisioner(LocalProvisioner):
     processes = Int(256, help="Process and thread limit (pids cgroup).").tag(config=True)
     file_size = Int(512 * 1024**2, help="Largest file the kernel may write, bytes.").tag(
         config=True)
-    outputs_size = Int(512 * 1024**2, help="Total bytes outputs/ may hold (a tmpfs when the "
-                                           "host runs as root).").tag(config=True)
-    outputs_files = Int(4096, help="Files and directories outputs/ may hold (same).").tag(
-        config=True)
+    outputs_size = Int(SandboxLimits.outputs_size, help="Total bytes outputs/ may hold (a "
+                       "tmpfs when the host runs as root).").tag(config=True)
+    outputs_files = Int(SandboxLimits.outputs_files, help="Files and directories outputs/ may "
+                        "hold (same).").tag(config=True)
     cpu_seconds = Int(-1, help="Accepted for symmetry with the local backend; the wall-clock "
                                "timeout and the CPU share bound the container.").tag(config=True)
 
@@ -311,18 +313,9 @@ class DockerKernelProvisioner(LocalProvisioner):
         await super().cleanup(restart=restart)
 
     def _remove_container(self) -> None:
-        import docker.errors
-
-        if self.container is None:
-            return
-        try:
-            self.container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise
-        self.container = None
+        if self.container is not None:
+            remove_container(self.container)
+            self.container = None
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()

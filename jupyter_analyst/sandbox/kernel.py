@@ -35,6 +35,8 @@ from .limits import SandboxLimits
 KERNEL_NAME = "jupyter-analyst-sandbox"
 STARTUP_TIMEOUT = 120.0
 INTERRUPT_GRACE = 5.0
+OUTPUTS_CHECK_INTERVAL = 1.0  # seconds between two looks at what outputs/ holds
+OUTPUTS_OVER = "OutputsQuotaExceeded"  # the ename of an analysis stopped for its outputs/
 KERNEL_MEMORY = 400 * 1024**2  # about what a kernel with its libraries loaded needs
 # Run once in each new kernel: headless plots, helpers, copy-on-write frames.
 BOOTSTRAP = ("from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja_setup(); "
@@ -325,14 +327,21 @@ class KernelSandbox:
         """Read the iopub messages of ``msg_id`` until the kernel is idle, dead or too slow."""
         started = time.monotonic()
         deadline = started + timeout
+        next_check = started + OUTPUTS_CHECK_INTERVAL
         execution = Execution(status="ok")
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 execution.status = "timeout"
                 if recover:
                     execution.restarted = await self._stop_runaway(msg_id)
                 break
+            if recover and now >= next_check:  # an analysis (not the kernel's own set-up)
+                next_check = now + OUTPUTS_CHECK_INTERVAL
+                if over := self._outputs_over():
+                    await self._stop_for_outputs(execution, over)
+                    break
             try:
                 msg = await self.client.get_iopub_msg(timeout=min(1.0, remaining))
             except queue.Empty:
@@ -359,6 +368,41 @@ class KernelSandbox:
                 on_output(output)
         execution.duration = time.monotonic() - started
         return execution
+
+    def _outputs_over(self) -> str | None:
+        """What outputs/ holds, in words, when it is more than an analysis may leave.
+
+        With a tmpfs (a root host) the engine enforces the total; without one this look,
+        every second while code runs, is what keeps outputs/ from filling the host's disk.
+        """
+        limits = self.limits
+        try:
+            held = safefs.usage(self.output_dir, limits.outputs_size, limits.outputs_files)
+        except OSError:  # outputs/ itself replaced: collecting reports it
+            return None
+        if not held.over(limits.outputs_size, limits.outputs_files):
+            return None
+        if held.too_deep:
+            return f"directories nested more than {safefs.MAX_CLEAR_DEPTH} deep"
+        if held.entries > limits.outputs_files:
+            return f"more than {limits.outputs_files:,} files"
+        return f"more than {_size(limits.outputs_size)}"
+
+    async def _stop_for_outputs(self, execution: Execution, over: str) -> None:
+        """Stop code whose outputs/ went over the quota: a restart ends every process it
+        started (not just the cell), and outputs/ is emptied so the host's disk is freed."""
+        execution.status = "error"
+        execution.error = {
+            "ename": OUTPUTS_OVER,
+            "evalue": f"the code wrote {over} to outputs/, over what one analysis may leave "
+                      f"({_size(self.limits.outputs_size)} and {self.limits.outputs_files:,} "
+                      "files); it was stopped and its files removed",
+            "traceback": [],
+        }
+        self.clear_outputs()  # before the restart too: its set-up must not find them full
+        await self.restart()
+        execution.restarted = True
+        self.clear_outputs()
 
     async def _stop_runaway(self, msg_id: str) -> bool:
         """Interrupt the running cell; restart the kernel if it does not come back.

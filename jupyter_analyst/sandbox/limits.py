@@ -30,6 +30,10 @@ class SandboxLimits:
     cpu_seconds: int = 3600  # total CPU time per kernel lifetime (local backstop)
     processes: int = 256
     file_size: int = 512 * 1024**2  # largest file the code may write
+    # All of outputs/ together: a tmpfs when the host runs as root, else checked by the host
+    # while the code runs (kernel.py), which stops an analysis that goes over.
+    outputs_size: int = 512 * 1024**2
+    outputs_files: int = 4096  # files and directories in outputs/
     timeout: float = 300.0  # wall-clock seconds per analysis
 
     @classmethod
