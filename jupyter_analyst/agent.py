@@ -298,6 +298,15 @@ class PythonAnalysisAgent:
     def sandbox_label(self) -> str:
         return self._sandbox.label if self._sandbox else self.backend
 
+    @property
+    def sandbox_started(self) -> bool:
+        return self._sandbox is not None
+
+    async def start_sandbox(self) -> None:
+        """Start the warm sandbox now, unless it runs (on the agent's loop), so that a status
+        line can say "starting" and then "running" with the isolation really in force."""
+        await self._ensure_sandbox()
+
     # -- lifecycle ------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Stop the sandbox kernel (and its container), awaiting it, then the private loop."""

@@ -33,9 +33,10 @@ from .generation.providers import describe_all
 from .rendering import display_outputs
 from .result import PendingResult
 from .sandbox import BACKENDS
-from .session import AnalysisSession, RequestOptions, Thread
+from .session import Activity, AnalysisSession, RequestOptions, Thread
 
 POLL = 0.25  # seconds between status updates while waiting
+STATUS_CLOCK = " … "  # between what is happening and for how long
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger("jupyter_analyst")
 
@@ -267,8 +268,11 @@ class Analyze(Magics):
             while not future.done():
                 concurrent.futures.wait([future], timeout=POLL)
                 self._drain(streamed)
+                if session.activity is Activity.IDLE:  # between two steps: keep the last
+                    continue
                 doing = session.describe_activity()
-                status.show(f"{doing[:1].upper()}{doing[1:]} … {time.monotonic() - started:.0f} s")
+                status.show(f"{doing[:1].upper()}{doing[1:]}{STATUS_CLOCK}"
+                            f"{time.monotonic() - started:.0f} s")
             self._drain(streamed)
         except KeyboardInterrupt:
             future.cancel()
@@ -409,22 +413,30 @@ class Analyze(Magics):
 
 
 class StatusDisplay:
-    """One status line that changes in place: a display in notebooks, ``\\r`` in a terminal."""
+    """One status line that changes in place: a display in notebooks, ``\\r`` in a terminal.
+
+    Where neither can be rewritten (a script, output piped to a file), a line is printed
+    only when what is happening changes, not at every tick of its clock.
+    """
 
     def __init__(self, shell):
-        self._terminal = type(shell).__name__ != "ZMQInteractiveShell" and sys.stdout.isatty()
-        self._handle = None if self._terminal else display({"text/plain": ""}, raw=True,
-                                                           display_id=True)
+        notebook = type(shell).__name__ == "ZMQInteractiveShell"
+        self._terminal = not notebook and sys.stdout.isatty()
+        self._handle = display({"text/plain": ""}, raw=True, display_id=True) if notebook \
+            else None
         self._width = 0
+        self._last_step = ""
 
     def show(self, text: str, final: bool = False) -> None:
         if self._handle is not None:
             self._handle.update({"text/plain": text}, raw=True)
-            return
-        if self._terminal:
+        elif self._terminal:
             sys.stdout.write("\r" + text.ljust(self._width) + ("\n" if final and text else ""))
             sys.stdout.flush()
             self._width = len(text)
+        elif text and (final or text.split(STATUS_CLOCK)[0] != self._last_step):
+            print(text, flush=True)
+            self._last_step = text.split(STATUS_CLOCK)[0]
 
 
 def has_widget_frontend(shell) -> bool:

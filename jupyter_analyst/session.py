@@ -68,6 +68,7 @@ class Activity(str, Enum):
 
     IDLE = "idle"
     GENERATING = "generating code"
+    CHECKING = "checking the code"
     STARTING = "starting the sandbox"
     RUNNING = "running the code"
     REPAIRING = "asking for a fix"
@@ -242,11 +243,13 @@ class AnalysisSession:
             generated = await self.generator.generate(request)
         finally:
             self._doing(Activity.IDLE)
+        self._doing(Activity.CHECKING)
         add_usage(self.usage, generated.usage)
         self.proposal = Proposal(question=self.question, frames=self.frames, request=request,
                                  generated=generated, safety=self.agent.validate(generated.code))
         log.info("proposal from %s: risk %s", self.generator.describe(),
                  self.proposal.safety.risk_level.value)
+        self._doing(Activity.IDLE)
         return self.proposal
 
     async def _propose_fix(self) -> Proposal:
@@ -289,8 +292,12 @@ class AnalysisSession:
                 self.attempts.append(Attempt(code, report.risk_level.value, error,
                                              stage=AttemptStage.VALIDATE))
             else:
-                self._doing(Activity.RUNNING, f" in the {self.agent.sandbox_label()} sandbox")
                 try:
+                    if not self.agent.sandbox_started:
+                        chosen = self.agent.backend  # 'auto' is decided by the start
+                        self._doing(Activity.STARTING, "" if chosen == "auto" else f" ({chosen})")
+                        await self.agent.start_sandbox()
+                    self._doing(Activity.RUNNING, f" in the {self.agent.sandbox_label()} sandbox")
                     execution, collected, backend = await self.agent.execute(
                         self.frames, code, self.options.timeout, on_output, notices)
                 except AnalystError as exc:
