@@ -69,6 +69,10 @@ def test_a_question_of_its_own_is_answered_as_asked_in_a_thread():
     plans = conversation("tips", "mean tip by day", "Show the distribution of total_bill")
     assert plans[1].bindings == {"column": "total_bill"}
     assert "follow-up" not in plans[1].explanation
+    edited = Exchange("mean tip by day", plans[0].code().replace("tip", "total_bill"))
+    context = describe_frames({"tips": read_seaborn("tips")})
+    assert plan_in_thread("Show the distribution of total_bill", context, None,
+                          [edited]).bindings == {"column": "total_bill"}
 
 
 @pytest.mark.parametrize("follow_up, says", [
@@ -87,8 +91,10 @@ def test_a_step_the_templates_did_not_write_cannot_be_changed_offline():
     context = describe_frames({"tips": read_seaborn("tips")})
     written_by_a_model = Exchange("What is the mean tip by day?",
                                   "print(tips.groupby('day')['tip'].mean())\n")
+    about_other_data = Exchange("Show the distribution of revenue", "print(1)\n")
     with pytest.raises(NotUnderstoodError) as caught:
-        plan_in_thread("the same for total_bill", context, None, [written_by_a_model])
+        plan_in_thread("the same for total_bill", context, None,
+                       [about_other_data, written_by_a_model])
     assert "previous step's code is not what the offline templates wrote" in \
         caught.value.problem
     assert "ANTHROPIC_API_KEY" in caught.value.fix

@@ -109,7 +109,7 @@ def _previous_question(history: list[Exchange], context: DataContext,
         try:
             chosen, read = (_read(step.question, text, context, analysis_type) if text
                             else (plan(step.question, context, analysis_type), step.question))
-        except (NotUnderstoodError, ValueError):
+        except AnalystError:  # e.g. a step about a column this data does not have
             text = None
             continue
         ran = step.code.strip()
