@@ -8,7 +8,10 @@ the real SDK, so every assertion reads the request bodies that really left the m
 from __future__ import annotations
 
 import json
+import os
+import queue
 import sys
+import time
 
 import pytest
 from conftest import fresh_shell
@@ -204,3 +207,55 @@ def test_recent_cells_are_bounded_newest_kept(shell):
     assert cells[-1].endswith("step_7 = 7") and sum(map(len, cells)) <= MAX_CONTEXT_CHARS
     assert 0 < len(cells) < 8
     assert recent_cells(shell, 0) == []
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(180)
+def test_in_a_notebook_kernel_insert_as_cell_sends_the_fix_to_the_front_end(llm, tmp_path):
+    """A real ipykernel that a Jupyter server might have started; the test is its front end.
+
+    It clicks **Insert as cell** the way JupyterLab does (a comm message to the button)
+    and reads the message the editor sends back, which the page turns into a new cell.
+    """
+    from conftest import SEABORN
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "JPY_SESSION_NAME": str(tmp_path / "fix.ipynb"), "MPLBACKEND": "Agg"}
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
+    messages: list[dict] = []
+    try:
+        def execute(code: str) -> dict:
+            return client.execute_interactive(code, output_hook=messages.append, timeout=120,
+                                              allow_stdin=False)["content"]
+
+        assert execute("%load_ext jupyter_analyst\nimport pandas as pd\n"
+                       f"bills = pd.read_csv({str(SEABORN / 'tips.csv')!r})")["status"] == "ok"
+        assert execute(BROKEN)["status"] == "error"
+        llm.script(analysis(FIXED, "The column is spelled total_bill."))
+        assert execute("%analyze fix")["status"] == "ok"
+        [body] = llm.bodies()
+        assert cell_and_traceback(body)[0] == BROKEN
+        opened = {m["content"]["comm_id"]: m["content"]["data"]["state"] for m in messages
+                  if m["msg_type"] == "comm_open"}
+        [insert] = [comm for comm, state in opened.items()
+                    if state.get("description") == "Insert as cell"]
+        assert not opened[insert]["disabled"]
+        client.shell_channel.send(client.session.msg("comm_msg", {
+            "comm_id": insert, "data": {"method": "custom", "content": {"event": "click"}}}))
+        sent = []
+        deadline = time.monotonic() + 30
+        while not sent and time.monotonic() < deadline:
+            try:
+                message = client.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            content = message["content"].get("data", {}).get("content", {})
+            if message["msg_type"] == "comm_msg" and content.get("action") == "insert_cell":
+                sent.append(content)
+        assert [m["code"] for m in sent] == [FIXED]
+        assert execute("print('totals' in globals())")["status"] == "ok"
+        printed = [m["content"]["text"] for m in messages if m["msg_type"] == "stream"]
+        assert printed[-1].strip() == "False"  # the fix did not run: the new cell waits
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
