@@ -195,9 +195,6 @@ class Analyze(Magics):
         if args.timeout is not None and not args.timeout > 0:
             raise InputError(f"--timeout {args.timeout:g} is not a positive number of seconds.",
                              "Give the time limit in seconds, e.g. --timeout 120.")
-        if args.context is not None and args.context < 0:
-            raise InputError(f"--context {args.context} is negative.",
-                             "Give how many earlier cells to send, e.g. --context 3.")
         question = cell.strip()
         if not question:
             raise InputError("The cell has no question.",

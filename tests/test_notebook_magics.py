@@ -259,3 +259,9 @@ def test_in_a_notebook_kernel_insert_as_cell_sends_the_fix_to_the_front_end(llm,
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_a_negative_context_is_refused_with_the_fix(shell, llm):
+    shown = run(shell, "%%analyze bills --context -2\nShow a summary")
+    assert "-2 notebook cells cannot be sent along" in shown.stderr
+    assert "Use 0 to send none" in shown.stderr and llm.bodies() == []
