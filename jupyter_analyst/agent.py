@@ -143,13 +143,14 @@ class PythonAnalysisAgent:
                                  analysis_type=options.analysis_type)
 
     def session(self, query: str, data: Any, thread: Thread | None = None,
-                **options: Any) -> AnalysisSession:
+                notebook_cells: list[str] | None = None, **options: Any) -> AnalysisSession:
         """A new question about ``data``; ``options`` are fields of ``RequestOptions``.
 
-        With ``thread``, the question is a follow-up in that conversation.
+        With ``thread``, the question is a follow-up in that conversation;
+        ``notebook_cells`` (source code) are sent along as the notebook around it.
         """
         return AnalysisSession(self, query, frames_from(data), self.options(**options),
-                               thread=thread)
+                               thread=thread, notebook_cells=notebook_cells)
 
     def thread(self) -> Thread:
         """A new conversation: ``await thread.ask(question, data)`` remembers earlier steps."""

@@ -30,10 +30,11 @@ from .approvals import ApprovalStore, approval_key, data_digest
 from .context import PRIVACY_MODES
 from .errors import AnalystError, InputError
 from .generation.providers import describe_all
+from .notebook import last_failure, recent_cells
 from .rendering import display_outputs
 from .result import PendingResult
 from .sandbox import BACKENDS
-from .session import Activity, AnalysisSession, RequestOptions, Thread
+from .session import Activity, AnalysisSession, CellFix, RequestOptions, Thread
 
 POLL = 0.25  # seconds between status updates while waiting
 STATUS_CLOCK = " … "  # between what is happening and for how long
@@ -66,6 +67,9 @@ class Analyze(Magics):
     max_repairs = Int(RequestOptions.max_repairs,
                       help="How often a failing analysis is sent back to Claude for a fix."
                       ).tag(config=True)
+    context_cells = Int(RequestOptions.context_cells,
+                        help="How many of the notebook's last cells (their source) each "
+                             "%%analyze sends along; 0 sends none.").tag(config=True)
     use_cache = Bool(RequestOptions.use_cache,
                      help="Reuse cached generator answers for the same question and data."
                      ).tag(config=True)
@@ -103,6 +107,12 @@ class Analyze(Magics):
     def _non_negative_repairs(self, proposal) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"Analyze.max_repairs cannot be negative ({proposal['value']}).")
+        return proposal["value"]
+
+    @validate("context_cells")
+    def _non_negative_context(self, proposal) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"Analyze.context_cells cannot be negative ({proposal['value']}).")
         return proposal["value"]
 
     @observe("log_level")
@@ -143,6 +153,8 @@ class Analyze(Magics):
               help="Ask the generator again even if a cached answer exists.")
     @argument("--new", action="store_true",
               help="Start a new conversation: earlier %%%%analyze cells are not sent along.")
+    @argument("--context", type=int, metavar="N",
+              help="Send the source of the notebook's last N cells along (0: none).")
     @cell_magic
     def analyze(self, line: str, cell: str) -> None:
         """Analyse DataFrames with generated, safety-checked code that runs in a sandbox kernel.
@@ -192,8 +204,10 @@ class Analyze(Magics):
         frames = self.resolve_frames(expression)
         if args.new:
             self.thread = Thread()
-        session = self.agent_for(args.backend).session(question, frames, thread=self.thread,
-                                                       **self.request_options(args))
+        options = self.request_options(args)
+        session = self.agent_for(args.backend).session(
+            question, frames, thread=self.thread,
+            notebook_cells=recent_cells(self.shell, options["context_cells"]), **options)
         if args.show_prompt:
             print(session.generator.preview(session.request))
             return
@@ -212,6 +226,7 @@ class Analyze(Magics):
             "analysis_type": args.analysis_type,
             "timeout": args.timeout or self.timeout,
             "max_repairs": self.max_repairs,
+            "context_cells": self.context_cells if args.context is None else args.context,
         }
 
     def _with_panel(self, session: AnalysisSession, args) -> None:
@@ -340,20 +355,60 @@ class Analyze(Magics):
 
     @line_magic("analyze")
     def analyze_line(self, line: str) -> None:
-        """%analyze approvals | revoke: the approvals kept next to this notebook.
+        """%analyze fix [--yes] | approvals | revoke.
 
-        An approved cell re-run with the same question, data and code runs without asking;
-        the approvals live in .jupyter-analyst/approvals.json in the notebook's folder.
+        ``fix``: the cell that raised most recently gets a proposed fix, shown as a diff for
+        review; approved, it goes into a new cell below (it runs when you run that cell).
+        With ``--yes`` or without a widget frontend the diff is printed and the fixed code
+        is put in the next input.
+
+        ``approvals`` / ``revoke``: an approved cell re-run with the same question, data
+        and code runs without asking; the approvals live in
+        .jupyter-analyst/approvals.json in the notebook's folder.
         """
-        command = line.strip()
-        if command == "approvals":
+        command, *flags = line.split() or [""]
+        if command == "fix" and set(flags) <= {"--yes", "-y"}:
+            try:
+                self._fix(straight=bool(flags))
+            except AnalystError as exc:
+                print(f"%analyze fix: {exc.problem}", file=sys.stderr)
+                if exc.fix:
+                    print(exc.fix, file=sys.stderr)
+        elif command == "approvals" and not flags:
             print(f"{len(self.approvals)} approvals are kept in {self.approvals.path}.")
-        elif command == "revoke":
+        elif command == "revoke" and not flags:
             print(f"Forgot {self.approvals.revoke()} approvals ({self.approvals.path}); "
                   "every analysis asks again.")
         else:
-            raise UsageError("Use `%analyze approvals` or `%analyze revoke` (the cell magic "
-                             "%%analyze takes a question).")
+            raise UsageError("Use `%analyze fix [--yes]`, `%analyze approvals` or "
+                             "`%analyze revoke` (the cell magic %%analyze takes a question).")
+
+    def _fix(self, straight: bool) -> None:
+        """Propose a fix of the cell that raised last; nothing runs, here or in the sandbox."""
+        cell = last_failure(self.shell, privacy=self.privacy)
+        if cell is None:
+            print("There is no recent error in this notebook to fix: run the cell that fails, "
+                  "then `%analyze fix`.")
+            return
+        fix = CellFix(self.agent_for(), cell, model=self.model)
+        proposal = self._wait(fix.prepare(), fix, final=False)
+        if not (straight or self.auto_approve or not self.use_widgets()):
+            from .ui import FixPanel
+
+            FixPanel(fix).show()
+            return
+        from .ui.views import diff_lines
+
+        print(f"Proposed fix of In[{cell.number}] from {fix.generator.describe()}: "
+              f"{proposal.generated.explanation}")
+        print("\n".join(diff_lines(cell.source, proposal.generated.code,
+                                   f"your cell In[{cell.number}]")) or "(no changes)")
+        print(proposal.safety.summary())
+        if not proposal.safety.allowed:
+            print("The safety check refused this fix, so it was not put into a cell.")
+            return
+        self.shell.set_next_input(proposal.generated.code, replace=False)
+        print("The fixed code is in the next cell: run it when you are ready; nothing has run.")
 
     # -- helpers -------------------------------------------------------------------------
     def resolve_frames(self, expression: str) -> dict[str, pd.DataFrame]:
@@ -459,7 +514,7 @@ def split_line(line: str) -> tuple[list[str], str]:
     options, rest = [], []
     chunks = split_top_level(line, " ")
     takes_value = {"--out", "-o", "--timeout", "-t", "--backend", "-b", "--model", "-m",
-                   "--type", "--privacy"}
+                   "--type", "--privacy", "--context"}
     pending = False
     for chunk in chunks:
         if pending:

@@ -24,7 +24,14 @@ import pandas as pd
 
 from .context import PRIVACY_MODES
 from .errors import AnalystError, GenerationError, InputError
-from .generation import CodeGenerator, Exchange, FailedAttempt, GeneratedCode, GenerationRequest
+from .generation import (
+    BrokenCell,
+    CodeGenerator,
+    Exchange,
+    FailedAttempt,
+    GeneratedCode,
+    GenerationRequest,
+)
 from .result import AnalysisResult, Attempt, AttemptStage, add_usage
 from .safety import SafetyReport
 
@@ -50,6 +57,8 @@ class RequestOptions:
     analysis_type: str | None = None
     timeout: float | None = None
     max_repairs: int = 2
+    # How many of the notebook's last cells ``%%analyze`` sends along (0: none).
+    context_cells: int = 0
 
     def __post_init__(self) -> None:
         if self.privacy not in PRIVACY_MODES:
@@ -61,6 +70,9 @@ class RequestOptions:
         if self.max_repairs < 0:
             raise InputError(f"max_repairs={self.max_repairs} is negative.",
                              "Use 0 for no automatic fixes, or a small number such as 2.")
+        if self.context_cells < 0:
+            raise InputError(f"{self.context_cells} notebook cells cannot be sent along.",
+                             "Use 0 to send none, or a small number such as 3.")
 
 
 class Activity(str, Enum):
@@ -73,6 +85,7 @@ class Activity(str, Enum):
     RUNNING = "running the code"
     REPAIRING = "asking for a fix"
     INSIGHTS = "writing insights"
+    FIXING = "asking for a fixed cell"
 
 
 @dataclass
@@ -146,12 +159,53 @@ class Thread:
         return await self.agent.session(query, data, thread=self, **options).answer()
 
 
+@dataclass
+class FixProposal:
+    """A generated, validated fix of a notebook cell, waiting for the user."""
+
+    cell: BrokenCell
+    generated: GeneratedCode
+    safety: SafetyReport
+
+
+class CellFix:
+    """``%analyze fix``: a fix of a cell of the user's own notebook that raised.
+
+    The fix is generated and validated like an analysis, but it is not an analysis:
+    nothing runs in the sandbox, and nothing runs in the user's kernel either. Approving
+    it puts the code into a new cell, which the user runs, or not.
+    """
+
+    def __init__(self, agent: PythonAnalysisAgent, cell: BrokenCell, model: str | None = None):
+        self.agent = agent
+        self.cell = cell
+        self.generator: CodeGenerator = agent.generator_for(model)
+        self.proposal: FixProposal | None = None
+        self.activity = Activity.IDLE
+
+    def describe_activity(self) -> str:
+        return f"{self.activity.value} with {self.generator.describe()}"
+
+    async def prepare(self) -> FixProposal:
+        """Ask for the fix and validate it; nothing runs."""
+        return await self.agent.on_loop(self._propose())
+
+    async def _propose(self) -> FixProposal:
+        self.activity = Activity.FIXING
+        try:
+            generated = await self.generator.fix_cell(self.cell)
+        finally:
+            self.activity = Activity.IDLE
+        self.proposal = FixProposal(self.cell, generated, self.agent.validate(generated.code))
+        return self.proposal
+
+
 class AnalysisSession:
     """The proposal, attempts, usage and fixes left of one question."""
 
     def __init__(self, agent: PythonAnalysisAgent, question: str,
                  frames: dict[str, pd.DataFrame], options: RequestOptions,
-                 thread: Thread | None = None):
+                 thread: Thread | None = None, notebook_cells: list[str] | None = None):
         self.agent = agent
         self.number = next(_SESSION_NUMBERS)  # unique, unlike id() of a collected object
         self.options = options
@@ -162,6 +216,7 @@ class AnalysisSession:
                                on_progress=self._on_progress)
         if thread is not None:
             self.request.history = thread.history()
+        self.request.notebook_cells = list(notebook_cells or [])
         self.question = self.request.question
         self.generator: CodeGenerator = agent.generator_for(options.model)
         self.proposal: Proposal | None = None

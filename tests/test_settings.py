@@ -143,7 +143,7 @@ def _args(**given):
     from types import SimpleNamespace
 
     defaults = dict(privacy=None, unmask=False, no_cache=False, model=None, analysis_type=None,
-                    timeout=None)
+                    timeout=None, context=None)
     return SimpleNamespace(**{**defaults, **given})
 
 

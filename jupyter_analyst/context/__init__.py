@@ -77,6 +77,11 @@ class DataContext:
             return self.frames[0]
         return next(f for f in self.frames if f.name == name)
 
+    def names(self) -> set[str]:
+        """The frames' and columns' names: what this description already tells a model."""
+        return {name for f in self.frames
+                for name in (f.name, *(c.name for c in f.columns), *f.listed_only)}
+
     def to_json(self) -> str:
         """The frames as JSON with ``<``/``>`` escaped, so no value can close the prompt tag."""
         return quote_json({"privacy_mode": self.mode, "frames": [asdict(f) for f in self.frames]})

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from .base import CodeGenerator, Exchange, FailedAttempt, GeneratedCode, GenerationRequest
+from .base import (
+    BrokenCell,
+    CodeGenerator,
+    Exchange,
+    FailedAttempt,
+    GeneratedCode,
+    GenerationRequest,
+)
 from .providers import ANTHROPIC, OFFLINE, ModelSpec, resolve
 
 __all__ = [
+    "BrokenCell",
     "CodeGenerator",
     "Exchange",
     "FailedAttempt",

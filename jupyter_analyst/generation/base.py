@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import DataContext
+from ..errors import GenerationError
 
 
 @dataclass
@@ -35,6 +36,16 @@ class Exchange:
 
 
 @dataclass
+class BrokenCell:
+    """A cell of the user's own notebook that raised (``%analyze fix``): what to fix."""
+
+    source: str  # the cell as the user wrote it
+    error: str  # its traceback as plain text, terminal escapes removed
+    number: int | None = None  # its prompt number, In[number]
+    privacy: str = "sample"  # 'schema': the traceback keeps only words of the cell and errors
+
+
+@dataclass
 class GenerationRequest:
     question: str
     context: DataContext
@@ -45,6 +56,8 @@ class GenerationRequest:
     fresh: bool = False
     # The conversation so far (earlier %%analyze cells of the thread), oldest first.
     history: list[Exchange] = field(default_factory=list)
+    # Source of the user's last notebook cells (``--context N``), oldest first.
+    notebook_cells: list[str] = field(default_factory=list)
     # Called with e.g. "~420 tokens, 6 s" while a reply streams in (for a status line).
     on_progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
@@ -76,6 +89,13 @@ class CodeGenerator(abc.ABC):
         self, request: GenerationRequest, metrics: dict[str, Any], output: str
     ) -> tuple[list[str], dict[str, Any]]:
         """Short findings written only from executed ``metrics`` and ``output``, and usage."""
+
+    async def fix_cell(self, cell: BrokenCell) -> GeneratedCode:
+        """A corrected version of a cell of the user's own notebook that raised."""
+        raise GenerationError(
+            f"Fixing a notebook cell needs a language model, which {self.describe()} is not.",
+            "Set ANTHROPIC_API_KEY, or choose a model with %config Analyze.model = "
+            "'provider:model' (see docs/models.md).")
 
     def preview(self, request: GenerationRequest) -> str:
         """Exactly what would be sent to a remote model for ``request`` (``--show-prompt``)."""

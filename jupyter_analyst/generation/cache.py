@@ -2,9 +2,10 @@
 
 The key covers everything the answer depends on: the question, the data context
 fingerprint (which changes with the data and the privacy mode), the model, the
-analysis type, the failed attempts of a repair, and the prompt version. Entries
-are small JSON files written atomically and readable by the owner only. A cached
-answer comes back with ``cached=True`` and zero usage, because nothing was spent.
+analysis type, the failed attempts of a repair, the conversation, the notebook cells
+sent along, and the prompt version. Entries are small JSON files written atomically and
+readable by the owner only. A cached answer comes back with ``cached=True`` and zero
+usage, because nothing was spent.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def cache_key(request: GenerationRequest, model: str, prompt_version: str) -> st
         "failures": [[f.code, f.error] for f in request.failures],
         # A follow-up never gets the cached answer of another conversation.
         "history": [[e.question, e.code, e.digest] for e in request.history],
+        "notebook_cells": request.notebook_cells,
         "prompt_version": prompt_version,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

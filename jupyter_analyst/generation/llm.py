@@ -19,16 +19,18 @@ from typing import Any
 
 from ..errors import GenerationError
 from ..prose import plain_text
-from .base import CodeGenerator, GeneratedCode, GenerationRequest
+from .base import BrokenCell, CodeGenerator, GeneratedCode, GenerationRequest
 from .cache import ResponseCache, cache_key
 from .grounding import ground_insights
 from .prompts import (
     ANALYSIS,
+    FIX,
     INSIGHTS,
     PROMPT_VERSION,
     Task,
     analysis_message,
     compact_context,
+    fix_message,
     insights_message,
     render,
 )
@@ -139,6 +141,13 @@ class LLMGenerator(CodeGenerator):
         statements = [s for s in map(plain_text, self.parse_insights(reply)) if s]
         grounded = ground_insights(statements[:MAX_INSIGHTS], metrics, output, request.question)
         return grounded, reply.usage
+
+    async def fix_cell(self, cell: BrokenCell) -> GeneratedCode:
+        # Not cached: a fix answers one traceback, and asking again should be a new try.
+        reply = await self._send(FIX, fix_message(cell), None)
+        code, explanation = self.parse_analysis(reply)
+        return GeneratedCode(code=code, explanation=explanation, generator=self.generator_id,
+                             model=self.model, usage=reply.usage)
 
     def preview(self, request: GenerationRequest) -> str:
         prompt = render(ANALYSIS.system, analysis_message(request))

@@ -109,13 +109,18 @@ def message_html(title: str, text: str) -> str:
     return f"<b>{html.escape(title)}</b><pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
 
 
-def repair_diff(failed: str, proposed: str) -> str:
+def diff_lines(failed: str, proposed: str, failed_label: str = "failed code") -> list[str]:
+    """The unified diff from the code that failed to the proposed fix, as plain lines."""
+    return list(difflib.unified_diff(failed.splitlines(), proposed.splitlines(),
+                                     fromfile=failed_label, tofile="proposed fix", lineterm=""))
+
+
+def repair_diff(failed: str, proposed: str, failed_label: str = "failed code") -> str:
     """A unified diff from the code that failed to the proposed fix, one escaped line per row.
 
     The ``-``/``+`` prefixes and the file labels carry the meaning; the tint only repeats it.
     """
-    lines = list(difflib.unified_diff(failed.splitlines(), proposed.splitlines(),
-                                      fromfile="failed code", tofile="proposed fix", lineterm=""))
+    lines = diff_lines(failed, proposed, failed_label)
     # The first two lines are the ---/+++ labels; the rest are hunks.
     looks = ["font-weight:600"] * 2 + [_DIFF_LINE.get(line[:1], "") for line in lines[2:]]
     rows = "".join(f"<div style='{_TEXT}; {look}'>{html.escape(line)}</div>"

@@ -125,12 +125,10 @@ class Plan:
 
 def plan(question: str, context: DataContext, analysis_type: str | None = None) -> Plan:
     """The template and bindings that answer ``question``, or an error saying why not."""
-    text = " ".join(str(question).split())
+    text = normalized(question)
     if not text:
         raise InputError("The question is empty.",
                          "Write what you want to know in the cell, e.g. 'Summarise the data'.")
-    for symbol, said in SYMBOLS:
-        text = text.replace(symbol, said)
     frame = _choose_frame(text, context)
     derived = derived_columns(Question(text, frame))
     if derived:
@@ -160,6 +158,14 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
     _refuse_unread(q)
     # The frame's own columns the code reads (a derived column is made from some of them).
     return dataclasses.replace(result, uses=result.uses - {c.name for c in derived.derived})
+
+
+def normalized(question: str) -> str:
+    """The question as it is read: one space between words, symbols as words ("> 5")."""
+    text = " ".join(str(question).split())
+    for symbol, said in SYMBOLS:
+        text = text.replace(symbol, said)
+    return text
 
 
 def _choose_frame(text: str, context: DataContext) -> FrameInfo:

@@ -46,11 +46,30 @@ UNITS = {"mm", "cm", "m", "km", "g", "kg", "lb", "lbs", "s", "sec", "ms", "min",
          "pct", "usd", "eur", "gbp", "ft", "in"}
 
 
+CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")  # "totalBill" is two words; "CVaR" one
+WORD = re.compile(r"[a-z0-9]+")
+
+
 def words(text: str) -> list[str]:
     """Lowercase words of ``text``; camelCase and snake_case are split into words."""
-    # "totalBill" is two words; "CVaR" and "USD" stay one.
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", " ", str(text))
-    return re.findall(r"[a-z0-9]+", text.lower())
+    return WORD.findall(CAMEL.sub(" ", str(text)).lower())
+
+
+def word_spans(text: str) -> list[tuple[int, int]] | None:
+    """Where each of ``words(text)`` stands in ``text``, or None if that cannot be said
+    (a character whose lowercase is longer, such as 'İ')."""
+    lower = text.lower()
+    if len(lower) != len(text):
+        return None
+    cuts = {m.start() for m in CAMEL.finditer(text)}
+    spans = []
+    for match in WORD.finditer(lower):
+        start = match.start()
+        for cut in sorted(c for c in cuts if match.start() < c < match.end()):
+            spans.append((start, cut))
+            start = cut
+        spans.append((start, match.end()))
+    return spans if len(spans) == len(words(text)) else None
 
 
 def stem(word: str) -> str:
