@@ -170,14 +170,22 @@ async def test_async_close_awaits_the_sandbox_without_blocking_the_callers_loop(
 @pytest.mark.kernel
 async def test_the_sandbox_starts_while_the_code_is_generated(tips):
     class Slow(StaticGenerator):
+        """Answers once the sandbox is up (or after two minutes): generation outlasts it."""
+
+        saw_started = False
+
         async def generate(self, request):
-            await asyncio.sleep(4)  # long enough for a local kernel to start
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not (agent.sandbox and agent.sandbox.started):
+                await asyncio.sleep(0.1)
+            self.saw_started = agent.sandbox is not None and agent.sandbox.started
             return await super().generate(request)
 
-    async with PythonAnalysisAgent(backend="local", generator=Slow("print(1)")) as agent:
+    slow = Slow("print(1)")
+    async with PythonAnalysisAgent(backend="local", generator=slow) as agent:
         session = agent.session("q", tips)
         await session.prepare()
-        assert agent.sandbox is not None and agent.sandbox.started  # before anything ran
-        started = time.monotonic()
+        assert slow.saw_started  # up while the code was still being written
+        warm = agent.sandbox
         assert (await session.run()).success
-    assert time.monotonic() - started < 3  # no kernel start left to wait for
+        assert agent.sandbox is warm and warm.restarts == 0  # no kernel start left to wait for
