@@ -244,12 +244,21 @@ try:
         "      resource.getrlimit(resource.RLIMIT_DATA)[0])",
         output_hook=lambda msg: outputs.append(msg["content"].get("text", "")), timeout=60)
     seen.update(status=reply["content"]["status"], printed="".join(outputs).split())
+    kernel.execute_interactive("x = 1", timeout=60)
     msg_id = kernel.execute("import time; time.sleep(60)")
     time.sleep(2)
     manager.interrupt_kernel()  # interrupt_mode "message": relayed on the control channel
     reply = kernel.get_shell_msg(timeout=30)
     assert reply["parent_header"]["msg_id"] == msg_id
     seen["interrupted"] = reply["content"].get("ename")
+    manager.restart_kernel()  # the relay ends with its kernel; the server starts a new one
+    kernel.wait_for_ready(timeout=120)
+    outputs.clear()
+    reply = kernel.execute_interactive(
+        "print('x' in globals())", timeout=60,
+        output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+    seen["after_restart"] = "".join(outputs).split()
+    seen["pids"] = [seen["pid"], manager.provisioner.pid]
 finally:
     kernel.stop_channels()
     manager.shutdown_kernel()  # a shutdown request: the relay ends with the kernel
@@ -283,8 +292,9 @@ def test_installed_kernelspec_runs_in_the_sandbox_from_a_server_without_the_pack
     # the server's SANDBOX_MEMORY_LIMIT reaches the provisioner, which was given no limits
     assert seen["printed"] == ["7", "True", str(CONTAINER.root), str(1500 * 1024**2)]
     assert seen["interrupted"] == "KeyboardInterrupt"
+    assert seen["after_restart"] == ["False"]  # a new kernel, in a new container
     assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
-                if c.labels.get(PID_LABEL) == str(seen["pid"])]
+                if c.labels.get(PID_LABEL) in map(str, seen["pids"])]
 
 
 def test_doctor_says_when_the_installed_kernelspec_cannot_start(client, tmp_path, capsys,
