@@ -42,6 +42,7 @@ from .engine import (
     docker_client,
     image_name,
     owner_labels,
+    remove_container,
     remove_containers,
     require_image,
 )
@@ -305,18 +306,9 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
         await super().cleanup(restart=restart)
 
     def _remove_container(self) -> None:
-        import docker.errors
-
-        if self.container is None:
-            return
-        try:
-            self.container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise
-        self.container = None
+        if self.container is not None:
+            remove_container(self.container)
+            self.container = None
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()

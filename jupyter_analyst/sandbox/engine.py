@@ -155,7 +155,6 @@ def remove_containers(client: Any, session: str | None = None, orphans_only: boo
 
     Returns how many were removed.
     """
-    import docker.errors
 
     removed = 0
     own = owner_labels()
@@ -164,12 +163,24 @@ def remove_containers(client: Any, session: str | None = None, orphans_only: boo
             continue
         if own_only and any(container.labels.get(k) != v for k, v in own.items()):
             continue
-        try:
-            container.remove(force=True)
-            removed += 1
-        except docker.errors.NotFound:  # removed concurrently (auto-remove, another cleanup)
-            pass
+        removed += remove_container(container)
     return removed
+
+
+def remove_container(container: Any) -> bool:
+    """Force-remove one container; False when it went (or is going) concurrently: its
+    auto-remove after it ended, another cleanup."""
+    import docker.errors
+
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc):
+            raise
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
