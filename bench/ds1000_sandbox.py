@@ -38,6 +38,7 @@ from pathlib import Path
 
 from validator_ds1000 import DEFAULT_CORPUS, load
 
+from jupyter_analyst.layout import CONTAINER
 from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
 
 SEABORN_DATA = DEFAULT_CORPUS.parents[1] / "seaborn-data"
@@ -154,7 +155,7 @@ class WarmKernel:
         await self.sandbox.start()
         # data/ is the sandbox's data mount (read-only inside the container).
         shutil.copytree(SEABORN_DATA, self.sandbox.data_dir / "seaborn-data")
-        inside = "/sandbox/data" if self.backend == "docker" else str(self.sandbox.data_dir)
+        inside = CONTAINER.data if self.backend == "docker" else self.sandbox.data_dir
         self.seaborn_data = f"{inside}/seaborn-data"
         return time.perf_counter() - started
 

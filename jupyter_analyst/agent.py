@@ -28,7 +28,7 @@ from .generation import CodeGenerator, GenerationRequest, GeneratorChoice
 from .result import AnalysisResult
 from .results import Collected, Intake
 from .safety import SafetyReport, SafetyValidator
-from .sandbox import KernelSandbox, SandboxLimits, open_sandbox
+from .sandbox import ExecutionStatus, KernelSandbox, SandboxLimits, open_sandbox
 from .sandbox.kernel import Execution, timeout_error
 from .session import AnalysisSession, OutputCallback, RequestOptions, Thread
 
@@ -223,11 +223,11 @@ class PythonAnalysisAgent:
 
     def execution_error(self, execution: Execution, timeout: float | None) -> str | None:
         """The error of an execution in words, or None when it succeeded."""
-        if execution.status == "ok":
+        if execution.status == ExecutionStatus.OK:
             return None
-        if execution.status == "timeout":
+        if execution.status == ExecutionStatus.TIMEOUT:
             return str(timeout_error(self._timeout(timeout)))
-        if execution.status == "died":
+        if execution.status == ExecutionStatus.DIED:
             return ("The sandbox kernel stopped while running the code (most often it ran out of "
                     "memory). It has been restarted; ask for less data at once and try again.")
         error = execution.error or {}

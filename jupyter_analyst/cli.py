@@ -4,17 +4,14 @@ install a kernelspec."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import AnalystError
 from .generation.providers import PROBE_TIMEOUT, describe_all
-
-KERNELSPEC_NAME = "jupyter-analyst-sandbox"
-KERNELSPEC_DISPLAY_NAME = "Python (jupyter-analyst sandbox)"
+from .layout import CONTAINER
+from .sandbox.kernelspec import DISPLAY_NAME as KERNELSPEC_DISPLAY_NAME
 
 
 def build_image_command(args: argparse.Namespace) -> int:
@@ -58,6 +55,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     except AnalystError as exc:
         report(False, exc.problem, exc.fix or "")
     bubblewrap_ok = _report_bubblewrap(report)
+    _report_kernelspec(report)
     if docker_ok:
         report(True, "Backend for backend='auto': docker (isolated container)")
     elif bubblewrap_ok:
@@ -123,6 +121,23 @@ def _report_bubblewrap(report) -> bool:
     return problem is None
 
 
+def _report_kernelspec(report) -> None:
+    """Whether the installed kernelspec starts from a Jupyter server in any environment."""
+    from .sandbox.kernelspec import installed_problem
+
+    folder, problem = installed_problem()
+    if folder is None:
+        report(True, f"Kernelspec '{KERNELSPEC_DISPLAY_NAME}': not installed (optional: "
+                     "`jupyter-analyst install-kernelspec` runs notebooks in the sandbox)")
+    elif problem:
+        report(False, f"Kernelspec in {folder}: {problem}",
+               "Reinstall it with `jupyter-analyst install-kernelspec`, run from the environment "
+               "that has jupyter-analyst.")
+    else:
+        report(True, f"Kernelspec in {folder}: its interpreter runs the sandbox kernel, from a "
+                     "Jupyter server in any environment")
+
+
 def _image_versions(client) -> str:
     """Library versions inside the image, read from package metadata (fast: nothing imported)."""
     from .sandbox.engine import image_name
@@ -156,31 +171,15 @@ def cleanup_command(args: argparse.Namespace) -> int:
 
 
 def install_kernelspec_command(args: argparse.Namespace) -> int:
-    from jupyter_client.kernelspec import KernelSpecManager
+    from .sandbox.kernelspec import install, interpreter
 
-    spec = kernelspec()
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "kernel.json").write_text(json.dumps(spec, indent=1))
-        path = KernelSpecManager().install_kernel_spec(
-            folder, KERNELSPEC_NAME, user=args.user,
-            prefix=None if args.user else (args.prefix or sys.prefix))
-    print(f"Installed the kernelspec '{KERNELSPEC_DISPLAY_NAME}' in {path}.")
-    print("Notebooks on it run in the Docker sandbox: the notebook's folder is /sandbox/data "
+    path = install(user=args.user, prefix=args.prefix)
+    print(f"Installed the kernelspec '{KERNELSPEC_DISPLAY_NAME}' in {path}; it runs "
+          f"{interpreter()}, so a Jupyter server in any environment can start it.")
+    print(f"Notebooks on it run in the Docker sandbox: the notebook's folder is {CONTAINER.data} "
           "(read-only) and files written to outputs/ are kept in a private folder for the "
           "kernel's lifetime.")
     return 0
-
-
-def kernelspec() -> dict:
-    """A kernelspec whose kernels the Docker provisioner starts inside the sandbox image."""
-    return {
-        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": KERNELSPEC_DISPLAY_NAME,
-        "language": "python",
-        "interrupt_mode": "message",
-        "metadata": {"kernel_provisioner": {"provisioner_name": "jupyter-analyst-docker",
-                                            "config": {}}},
-    }
 
 
 def parser() -> argparse.ArgumentParser:

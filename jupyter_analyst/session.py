@@ -365,7 +365,7 @@ class AnalysisSession:
                 self.attempts.append(Attempt(code, report.risk_level.value, error))
                 if error is None:
                     break
-            repairable = execution is None or execution.status == "error"
+            repairable = execution is None or execution.repairable
             if not (repair and repairable and self.generator.can_repair and self.repairs_left):
                 result.error = error
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import json
 import os
 import re
 import shutil
@@ -17,10 +18,10 @@ import pytest
 from conftest import docker_engine, fresh_shell
 from IPython.utils.capture import capture_output
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
 
 from jupyter_analyst import cli
 from jupyter_analyst.errors import SandboxError
+from jupyter_analyst.layout import CONTAINER
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
 from jupyter_analyst.sandbox.engine import (
     LABEL,
@@ -34,6 +35,7 @@ from jupyter_analyst.sandbox.engine import (
     remove_container,
 )
 from jupyter_analyst.sandbox.image import build_image
+from jupyter_analyst.sandbox.kernelspec import KERNEL_NAME
 
 pytestmark = pytest.mark.docker
 
@@ -55,7 +57,11 @@ def test_image_is_lean_and_runs_as_a_numeric_non_root_user(client):
     config = client.images.get(image_name()).attrs["Config"]
     user = config["User"].split(":")
     assert user[0].isdigit() and user[0] != "0"
-    assert config["WorkingDir"] == "/sandbox"
+    # The recipe agrees with the layout the provisioner mounts (jupyter_analyst/layout.py).
+    assert config["WorkingDir"] == str(CONTAINER.root)
+    assert {f"{k}={v}" for k, v in CONTAINER.environment().items()} <= set(config["Env"])
+    mount_points = run_in_image(client, "ls", "-d", *map(str, CONTAINER.mounts()))
+    assert mount_points.split() == list(map(str, CONTAINER.mounts()))
     found = run_in_image(client, "sh", "-c",
                          "for t in pip pip3 gcc cc curl wget apt-get; do command -v $t; done; "
                          "ls /opt/venv/lib/python3.11/site-packages/jupyter_analyst; true")
@@ -226,35 +232,118 @@ def test_containers_go_at_exit_and_a_killed_session_leaves_only_an_orphan_to_cle
 
 
 # -- the kernelspec: a whole notebook on the sandboxed kernel --------------------------------
-async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client, tmp_path):
+# A Jupyter server whose environment lacks jupyter-analyst: this venv's site-packages
+# without its .pth files (so without the editable install), run with -S from a bare folder.
+FOREIGN_SERVER = r"""
+import json, sys, time
+sys.path.append(sys.argv[1])
+try:
+    import jupyter_analyst  # noqa: F401
+except ImportError:
+    pass
+else:
+    sys.exit("jupyter_analyst is importable here")
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+manager = KernelManager(kernel_name=sys.argv[2],
+                        kernel_spec_manager=KernelSpecManager(kernel_dirs=[sys.argv[3]]))
+manager.start_kernel(cwd=sys.argv[4])  # in the notebook's folder, on tcp, as a server does
+kernel = manager.client()
+kernel.start_channels()
+seen = {"pid": manager.provisioner.pid, "transport": manager.transport}
+try:
+    kernel.wait_for_ready(timeout=120)
+    outputs = []
+    reply = kernel.execute_interactive(
+        "import os, resource, pandas as pd\n"
+        "print(pd.read_csv('data/sales.csv').amount.sum(), os.getuid() != 0, os.getcwd(),\n"
+        "      resource.getrlimit(resource.RLIMIT_DATA)[0])",
+        output_hook=lambda msg: outputs.append(msg["content"].get("text", "")), timeout=60)
+    seen.update(status=reply["content"]["status"], printed="".join(outputs).split())
+    kernel.execute_interactive("x = 1", timeout=60)
+    msg_id = kernel.execute("import time; time.sleep(60)")
+    time.sleep(2)
+    manager.interrupt_kernel()  # interrupt_mode "message": relayed on the control channel
+    reply = kernel.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    seen["interrupted"] = reply["content"].get("ename")
+    manager.restart_kernel()  # the relay ends with its kernel; the server starts a new one
+    kernel.wait_for_ready(timeout=120)
+    outputs.clear()
+    reply = kernel.execute_interactive(
+        "print('x' in globals())", timeout=60,
+        output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+    seen["after_restart"] = "".join(outputs).split()
+    seen["pids"] = [seen["pid"], manager.provisioner.pid]
+finally:
+    kernel.stop_channels()
+    manager.shutdown_kernel()  # a shutdown request: the relay ends with the kernel
+print(json.dumps(seen))
+"""
+
+
+def test_installed_kernelspec_runs_in_the_sandbox_from_a_server_without_the_package(
+        client, tmp_path):
     prefix = tmp_path / "prefix"
     assert cli.main(["install-kernelspec", "--prefix", str(prefix)]) == 0
     kernels = prefix / "share" / "jupyter" / "kernels"
-    spec = KernelSpecManager(kernel_dirs=[str(kernels)]).get_kernel_spec(cli.KERNELSPEC_NAME)
+    spec = KernelSpecManager(kernel_dirs=[str(kernels)]).get_kernel_spec(KERNEL_NAME)
     assert spec.display_name == "Python (jupyter-analyst sandbox)"
+    assert os.path.isabs(spec.argv[0]) and os.path.samefile(spec.argv[0], sys.executable)
+    assert "kernel_provisioner" not in spec.metadata  # a server without our entry points
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
     (notebook_dir / "sales.csv").write_text("region,amount\nEU,3\nUS,4\n")
-    manager = AsyncKernelManager(kernel_name=cli.KERNELSPEC_NAME,
-                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
-    await manager.start_kernel(cwd=str(notebook_dir))  # a Jupyter server would ask for tcp
-    kernel = manager.client()
-    kernel.start_channels()
-    outputs = []
-    try:
-        await kernel.wait_for_ready(timeout=120)
-        reply = await kernel.execute_interactive(
-            "import os, pandas as pd\n"
-            "print(pd.read_csv('data/sales.csv').amount.sum(), os.getuid() != 0)",
-            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")), timeout=60)
-        assert reply["content"]["status"] == "ok"
-        assert "".join(outputs).split() == ["7", "True"]
-        assert manager.get_connection_info()["transport"] == "ipc"
-    finally:
-        kernel.stop_channels()
-        await manager.shutdown_kernel(now=True)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    done = subprocess.run([sys.executable, "-S", "-c", FOREIGN_SERVER, site_packages,
+                           KERNEL_NAME, str(kernels), str(notebook_dir)],
+                          cwd=bare, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SANDBOX_MEMORY_LIMIT": "1500m"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["transport"] == "tcp"
+    assert seen["status"] == "ok"
+    # the server's SANDBOX_MEMORY_LIMIT reaches the provisioner, which was given no limits
+    assert seen["printed"] == ["7", "True", str(CONTAINER.root), str(1500 * 1024**2)]
+    assert seen["interrupted"] == "KeyboardInterrupt"
+    assert seen["after_restart"] == ["False"]  # a new kernel, in a new container
     assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
-                if c.labels.get(PID_LABEL) == str(os.getpid())]
+                if c.labels.get(PID_LABEL) in map(str, seen["pids"])]
+
+
+def test_doctor_says_when_the_installed_kernelspec_cannot_start(client, tmp_path, capsys,
+                                                               monkeypatch):
+    prefix = tmp_path / "prefix"
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "user"))  # no user-level spec
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    assert cli.main(["doctor"]) == 0
+    assert f"Kernelspec '{cli.KERNELSPEC_DISPLAY_NAME}': not installed" in capsys.readouterr().out
+    assert cli.main(["install-kernelspec", "--prefix", str(prefix)]) == 0
+    folder = prefix / "share" / "jupyter" / "kernels" / KERNEL_NAME
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+    assert f"[ok] Kernelspec in {folder}: its interpreter runs" in capsys.readouterr().out
+    spec_file = folder / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    # The environment it was installed from is gone...
+    spec["argv"][0] = str(tmp_path / "removed-venv" / "bin" / "python")
+    spec_file.write_text(json.dumps(spec))
+    cli.main(["doctor"])
+    out = capsys.readouterr().out
+    assert f"[!!] Kernelspec in {folder}: its interpreter {spec['argv'][0]} is missing" in out
+    assert "Reinstall it with `jupyter-analyst install-kernelspec`" in out
+    # ...or it names a Python without jupyter-analyst
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    spec["argv"][0] = str(bare / "bin" / "python")
+    spec_file.write_text(json.dumps(spec))
+    cli.main(["doctor"])
+    out = capsys.readouterr().out
+    assert f"its interpreter {spec['argv'][0]} cannot import jupyter_analyst" in out
+    assert "No module named 'jupyter_analyst'" in out
 
 
 # -- the user's path ---------------------------------------------------------------------

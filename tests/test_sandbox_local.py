@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jupyter_analyst.sandbox import SandboxLimits, local_sandbox
+from jupyter_analyst.sandbox import Execution, ExecutionStatus, SandboxLimits, local_sandbox
 
 pytestmark = pytest.mark.kernel
 
@@ -90,6 +90,17 @@ async def test_interrupt_resistant_code_is_stopped_by_a_restart(sandbox):
     result = await run(sandbox, code, timeout=2)
     assert result.status == "timeout" and result.restarted
     assert text_of(await run(sandbox, "print('back')")).strip() == "back"
+
+
+def test_an_execution_moves_only_along_its_transition_table():
+    execution = Execution()
+    assert execution.status is ExecutionStatus.OK and not execution.repairable
+    execution.end(ExecutionStatus.ERROR)
+    assert execution.repairable and execution.status == "error" and f"{execution.status}" == "error"
+    execution.end(ExecutionStatus.TIMEOUT)  # the error came, then the kernel hung
+    assert not execution.repairable
+    with pytest.raises(RuntimeError, match="no transition from timeout to ok"):
+        execution.end(ExecutionStatus.OK)
 
 
 async def test_dead_kernel_is_restarted(sandbox, tips):

@@ -15,9 +15,11 @@ from fnmatch import fnmatchcase
 from functools import cache, lru_cache
 from pathlib import Path
 
-SANDBOX_ROOT = "/sandbox"  # the kernel's working directory, so relative paths start here
-READ_DIRS = ("/sandbox/data", "/sandbox/outputs")  # reading back your own outputs is fine
-WRITE_DIRS = ("/sandbox/outputs",)
+from ..layout import CONTAINER
+
+SANDBOX_ROOT = str(CONTAINER.root)  # the kernel's working directory: relative paths start here
+READ_DIRS = (str(CONTAINER.data), str(CONTAINER.outputs))  # reading back your outputs is fine
+WRITE_DIRS = (str(CONTAINER.outputs),)
 
 # Module -> allowed attribute names (glob patterns), or None for "any public attribute
 # that is not itself a module". Submodules are allowed only when listed here; a package

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 from ..errors import InputError, SandboxError
-from .kernel import Execution, KernelSandbox
+from .kernel import Execution, ExecutionStatus, KernelSandbox
 from .limits import SandboxLimits
 
 BACKENDS = ("auto", "docker", "local", "local-unconfined")
@@ -23,7 +23,8 @@ BUBBLEWRAP_FIX = ("Install bubblewrap (`sudo apt-get install bubblewrap`, or you
                   "package), or Docker with `jupyter-analyst build-image`; to run generated "
                   "code as yourself with rlimits only, opt in with backend='local-unconfined'.")
 
-__all__ = ["BACKENDS", "Execution", "KernelSandbox", "SandboxLimits", "open_sandbox"]
+__all__ = ["BACKENDS", "Execution", "ExecutionStatus", "KernelSandbox", "SandboxLimits",
+           "open_sandbox"]
 
 
 def bubblewrap() -> str | None:

@@ -29,6 +29,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .. import layout
+
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 SANDBOX_UID = 65534  # "nobody": what a root host runs the kernel as
@@ -141,8 +143,8 @@ def bubblewrap_argv(root: Path, read_only: list[str], home: str, as_root: bool) 
     argv += ["--dev", "/dev", "--proc", "/proc",
              "--size", str(SHM_SIZE), "--perms", "1777", "--tmpfs", "/dev/shm"]
     argv += parents(home) + ["--size", str(TMP_SIZE), "--perms", "0777", "--tmpfs", home]
-    for sub, how in (("data", "--ro-bind"), ("outputs", "--bind"), ("run", "--bind")):
-        argv += parents(str(root / sub)) + [how, str(root / sub), str(root / sub)]
+    for path, writable in layout.host(root).mounts().items():
+        argv += parents(str(path)) + ["--bind" if writable else "--ro-bind", str(path), str(path)]
     # bwrap's own root and /dev are tmpfs that a user-namespace root could write.
     argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(root), "--"]
     if as_root:

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Float, Int, Unicode
+from traitlets import Unicode
 
-from .. import safefs
+from .. import layout, safefs
 from ..errors import SandboxError
 from .engine import (
     SESSION_LABEL,
@@ -46,12 +46,10 @@ from .engine import (
     remove_containers,
     require_image,
 )
-from .limits import SandboxLimits
+from .limits import ProvisionerLimits
 
 SANDBOX_UID = 10001  # the image's user; used when the host runs as root
-MOUNT_ROOT = "/sandbox"
-CONTAINER_CONNECTION = "container-kernel.json"
-OWNER_SOCKET = "owner.sock"  # the host listens here while it lives (jupyter_analyst/watchdog.py)
+INSIDE = layout.CONTAINER  # where the container sees data/, outputs/ and run/
 TMPFS = "size=256m,nr_inodes=16384,mode=1777,noexec,nosuid,nodev"
 OUTPUTS_FS = "jupyter-analyst-outputs"  # the source name of outputs/ quota mounts
 SHM_SIZE = "64m"
@@ -59,27 +57,17 @@ LOG_LIMITS = {"max-size": "1m", "max-file": "1"}
 SANDBOX_LABEL = "docker"  # AnalysisResult.backend; the isolated default needs no caveat
 
 
-class DockerKernelProvisioner(LocalProvisioner):
+class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
     """Starts the kernel in a container; lifecycle calls go to the Docker engine."""
 
     sandbox_dir = Unicode(help="Sandbox root with data/, outputs/ and run/ ('' = make one)."
                           ).tag(config=True)
     image = Unicode(help="Sandbox image ('' = DOCKER_IMAGE_NAME or the default).").tag(config=True)
-    memory = Int(2 * 1024**3, help="Memory limit in bytes (no swap).").tag(config=True)
-    cpus = Float(1.0, help="CPU cores.").tag(config=True)
-    processes = Int(256, help="Process and thread limit (pids cgroup).").tag(config=True)
-    file_size = Int(512 * 1024**2, help="Largest file the kernel may write, bytes.").tag(
-        config=True)
-    outputs_size = Int(SandboxLimits.outputs_size, help="Total bytes outputs/ may hold (a "
-                       "tmpfs when the host runs as root).").tag(config=True)
-    outputs_files = Int(SandboxLimits.outputs_files, help="Files and directories outputs/ may "
-                        "hold (same).").tag(config=True)
-    cpu_seconds = Int(-1, help="Accepted for symmetry with the local backend; the wall-clock "
-                               "timeout and the CPU share bound the container.").tag(config=True)
 
     client: Any = None  # docker-py
     image_ref: str = ""
     root: Path | None = None
+    dirs: layout.SandboxLayout | None = None  # the layout of ``root``
     notebook_dir: str | None = None  # the data directory of a notebook kernel (kernelspec use)
     container: Any = None
     container_id: str | None = None
@@ -92,55 +80,55 @@ class DockerKernelProvisioner(LocalProvisioner):
         self.client = docker_client()
         self.image_ref = self.image or image_name()
         require_image(self.client, self.image_ref)
-        root = self._sandbox_root(kwargs.get("cwd"))
+        self._sandbox_root(kwargs.get("cwd"))
         km = self.parent
         # A Jupyter server asks for tcp by default; the container has no network.
         km.transport = "ipc"
         km.cache_ports = False  # tcp port caching; ipc "ports" are socket file suffixes
-        km.ip = str(root / "run" / "kernel")
-        km.connection_file = str(root / "run" / "kernel.json")
+        km.ip = str(self.dirs.kernel_socket)
+        km.connection_file = str(self.dirs.connection_file)
         kwargs = await super().pre_launch(**kwargs)
-        self._write_container_connection(root)
+        self._write_container_connection()
         _sweep_once(self.client)
         return kwargs
 
-    def _sandbox_root(self, cwd: str | None) -> Path:
-        """The sandbox dir; for a notebook kernel (no sandbox_dir) a private one is made,
-        with the notebook's folder as the read-only data directory."""
+    def _sandbox_root(self, cwd: str | None) -> None:
+        """Set the sandbox dir (``root``, ``dirs``); for a notebook kernel (no sandbox_dir)
+        a private one is made, with the notebook's folder as the read-only data directory."""
         if self.sandbox_dir:
             root = Path(self.sandbox_dir)
         else:
             if self._own_root is None:
                 self._own_root = tempfile.mkdtemp(prefix="jupyter-analyst-kernel-")
-                for sub in ("run", "outputs"):
-                    (Path(self._own_root) / sub).mkdir()
+                layout.create(self._own_root, notebook=True)
             root = Path(self._own_root)
             self.notebook_dir = str(Path(cwd or os.getcwd()).resolve())
         self.root = root
-        return root
+        self.dirs = layout.host(root)
 
-    def _write_container_connection(self, root: Path) -> None:
+    def _write_container_connection(self) -> None:
         """The kernel's copy of the connection file, with the socket path as it sees it."""
         info = dict(self.connection_info)
-        info["ip"] = f"{MOUNT_ROOT}/run/kernel"
+        info["ip"] = str(INSIDE.kernel_socket)
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
-        safefs.write_new(root / "run", CONTAINER_CONNECTION, json.dumps(info), mode=0o600)
-        self._grant(root)
+        copy = self.dirs.container_connection_file
+        safefs.write_new(copy.parent, copy.name, json.dumps(info), mode=0o600)
+        self._grant()
 
     def _user(self) -> tuple[int, int]:
         uid = os.geteuid()
         return (SANDBOX_UID, SANDBOX_UID) if uid == 0 else (uid, os.getegid())
 
-    def _grant(self, root: Path) -> None:
+    def _grant(self) -> None:
         """Let the container's uid create sockets in run/ and files in outputs/."""
         uid, gid = self._user()
-        run, outputs = root / "run", root / "outputs"
+        dirs = self.dirs
         if os.geteuid() == 0:
-            for path in (run, run / CONTAINER_CONNECTION, outputs):
+            for path in (dirs.run, dirs.container_connection_file, dirs.outputs):
                 os.chown(path, uid, gid)
-        run.chmod(0o700)
-        outputs.chmod(0o700)
-        data = root / "data"
+        dirs.run.chmod(0o700)
+        dirs.outputs.chmod(0o700)
+        data = dirs.data
         if data.is_dir():
             data.chmod(0o755)  # read-only mount; files are written 0644
 
@@ -149,16 +137,16 @@ class DockerKernelProvisioner(LocalProvisioner):
         from docker.types import LogConfig, Ulimit
 
         uid, gid = self._user()
-        root = self.root
-        data = Path(self.notebook_dir or root / "data")
+        dirs, limits = self.dirs, self.limits()
+        data = Path(self.notebook_dir or dirs.data)
         session = self.kernel_id or uuid.uuid4().hex
         volumes = {
-            str(root / "run"): {"bind": f"{MOUNT_ROOT}/run", "mode": "rw"},
-            str(data): {"bind": f"{MOUNT_ROOT}/data", "mode": "ro"},
-            str(root / "outputs"): {"bind": f"{MOUNT_ROOT}/outputs", "mode": "rw"},
+            str(dirs.run): {"bind": str(INSIDE.run), "mode": "rw"},
+            str(data): {"bind": str(INSIDE.data), "mode": "ro"},
+            str(dirs.outputs): {"bind": str(INSIDE.outputs), "mode": "rw"},
         }
-        self._hold_owner_socket(root / "run")
-        self._bound_outputs(root / "outputs")
+        self._hold_owner_socket()
+        self._bound_outputs(dirs.outputs)
         runtime = choose_runtime(self.client)
         try:
             # ``cmd`` is the host's kernel command; the image has its own Python. The
@@ -166,15 +154,15 @@ class DockerKernelProvisioner(LocalProvisioner):
             # signals to the kernel and ends the container when this process is gone.
             self.container = self.client.containers.run(
                 self.image_ref,
-                ["python", "-m", "jupyter_analyst.watchdog", f"{MOUNT_ROOT}/run/{OWNER_SOCKET}",
+                ["python", "-m", "jupyter_analyst.watchdog", str(INSIDE.owner_socket),
                  "--", "python", "-m", "ipykernel_launcher", "-f",
-                 f"{MOUNT_ROOT}/run/{CONTAINER_CONNECTION}"],
+                 str(INSIDE.container_connection_file)],
                 name=f"jupyter-analyst-{session[:8]}-{uuid.uuid4().hex[:6]}",
                 detach=True,
                 auto_remove=True,  # an ended container leaves nothing behind
                 runtime=runtime,
                 user=f"{uid}:{gid}",
-                working_dir=MOUNT_ROOT,
+                working_dir=str(INSIDE.root),
                 environment={},  # only the image's own variables; nothing from the host
                 network_mode="none",
                 read_only=True,
@@ -182,17 +170,17 @@ class DockerKernelProvisioner(LocalProvisioner):
                 shm_size=SHM_SIZE,  # /dev/shm stays (noexec): multiprocessing needs it
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
-                pids_limit=self.processes,
-                mem_limit=self.memory,
-                memswap_limit=self.memory,
-                nano_cpus=int(self.cpus * 1e9),
+                pids_limit=limits.processes,
+                mem_limit=limits.memory,
+                memswap_limit=limits.memory,
+                nano_cpus=int(limits.cpus * 1e9),
                 ulimits=[
-                    Ulimit(name="fsize", soft=self.file_size, hard=self.file_size),
+                    Ulimit(name="fsize", soft=limits.file_size, hard=limits.file_size),
                     # An allocation that cannot fit fails at once with MemoryError (the
                     # kernel lives on); the cgroup limit is the hard stop for what is
                     # really used. RLIMIT_DATA counts reserved ranges too (thread
                     # stacks: ~300 MB at start), so it is not lower than the cgroup's.
-                    Ulimit(name="data", soft=self.memory, hard=self.memory),
+                    Ulimit(name="data", soft=limits.memory, hard=limits.memory),
                     Ulimit(name="core", soft=0, hard=0),
                     Ulimit(name="nofile", soft=4096, hard=4096),
                 ],
@@ -209,15 +197,16 @@ class DockerKernelProvisioner(LocalProvisioner):
             ) from exc
         self.container_id = self.container.id
         # run/ is the sandbox's: whatever it left under this name is replaced, not followed.
-        safefs.write_new(root / "run", "isolation.txt", "network: isolated (docker network none)\n")
+        report = dirs.isolation_report
+        safefs.write_new(report.parent, report.name, "network: isolated (docker network none)\n")
         return self.connection_info
 
-    def _hold_owner_socket(self, run: Path) -> None:
+    def _hold_owner_socket(self) -> None:
         """Listen (never accepting: no thread) on run/owner.sock for the container's
         watchdog. The socket closes with this process, however it ends, which ends the
         container (jupyter_analyst/watchdog.py)."""
         self._close_owner()
-        path = run / OWNER_SOCKET
+        path = self.dirs.owner_socket
         try:
             path.unlink(missing_ok=True)  # a previous container's; unlink follows no link
         except IsADirectoryError:  # ...which made a directory in its place
@@ -240,8 +229,8 @@ class DockerKernelProvisioner(LocalProvisioner):
         only; a user cannot mount). Without it each file is still capped by ``file_size``."""
         if os.geteuid() != 0 or self._outputs_mount is not None:
             return
-        uid, gid = self._user()
-        options = (f"size={self.outputs_size},nr_inodes={self.outputs_files},mode=0700,"
+        uid, gid, limits = *self._user(), self.limits()
+        options = (f"size={limits.outputs_size},nr_inodes={limits.outputs_files},mode=0700,"
                    f"uid={uid},gid={gid},nosuid,nodev,noexec")
         try:
             mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, OUTPUTS_FS,
@@ -378,7 +367,7 @@ def unmount_stale_outputs() -> int:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.setblocking(False)
         try:
-            probe.connect(str(outputs.parent / "run" / OWNER_SOCKET))
+            probe.connect(str(layout.host(outputs.parent).owner_socket))
         except BlockingIOError:  # a full backlog: someone listens
             pass
         except OSError:  # refused or missing: the owner is gone

@@ -19,20 +19,19 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Instance
 
-from .. import safefs, untrusted
+from .. import layout, safefs, untrusted
 from ..errors import ExecutionTimeout, SandboxError
 from .datastore import write_frame
+from .kernelspec import KERNEL_NAME, SandboxSpecManager, kernelspec
 from .limits import SandboxLimits
 
-KERNEL_NAME = "jupyter-analyst-sandbox"
 STARTUP_TIMEOUT = 120.0
 INTERRUPT_GRACE = 5.0
 OUTPUTS_CHECK_INTERVAL = 1.0  # seconds between two looks at what outputs/ holds
@@ -45,24 +44,48 @@ BOOTSTRAP = ("from jupyter_analyst.runtime import setup_kernel as _ja_setup; _ja
 OutputCallback = Callable[[dict[str, Any]], None]
 
 
-class _SandboxSpecManager(KernelSpecManager):
-    """Serves only this sandbox's in-memory spec, never the user's installed kernels."""
+class ExecutionStatus(StrEnum):
+    """How an execute request ended (a ``str``: ``status == "ok"`` and ``f"{status}"`` read
+    as before)."""
 
-    spec = Instance(KernelSpec)
+    OK = "ok"  # the kernel went idle with no error (where every execution starts)
+    ERROR = "error"  # the code raised: the one outcome a fix of the code can help
+    TIMEOUT = "timeout"  # it ran out of time and was interrupted (or the kernel restarted)
+    DIED = "died"  # the kernel stopped under it, most often at the memory limit
 
-    def get_kernel_spec(self, kernel_name: str, *args: Any, **kwargs: Any) -> KernelSpec:
-        return self.spec
+
+OK, ERROR, TIMEOUT, DIED = ExecutionStatus
+# Where each status may go while the messages come in; anything else is a bug here.
+TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    OK: frozenset({ERROR, TIMEOUT, DIED}),
+    ERROR: frozenset({TIMEOUT, DIED}),  # the error came, then the kernel hung or died
+    TIMEOUT: frozenset(),
+    DIED: frozenset(),
+}
 
 
 @dataclass
 class Execution:
     """What one execute request produced, as nbformat-style output dicts (untrusted)."""
 
-    status: str  # "ok", "error", "timeout" or "died"
+    status: ExecutionStatus = OK
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None  # {"ename", "evalue", "traceback"}
     duration: float = 0.0
     restarted: bool = False  # the kernel had to be restarted; frames are reloaded next time
+
+    @property
+    def repairable(self) -> bool:
+        """The code raised: a fix of the code can help (a timeout or a death may need less
+        work, not other code)."""
+        return self.status == ERROR
+
+    def end(self, status: ExecutionStatus) -> None:
+        """Move to ``status``, checked against ``TRANSITIONS``."""
+        if status != self.status and status not in TRANSITIONS[self.status]:
+            raise RuntimeError(f"execution: no transition from {self.status.value} to "
+                               f"{status.value}")
+        self.status = status
 
 
 class KernelSandbox:
@@ -82,6 +105,7 @@ class KernelSandbox:
         self.limits = limits or SandboxLimits.from_env()
         self.provisioner_config = provisioner_config or {}
         self.root: Path | None = None
+        self._layout: layout.SandboxLayout | None = None
         self.manager: AsyncKernelManager | None = None
         self.client = None
         self.frames_written = 0  # Parquet files written (a test/bench hook for "data moved once")
@@ -95,21 +119,21 @@ class KernelSandbox:
 
     @property
     def data_dir(self) -> Path:
-        return self._require_root() / "data"
+        return self._require_layout().data
 
     @property
     def store_dir(self) -> Path:
         """Every frame written this session; not mounted in the sandbox."""
-        return self._require_root() / "store"
+        return self._require_layout().store
 
     @property
     def output_dir(self) -> Path:
-        return self._require_root() / "outputs"
+        return self._require_layout().outputs
 
-    def _require_root(self) -> Path:
-        if self.root is None:
+    def _require_layout(self) -> layout.SandboxLayout:
+        if self._layout is None:
             raise SandboxError("The sandbox is not started.", "Call start() first.")
-        return self.root
+        return self._layout
 
     async def start(self) -> None:
         if self.started:
@@ -117,23 +141,15 @@ class KernelSandbox:
         self.root = Path(tempfile.mkdtemp(prefix="jupyter-analyst-"))
         # Removed at interpreter exit too, if nobody calls shutdown().
         self._remove_root = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
-        for sub in ("data", "outputs", "run", "store"):
-            (self.root / sub).mkdir()
-        run = self.root / "run"
-        spec = KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            display_name="Python (jupyter-analyst sandbox)",
-            language="python",
-            interrupt_mode="message",
-            metadata={"kernel_provisioner": {"provisioner_name": self.provisioner,
-                                             "config": self._provisioner_config()}},
-        )
+        self._layout = dirs = layout.create(self.root)
+        spec = kernelspec([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                          self.provisioner, self._provisioner_config())
         self.manager = AsyncKernelManager(
             kernel_name=KERNEL_NAME,
-            kernel_spec_manager=_SandboxSpecManager(spec=spec),
+            kernel_spec_manager=SandboxSpecManager(spec=spec),
             transport="ipc",
-            ip=str(run / "kernel"),
-            connection_file=str(run / "kernel.json"),
+            ip=str(dirs.kernel_socket),
+            connection_file=str(dirs.connection_file),
         )
         try:
             await self.manager.start_kernel()
@@ -170,6 +186,8 @@ class KernelSandbox:
             "cpu_seconds": limits.cpu_seconds,
             "processes": limits.processes,
             "file_size": limits.file_size,
+            "outputs_size": limits.outputs_size,
+            "outputs_files": limits.outputs_files,
         }
         config.update(self.provisioner_config)
         return config
@@ -181,7 +199,7 @@ class KernelSandbox:
                 f"The sandbox kernel ran out of memory loading its libraries (limit "
                 f"{_size(self.limits.memory)}).",
                 f"Raise SANDBOX_MEMORY_LIMIT (the kernel needs about {_size(KERNEL_MEMORY)}).")
-        if result.status != "ok":
+        if result.status != OK:
             detail = (result.error or {}).get("evalue", result.status)
             raise SandboxError(
                 f"The sandbox kernel started but could not load its helpers: {detail}",
@@ -207,7 +225,7 @@ class KernelSandbox:
                 self.manager = None
         if self.root is not None:
             self._remove_root()
-            self.root = None
+            self.root = self._layout = None
 
     async def is_alive(self) -> bool:
         return self.manager is not None and await self.manager.is_alive()
@@ -215,8 +233,8 @@ class KernelSandbox:
     def isolation_report(self) -> str:
         """What the provisioner recorded about isolation (e.g. 'network: isolated')."""
         # The kernel can write to run/, so read the file as untrusted: no links, no FIFOs.
-        raw = safefs.read_small(self._require_root() / "run", "isolation.txt",
-                                untrusted.MAX_ISOLATION_BYTES)
+        report = self._require_layout().isolation_report
+        raw = safefs.read_small(report.parent, report.name, untrusted.MAX_ISOLATION_BYTES)
         text = raw.decode("utf-8", "replace") if raw else ""
         return untrusted.text(text, untrusted.MAX_ISOLATION_BYTES).strip()
 
@@ -251,13 +269,13 @@ class KernelSandbox:
         )
         for attempt in (1, 2):
             result = await self._run(code, timeout=self.limits.timeout)
-            if result.status == "ok":
+            if result.status == OK:
                 return warnings
             error = result.error or {}
             if error.get("ename") == "StateChanged" and attempt == 1:
                 changed = _first_line(error.get("evalue", ""))
                 reason = f"the previous analysis left changed: {changed}"
-            elif result.status == "died" and attempt == 1:
+            elif result.status == DIED and attempt == 1:
                 reason = "it stopped loading the data, most often for lack of memory"
             elif _out_of_memory(result) and attempt == 1:
                 reason = "it ran out of memory loading the data"
@@ -328,12 +346,12 @@ class KernelSandbox:
         started = time.monotonic()
         deadline = started + timeout
         next_check = started + OUTPUTS_CHECK_INTERVAL
-        execution = Execution(status="ok")
+        execution = Execution()
         while True:
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
-                execution.status = "timeout"
+                execution.end(TIMEOUT)
                 if recover:
                     execution.restarted = await self._stop_runaway(msg_id)
                 break
@@ -346,7 +364,7 @@ class KernelSandbox:
                 msg = await self.client.get_iopub_msg(timeout=min(1.0, remaining))
             except queue.Empty:
                 if not await self.is_alive():
-                    execution.status = "died"
+                    execution.end(DIED)
                     if recover:
                         await self.restart()
                         execution.restarted = True
@@ -361,7 +379,7 @@ class KernelSandbox:
             if output is None:
                 continue
             if kind == "error":
-                execution.status = "error"
+                execution.end(ERROR)
                 execution.error = {k: output[k] for k in ("ename", "evalue", "traceback")}
             execution.outputs.append(output)
             if on_output is not None:
@@ -391,7 +409,7 @@ class KernelSandbox:
     async def _stop_for_outputs(self, execution: Execution, over: str) -> None:
         """Stop code whose outputs/ went over the quota: a restart ends every process it
         started (not just the cell), and outputs/ is emptied so the host's disk is freed."""
-        execution.status = "error"
+        execution.end(ERROR)
         execution.error = {
             "ename": OUTPUTS_OVER,
             "evalue": f"the code wrote {over} to outputs/, over what one analysis may leave "
@@ -432,7 +450,7 @@ def _out_of_memory(execution: Execution) -> bool:
     """The code ran out of memory: Python's MemoryError, a C++ std::bad_alloc (pyarrow,
     numpy), or a kernel that died (most often the memory limit's doing)."""
     error = execution.error or {}
-    return (execution.status == "died" or error.get("ename") == "MemoryError"
+    return (execution.status == DIED or error.get("ename") == "MemoryError"
             or "bad_alloc" in str(error.get("evalue", "")))
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from traitlets import Float, HasTraits, Int
 
 from ..errors import InputError
 
@@ -51,3 +53,33 @@ class SandboxLimits:
         if "memory" in values:
             values["memory"] = parse_size(values["memory"])
         return cls(**values)
+
+
+class ProvisionerLimits(HasTraits):
+    """The limits as a kernel provisioner's traits (both backends' share this mixin).
+
+    A trait left at None means "the configured value": ``limits()`` then reads
+    ``SandboxLimits.from_env()`` at launch, so the defaults live only above and a
+    variable set after the first analysis applies to the next kernel.
+    """
+
+    memory = Int(None, allow_none=True, help="Memory limit in bytes (Docker: no swap).").tag(
+        config=True)
+    cpus = Float(None, allow_none=True, help="CPU cores (Docker; the local backend cannot "
+                                             "cap a share of a core).").tag(config=True)
+    cpu_seconds = Int(None, allow_none=True,
+                      help="CPU seconds per kernel lifetime (the local backend's backstop; "
+                           "Docker is bounded by the timeout and the CPU share).").tag(config=True)
+    processes = Int(None, allow_none=True, help="Process and thread limit.").tag(config=True)
+    file_size = Int(None, allow_none=True,
+                    help="Largest file the kernel may write, bytes.").tag(config=True)
+    outputs_size = Int(None, allow_none=True, help="Total bytes outputs/ may hold (a tmpfs "
+                       "when the host runs as root, else the host's check).").tag(config=True)
+    outputs_files = Int(None, allow_none=True,
+                        help="Files and directories outputs/ may hold (same).").tag(config=True)
+
+    def limits(self) -> SandboxLimits:
+        """The limits given as traits, the configured ones for the rest."""
+        given = {f.name: getattr(self, f.name) for f in fields(SandboxLimits)
+                 if self.has_trait(f.name)}
+        return SandboxLimits.from_env(**given)

@@ -17,29 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Unicode
 
+from .. import layout
 from . import confine
+from .limits import ProvisionerLimits
 
 # Variables a Python kernel needs; everything else (API keys, tokens) stays out.
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT", "VIRTUAL_ENV")
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # jupyter_analyst (editable installs)
 
 
-class LocalSandboxProvisioner(LocalProvisioner):
+class LocalSandboxProvisioner(ProvisionerLimits, LocalProvisioner):
     sandbox_dir = Unicode(help="Sandbox root: data/, outputs/ and run/ live here.").tag(config=True)
     confinement = Enum(["bubblewrap", "none"], "bubblewrap",
                        help="bubblewrap, or none (rlimits only: an explicit opt-in).").tag(
         config=True)
-    memory = Int(-1, help="Data memory limit in bytes (-1: none).").tag(config=True)
-    cpu_seconds = Int(-1, help="CPU seconds for the kernel's lifetime (-1: none).").tag(config=True)
-    processes = Int(-1, help="Process limit (-1: none).").tag(config=True)
-    file_size = Int(-1, help="Largest file the kernel may write, bytes (-1: none).").tag(
-        config=True)
     isolate_network = Bool(True, help="Without bubblewrap: an empty network namespace.").tag(
-        config=True
-    )
-    cpus = Float(1.0, help="Accepted for symmetry with Docker; not enforceable here.").tag(
         config=True
     )
 
@@ -58,12 +52,14 @@ class LocalSandboxProvisioner(LocalProvisioner):
         return kwargs
 
     def confinement_prefix(self, root: Path) -> list[str]:
+        limits = self.limits()
         prefix = [sys.executable, "-m", "jupyter_analyst.sandbox.confine"]
-        prefix += ["--memory", str(self.memory), "--cpu-seconds", str(self.cpu_seconds)]
-        prefix += ["--processes", str(self.processes), "--file-size", str(self.file_size)]
-        prefix += ["--report", str(root / "run" / "isolation.txt")]
+        prefix += ["--memory", str(limits.memory), "--cpu-seconds", str(limits.cpu_seconds)]
+        prefix += ["--processes", str(limits.processes), "--file-size", str(limits.file_size)]
+        dirs = layout.host(root)
+        prefix += ["--report", str(dirs.isolation_report)]
         if self.confinement == "bubblewrap":
-            prefix += ["--bubblewrap", str(root), "--home", str(root / "home")]
+            prefix += ["--bubblewrap", str(root), "--home", str(dirs.home)]
             for path in python_paths():
                 prefix += ["--ro", path]
         elif self.isolate_network:
@@ -73,7 +69,8 @@ class LocalSandboxProvisioner(LocalProvisioner):
     def _grant(self, root: Path) -> None:
         """A root host runs the kernel as confine.SANDBOX_UID: give it run/ (its sockets,
         the connection file) and outputs/. Links are changed, never followed."""
-        for path in (root / "run", root / "outputs", Path(self.parent.connection_file)):
+        dirs = layout.host(root)
+        for path in (dirs.run, dirs.outputs, Path(self.parent.connection_file)):
             if path.exists() or path.is_symlink():
                 os.chown(path, confine.SANDBOX_UID, confine.SANDBOX_UID, follow_symlinks=False)
 
@@ -96,18 +93,18 @@ def python_paths() -> list[str]:
 def sandbox_environment(root: Path, inherited: dict[str, str],
                         private_tmp: bool = False) -> dict[str, str]:
     env = {k: inherited[k] for k in _PASSED_ENV if k in inherited}
-    home = root / "home"
+    dirs = layout.host(root)
+    home = dirs.home
     home.mkdir(exist_ok=True)
-    tmp = Path("/tmp") if private_tmp else root / "tmp"  # bubblewrap's /tmp is private
+    tmp = Path("/tmp") if private_tmp else dirs.tmp  # bubblewrap's /tmp is private
     tmp.mkdir(exist_ok=True)
     env.update(
         HOME=str(home),
         TMPDIR=str(tmp),
         MPLBACKEND="Agg",
         MPLCONFIGDIR=str(home / "matplotlib"),
-        JUPYTER_ANALYST_DATA=str(root / "data"),
-        JUPYTER_ANALYST_OUTPUTS=str(root / "outputs"),
         PYTHONDONTWRITEBYTECODE="1",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
+        **dirs.environment(),
     )
     return env
