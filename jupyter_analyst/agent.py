@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SHUTDOWN_TIMEOUT = 60.0  # seconds for the sandbox to stop at cleanup
+PRESTART = True  # start the sandbox before it is needed (%config Analyze.prestart)
 
 
 def frames_from(data: Any) -> dict[str, pd.DataFrame]:
@@ -81,6 +82,7 @@ class PythonAnalysisAgent:
         limits: SandboxLimits | None = None,
         validator: SafetyValidator | None = None,
         generator: CodeGenerator | None = None,
+        prestart: bool = PRESTART,
     ):
         # The defaults of every question; each may be overridden per question.
         self.defaults = RequestOptions(privacy=privacy, mask_personal=mask_personal,
@@ -90,6 +92,7 @@ class PythonAnalysisAgent:
         self.validator = validator or SafetyValidator()
         self.backend = backend
         self._limits = limits  # None: SandboxLimits.from_env() whenever they are needed
+        self.prestart_enabled = prestart  # False: the sandbox starts when code first runs
         self._sandbox: KernelSandbox | None = None
         self._execution_lock: asyncio.Lock | None = None
         self._starting: asyncio.Future | None = None  # a sandbox start under way
@@ -261,11 +264,11 @@ class PythonAnalysisAgent:
     def prestart(self) -> None:
         """Start the sandbox in the background, so the first analysis does not wait for it.
 
-        Called while code is being generated (and by the magic when it loads, unless
-        ``%config Analyze.prestart = False``). A failure here says nothing: the analysis
-        that needs the sandbox reports it.
+        Called while code is being generated, and by the magic when it loads; does nothing
+        when the agent was made with ``prestart=False`` (``%config Analyze.prestart =
+        False``). A failure here says nothing: the analysis that needs the sandbox reports it.
         """
-        if self._sandbox is None and self._loop.running:
+        if self.prestart_enabled and self._sandbox is None and self._loop.running:
             self._loop.submit(self._prestart())
 
     async def _prestart(self) -> None:
