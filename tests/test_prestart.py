@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import docker_engine
+
 from jupyter_analyst.agent import PythonAnalysisAgent
 from jupyter_analyst.sandbox.engine import PID_LABEL
 

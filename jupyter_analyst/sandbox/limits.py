@@ -47,3 +47,8 @@ class SandboxLimits:
         if "memory" in values:
             values["memory"] = parse_size(values["memory"])
         return cls(**values)
+
+
+def host_memory() -> int:
+    """This machine's physical memory in bytes (what the sandboxes' limits must fit in)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
