@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ STATS_SAMPLE_ROWS = 100_000  # larger frames: statistics from a sample of this m
 EXACT_UNIQUE = 1_000  # distinct values in the sample up to which the full column is counted
 _CACHE_SIZE = 32  # descriptions kept (they are small); the oldest goes first
 _described: dict[tuple, FrameInfo] = {}
+_cache_lock = threading.Lock()
 
 # Column names that usually hold data about a person or a direct identifier.
 _PERSONAL_NAME = re.compile(
@@ -136,10 +138,13 @@ def describe_frames(
 def _described_frame(name, df, *options) -> FrameInfo:
     """The frame's description, from the cache when the same content was described before."""
     key = (frame_fingerprint(df), name, *options)
-    info = _described.pop(key, None) or _describe_frame(name, df, *options)
-    _described[key] = info  # the newest last
-    while len(_described) > _CACHE_SIZE:
-        del _described[next(iter(_described))]
+    with _cache_lock:  # questions are described in the notebook's thread and the agent's
+        info = _described.pop(key, None)
+    info = info or _describe_frame(name, df, *options)
+    with _cache_lock:
+        _described[key] = info  # the newest last
+        while len(_described) > _CACHE_SIZE:
+            del _described[next(iter(_described))]
     return info
 
 
