@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
+import contextvars
 import logging
 import re
 from collections.abc import Coroutine, Iterable, Mapping
@@ -23,13 +25,14 @@ import pandas as pd
 
 from ._loop import BackgroundLoop
 from .context import describe_frames
-from .errors import AnalystError, InputError
+from .errors import AnalystError, InputError, SandboxError
 from .generation import CodeGenerator, GenerationRequest, GeneratorChoice
 from .result import AnalysisResult
 from .results import Collected, Intake
 from .safety import SafetyReport, SafetyValidator
 from .sandbox import ExecutionStatus, KernelSandbox, SandboxLimits, open_sandbox
 from .sandbox.kernel import Execution, timeout_error
+from .sandbox.limits import host_memory
 from .session import AnalysisSession, OutputCallback, RequestOptions, Thread
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ T = TypeVar("T")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _DISK_FULL = "No space left on device"  # ENOSPC, as Python words it
 SHUTDOWN_TIMEOUT = 60.0  # seconds for the sandbox to stop at cleanup
+PRESTART = True  # start the sandbox before it is needed (%config Analyze.prestart)
 
 
 def frames_from(data: Any) -> dict[str, pd.DataFrame]:
@@ -82,6 +86,7 @@ class PythonAnalysisAgent:
         limits: SandboxLimits | None = None,
         validator: SafetyValidator | None = None,
         generator: CodeGenerator | None = None,
+        prestart: bool = PRESTART,
     ):
         # The defaults of every question; each may be overridden per question.
         self.defaults = RequestOptions(privacy=privacy, mask_personal=mask_personal,
@@ -91,10 +96,12 @@ class PythonAnalysisAgent:
         self.validator = validator or SafetyValidator()
         self.backend = backend
         self._limits = limits  # None: SandboxLimits.from_env() whenever they are needed
+        self.prestart_enabled = prestart  # False: the sandbox starts when code first runs
         self._sandbox: KernelSandbox | None = None
         self._execution_lock: asyncio.Lock | None = None
         self._starting: asyncio.Future | None = None  # a sandbox start under way
         self._start_notes: list[str] = []  # what the start said, for the next analysis
+        self._extras: list[asyncio.Future] = []  # batch_analyze's further sandboxes, kept warm
         self._loop = BackgroundLoop()
         atexit.register(self.cleanup)
         if build_sandbox:
@@ -177,30 +184,105 @@ class PythonAnalysisAgent:
 
     async def batch_analyze(self, queries: Iterable[str], data: Any, max_concurrent: int = 3,
                             timeout: float | None = None) -> list[AnalysisResult]:
-        """Several questions about the same data; generation overlaps, execution takes turns."""
+        """Several questions about the same data, on up to ``max_concurrent`` warm sandboxes.
+
+        The agent's own sandbox and up to ``max_concurrent - 1`` more (started now, kept
+        warm for the next batch) each load the frames once and take the questions in
+        turn. As many sandboxes run as their memory limits fit in this machine's memory
+        (a lower number is said in every result). Results come back in the order of
+        ``queries``; a question that fails does not stop the others.
+        """
         frames = frames_from(data)
-        sessions = [self.session(query, frames, timeout=timeout) for query in queries]
+        queries = list(queries)
+        sandboxes, note = self._pool_size(max_concurrent)
 
         async def batch() -> list[AnalysisResult]:
-            gate = asyncio.Semaphore(max(1, max_concurrent))
+            pool: asyncio.Queue[KernelSandbox | BaseException] = asyncio.Queue()
+            starts = [asyncio.ensure_future(self._ensure_sandbox())]
+            starts += [asyncio.ensure_future(self._extra_sandbox(i)) for i in
+                       range(sandboxes - 1)]
+            for start in starts:
+                start.add_done_callback(lambda done: _join_pool(pool, done, starts))
+            gate = asyncio.Semaphore(sandboxes)
+            token = _batch_pool.set(pool)  # the sessions' executions draw from the pool
+            try:
+                async def one(query: str) -> AnalysisResult:
+                    async with gate:
+                        session = self.session(query, frames, timeout=timeout)
+                        return await session.answer()
 
-            async def one(session: AnalysisSession) -> AnalysisResult:
-                async with gate:
-                    return await session.answer()
-
-            return list(await asyncio.gather(*(one(s) for s in sessions)))
+                answers = await asyncio.gather(*(one(q) for q in queries),
+                                               return_exceptions=True)
+            finally:
+                _batch_pool.reset(token)
+                await asyncio.wait(starts)
+            results = [_failed(q, a) if isinstance(a, BaseException) else a
+                       for q, a in zip(queries, answers)]
+            for result in results:
+                result.notices += [note] if note else []
+            return results
 
         return await self.on_loop(batch())
+
+    def _pool_size(self, requested: int) -> tuple[int, str | None]:
+        """How many sandboxes a batch may use: as asked, within the machine's memory."""
+        requested = max(1, requested)
+        memory = self.limits.memory
+        fit = max(1, host_memory() // memory)
+        if requested <= fit:
+            return requested, None
+        note = (f"The batch ran on {fit} sandbox{'es' if fit > 1 else ''}, not "
+                f"{requested}: {requested} sandboxes of {memory / 1024**3:g} GiB "
+                f"(SANDBOX_MEMORY_LIMIT) would not fit in this machine's "
+                f"{host_memory() / 1024**3:.1f} GiB of memory.")
+        log.warning(note)
+        return fit, note
+
+    async def _extra_sandbox(self, number: int) -> KernelSandbox:
+        """The ``number``-th extra sandbox of the batch pool, started when first needed."""
+        while len(self._extras) <= number:
+            self._extras.append(asyncio.ensure_future(self._start_extra()))
+        starting = self._extras[number]
+        try:
+            return await asyncio.shield(starting)
+        except AnalystError:
+            if self._extras[number] is starting:  # the next batch tries again
+                self._extras[number] = asyncio.ensure_future(self._start_extra())
+            raise
+
+    async def _start_extra(self) -> KernelSandbox:
+        sandbox, _ = open_sandbox(self.backend, self.limits)
+        await sandbox.start()
+        return sandbox
 
     # -- execution (on the private loop) -------------------------------------------------
     async def execute(self, frames: dict[str, pd.DataFrame], code: str, timeout: float | None,
                       on_output: OutputCallback | None, notices: list[str]
                       ) -> tuple[Execution, Collected, str]:
-        """Run ``code`` with the frames bound; outputs are cleaned before anyone sees them."""
-        sandbox = await self._ensure_sandbox()
+        """Run ``code`` with the frames bound; outputs are cleaned before anyone sees them.
+
+        Within ``batch_analyze``, on a sandbox of its pool; otherwise on the warm sandbox.
+        """
+        pool = _batch_pool.get()
+        if pool is None:
+            return await self._execute_on(await self._ensure_sandbox(), frames, code, timeout,
+                                          on_output, notices)
+        sandbox = await pool.get()
+        try:
+            if isinstance(sandbox, BaseException):  # no sandbox of the pool started
+                raise sandbox
+            return await self._execute_on(sandbox, frames, code, timeout, on_output, notices)
+        finally:
+            pool.put_nowait(sandbox)
+
+    async def _execute_on(self, sandbox: KernelSandbox, frames: dict[str, pd.DataFrame],
+                          code: str, timeout: float | None, on_output: OutputCallback | None,
+                          notices: list[str]) -> tuple[Execution, Collected, str]:
         notices += self._start_notes  # a backend note, told once, with the first analysis
         self._start_notes = []
-        async with self._execution_lock:  # one kernel: analyses take turns
+        # One kernel: analyses take turns (a batch's extra sandbox is leased to one at a time).
+        turn = self._execution_lock if sandbox is self._sandbox else contextlib.nullcontext()
+        async with turn:
             notices += await sandbox.bind_frames(frames)
             sandbox.clear_outputs()
             intake = Intake()  # every output checked, all of them within one quota
@@ -270,11 +352,11 @@ class PythonAnalysisAgent:
     def prestart(self) -> None:
         """Start the sandbox in the background, so the first analysis does not wait for it.
 
-        Called while code is being generated (and by the magic when it loads, unless
-        ``%config Analyze.prestart = False``). A failure here says nothing: the analysis
-        that needs the sandbox reports it.
+        Called while code is being generated, and by the magic when it loads; does nothing
+        when the agent was made with ``prestart=False`` (``%config Analyze.prestart =
+        False``). A failure here says nothing: the analysis that needs the sandbox reports it.
         """
-        if self._sandbox is None and self._loop.running:
+        if self.prestart_enabled and self._sandbox is None and self._loop.running:
             self._loop.submit(self._prestart())
 
     async def _prestart(self) -> None:
@@ -330,8 +412,13 @@ class PythonAnalysisAgent:
             await asyncio.wait({starting})
             if not starting.cancelled() and starting.exception() is None:
                 self._sandbox = self._sandbox or starting.result()
+        extras, self._extras = self._extras, []
+        if extras:
+            await asyncio.wait(extras)
         sandbox, self._sandbox = self._sandbox, None
-        if sandbox is not None:
+        sandboxes = [sandbox] if sandbox is not None else []
+        sandboxes += [e.result() for e in extras if not e.cancelled() and not e.exception()]
+        for sandbox in sandboxes:
             log.info("stopping the %s sandbox", sandbox.label)
             await sandbox.shutdown()
 
@@ -346,6 +433,31 @@ class PythonAnalysisAgent:
 
     async def __aexit__(self, *exc_info) -> None:
         await self.aclose()
+
+
+# The pool of the batch being answered (a context variable: each batch's sessions see theirs).
+_batch_pool: contextvars.ContextVar[asyncio.Queue | None] = contextvars.ContextVar(
+    "batch_pool", default=None)
+
+
+def _join_pool(pool: asyncio.Queue, start: asyncio.Future, starts: list[asyncio.Future]) -> None:
+    """A sandbox that started joins the pool; when none could, the last failure stands in
+    for one, so the executions waiting on the pool report it instead of waiting forever."""
+    if not start.cancelled() and start.exception() is None:
+        pool.put_nowait(start.result())
+        return
+    failed = [s for s in starts if s.done() and (s.cancelled() or s.exception() is not None)]
+    if len(failed) == len(starts):
+        pool.put_nowait(start.exception() or SandboxError("The sandbox start was cancelled."))
+    elif start.exception() is not None:
+        log.warning("a batch sandbox did not start: %s", start.exception())
+
+
+def _failed(query: str, exc: BaseException) -> AnalysisResult:
+    """A batch question that raised (bad input, an unexpected error) as a failed result."""
+    if not isinstance(exc, Exception):  # cancellation and exits are not a question's failure
+        raise exc
+    return AnalysisResult(success=False, query=str(query), error=str(exc))
 
 
 def _code_line(error: dict[str, Any]) -> str:

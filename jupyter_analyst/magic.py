@@ -25,7 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe, validate
 
-from .agent import PythonAnalysisAgent, frames_from
+from .agent import PRESTART, PythonAnalysisAgent, frames_from
 from .approvals import ApprovalStore, approval_key, data_digest
 from .context import PRIVACY_MODES
 from .errors import AnalystError, InputError
@@ -84,6 +84,10 @@ class Analyze(Magics):
                                          ".jupyter-analyst/ next to the notebook)."
                               ).tag(config=True)
 
+    prestart = Bool(PRESTART, help="Start the sandbox in the background (when the extension "
+                                   "loads, and while code is written), so the first analysis "
+                                   "does not wait for it.").tag(config=True)
+
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self._agents: dict[str, PythonAnalysisAgent] = {}  # one warm sandbox per backend
@@ -114,6 +118,11 @@ class Analyze(Magics):
         if proposal["value"] < 0:
             raise TraitError(f"Analyze.context_cells cannot be negative ({proposal['value']}).")
         return proposal["value"]
+
+    @observe("prestart")
+    def _prestart_changed(self, change) -> None:
+        for agent in getattr(self, "_agents", {}).values():  # none yet while configured
+            agent.prestart_enabled = change["new"]
 
     @observe("log_level")
     def _log_level_changed(self, change) -> None:
@@ -448,7 +457,7 @@ class Analyze(Magics):
         """The agent (one warm sandbox) of a backend, shared by every question asked here."""
         backend = backend or self.backend
         if backend not in self._agents:
-            self._agents[backend] = PythonAnalysisAgent(backend=backend)
+            self._agents[backend] = PythonAnalysisAgent(backend=backend, prestart=self.prestart)
         return self._agents[backend]
 
     def use_widgets(self) -> bool:
@@ -572,6 +581,8 @@ def load_ipython_extension(ipython) -> None:
     _magics = Analyze(shell=ipython)
     ipython.register_magics(_magics)
     ipython.configurables.append(_magics)
+    if _magics.prestart:  # the sandbox starts now, while the notebook is being written
+        _magics.agent_for().prestart()
 
 
 def unload_ipython_extension(ipython) -> None:

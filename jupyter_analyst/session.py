@@ -339,7 +339,9 @@ class AnalysisSession:
         notices = list(proposal.warnings)
         collected = None
         while True:
-            report = self.agent.validate(code)
+            # The proposal's own report when its code runs unchanged (the check is pure).
+            unchanged = self.proposal is not None and code == self.proposal.generated.code
+            report = self.proposal.safety if unchanged else self.agent.validate(code)
             result.code, result.safety, result.explanation = code, report, explanation
             execution = None
             if not report.allowed:

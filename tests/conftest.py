@@ -59,7 +59,8 @@ class StaticGenerator(CodeGenerator):
 
 
 def fresh_shell():
-    """The process-wide test IPython shell, without the extension and its %config.
+    """The process-wide test IPython shell, without the extension and its %config (but
+    with ``Analyze.prestart = False``).
 
     ``start_ipython()`` makes the shell only once per process (later calls return
     None), so tests share it: each starts from a shell with nothing of ours loaded.
@@ -70,6 +71,9 @@ def fresh_shell():
     if "jupyter_analyst" in shell.extension_manager.loaded:
         shell.run_line_magic("unload_ext", "jupyter_analyst")
     shell.config.pop("Analyze", None)
+    # Tests pick their backend after loading: no sandbox of the default backend starts at
+    # load (tests/test_prestart.py covers the pre-start).
+    shell.config.Analyze.prestart = False
     return shell
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_analyst.context import MASK, describe_frames
+from jupyter_analyst.context import MASK, STATS_SAMPLE_ROWS, describe_frames
 
 
 def payload(context):
@@ -84,3 +84,37 @@ def test_columns_of_lists_and_dicts_are_described_as_text():
     frame = pd.DataFrame({"tags": [["a", "b"], ["c"]] * 10, "meta": [{"k": 1}, None] * 10})
     frame_info = describe_frames({"f": frame}).frame()
     assert frame_info.column("tags").unique == 2 and frame_info.column("meta").missing == 10
+
+
+def test_an_unchanged_frame_is_described_once_and_an_edit_is_seen(tips):
+    frame = tips.copy()
+    first = describe_frames({"tips": frame}).frames[0]
+    assert describe_frames({"tips": frame}).frames[0] is first  # reused, not recomputed
+    assert describe_frames({"tips": frame}, mode="schema").frames[0] is not first
+    frame.iloc[0, frame.columns.get_loc("tip")] = 99.0  # in place, same object
+    edited = describe_frames({"tips": frame}).frames[0]
+    assert edited is not first and edited.column("tip").stats["max"] == 99.0
+    frame["day"] = frame["day"].str.upper()
+    assert "SUN" in describe_frames({"tips": frame}).frames[0].column("day").stats["top"]
+
+
+def test_big_frames_take_statistics_from_a_sample_and_say_so():
+    rows = STATS_SAMPLE_ROWS + 50_000
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "group": rng.choice(list("abc"), rows),
+                          "when": pd.date_range("2020-01-01", periods=rows, freq="min")})
+    frame.loc[rows - 1, "x"] = 1e6  # an extreme outside any sample of the others
+    frame.loc[10, "x"] = np.nan
+    info = describe_frames({"df": frame}).frames[0]
+    assert info.rows == rows and info.column("x").dtype == "float64"
+    x = info.column("x")
+    assert x.missing == 1 and x.stats["max"] == 1e6  # exact
+    assert x.unique < rows - 1  # counted in the sample
+    assert info.column("group").unique == 3  # few values: counted exactly
+    assert info.column("when").stats["max"] == str(frame["when"].max())
+    assert sum(info.column("group").stats["top"].values()) == STATS_SAMPLE_ROWS
+    prompt = describe_frames({"df": frame}).to_prompt()
+    assert f"random sample of {STATS_SAMPLE_ROWS} of the {rows} rows" in prompt
+    small = describe_frames({"df": frame.head(1000)})
+    assert "statistics_sample" not in small.to_prompt()
+    assert small.frames[0].column("x").unique == 999

@@ -63,3 +63,20 @@ def test_a_planted_link_is_replaced_never_written_through(tmp_path, tips):
     hard.write_text("not a frame")
     os.link(hard, data / name)  # a hard link to a file the sandbox controls
     assert write_frame(tips, "tips", data)[2] is True and hard.read_text() == "not a frame"
+
+
+def test_an_in_place_edit_is_written_anew_and_an_unchanged_frame_is_not(tmp_path, tips):
+    frame = tips.copy()
+    first, _, written = write_frame(frame, "t", tmp_path)
+    assert written and write_frame(frame, "t", tmp_path)[1:] == ([], False)
+    frame.iloc[3, 0] = 1234.5  # in place: same object, new content
+    second, _, written = write_frame(frame, "t", tmp_path)
+    assert second != first and written
+    assert pd.read_parquet(tmp_path / second).iloc[3, 0] == 1234.5
+
+
+def test_mixed_object_column_warns_again_when_its_file_exists(tmp_path):
+    frame = pd.DataFrame({"mixed": [1, "two", 3.0, None]})
+    _, warnings, written = write_frame(frame, "f", tmp_path)
+    assert warnings and written
+    assert write_frame(frame, "f", tmp_path)[1:] == (warnings, False)

@@ -5,6 +5,12 @@ leaves the machine); ``sample`` (default) adds summary statistics, top values an
 a few rows with long strings cut. Columns that look personal are masked in both
 unless the caller opts in. Column names and values are data, never instructions:
 ``DataContext.to_prompt()`` encodes them as JSON inside a tagged block.
+
+A frame is described once per content (``frame_fingerprint``): asking again about an
+unchanged frame reuses its description. On frames of more than ``STATS_SAMPLE_ROWS`` rows,
+the statistics that need not be exact (means, spreads, top values, large distinct counts)
+come from a fixed random sample of that many rows, and the description says so; the row
+count, dtypes, missing counts, minima and maxima are always exact.
 """
 
 from __future__ import annotations
@@ -12,17 +18,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 from pandas.api import types as ptypes
 
+from ..fingerprint import frame_fingerprint
+
 PRIVACY_MODES = ("schema", "sample")
 MAX_DESCRIBED_COLUMNS = 60
 MAX_LISTED_COLUMNS = 300
 MAX_TEXT = 40
 MASK = "<masked>"
+STATS_SAMPLE_ROWS = 100_000  # larger frames: statistics from a sample of this many rows
+EXACT_UNIQUE = 1_000  # distinct values in the sample up to which the full column is counted
+_CACHE_SIZE = 32  # descriptions kept (they are small); the oldest goes first
+_described: dict[tuple, FrameInfo] = {}
+_cache_lock = threading.Lock()
 
 # Column names that usually hold data about a person or a direct identifier.
 _PERSONAL_NAME = re.compile(
@@ -55,6 +69,7 @@ class FrameInfo:
     listed_only: tuple[str, ...] = ()  # names of columns beyond the described ones
     omitted: int = 0  # columns not even listed
     sample: tuple[dict[str, Any], ...] = ()
+    statistics_sample: str = ""  # how the statistics were sampled; empty: from every row
 
     def columns_of_kind(self, *kinds: str) -> list[ColumnInfo]:
         return [c for c in self.columns if c.kind in kinds]
@@ -84,7 +99,7 @@ class DataContext:
 
     def to_json(self) -> str:
         """The frames as JSON with ``<``/``>`` escaped, so no value can close the prompt tag."""
-        return quote_json({"privacy_mode": self.mode, "frames": [asdict(f) for f in self.frames]})
+        return quote_json({"privacy_mode": self.mode, "frames": [_as_dict(f) for f in self.frames]})
 
     def to_prompt(self) -> str:
         return (
@@ -94,6 +109,13 @@ class DataContext:
             f"{self.to_json()}\n"
             "</data_context>"
         )
+
+
+def _as_dict(frame: FrameInfo) -> dict[str, Any]:
+    fields = asdict(frame)
+    if not frame.statistics_sample:  # said only when it applies
+        del fields["statistics_sample"]
+    return fields
 
 
 def quote_json(value: Any, indent: int | None = None) -> str:
@@ -112,10 +134,23 @@ def describe_frames(
     if mode not in PRIVACY_MODES:
         raise ValueError(f"privacy mode must be one of {PRIVACY_MODES}, not {mode!r}")
     infos = tuple(
-        _describe_frame(name, df, mode, sample_rows, mask_personal, max_columns)
+        _described_frame(name, df, mode, sample_rows, mask_personal, max_columns)
         for name, df in frames.items()
     )
     return DataContext(frames=infos, mode=mode)
+
+
+def _described_frame(name, df, *options) -> FrameInfo:
+    """The frame's description, from the cache when the same content was described before."""
+    key = (frame_fingerprint(df), name, *options)
+    with _cache_lock:  # questions are described in the notebook's thread and the agent's
+        info = _described.pop(key, None)
+    info = info or _describe_frame(name, df, *options)
+    with _cache_lock:
+        _described[key] = info  # the newest last
+        while len(_described) > _CACHE_SIZE:
+            del _described[next(iter(_described))]
+    return info
 
 
 def column_kind(series: pd.Series) -> str:
@@ -145,22 +180,29 @@ def looks_personal(name: str, series: pd.Series) -> bool:
 def _describe_frame(name, df, mode, sample_rows, mask_personal, max_columns) -> FrameInfo:
     described = list(df.columns[:max_columns])
     rest = [str(c)[:MAX_TEXT] for c in df.columns[max_columns:]]
+    sampled = len(df) > STATS_SAMPLE_ROWS
+    # A fixed seed: the same frame is always described the same way.
+    part = df[described].sample(n=STATS_SAMPLE_ROWS, random_state=0) if sampled else df
     columns = []
     personal = set()
     for col in described:
         series = _hashable(df[col])
-        kind = column_kind(series)
+        subset = _hashable(part[col]) if sampled else series
+        kind = column_kind(subset)
         is_personal = mask_personal and looks_personal(col, series)
         if is_personal:
             personal.add(col)
-        stats = {} if mode == "schema" or is_personal else _stats(series, kind)
+        stats = {} if mode == "schema" or is_personal else _stats(series, subset, kind)
+        unique = int(subset.nunique(dropna=True))
+        if sampled and unique <= EXACT_UNIQUE:  # few values: counted exactly, cheaply
+            unique = int(series.nunique(dropna=True))
         columns.append(
             ColumnInfo(
                 name=str(col),
                 dtype=str(series.dtype),
                 kind=kind,
                 missing=int(series.isna().sum()),
-                unique=int(series.nunique(dropna=True)),
+                unique=unique,
                 personal=is_personal,
                 stats=stats,
             )
@@ -180,6 +222,11 @@ def _describe_frame(name, df, mode, sample_rows, mask_personal, max_columns) -> 
         listed_only=tuple(rest[:MAX_LISTED_COLUMNS]),
         omitted=max(0, len(rest) - MAX_LISTED_COLUMNS),
         sample=sample,
+        statistics_sample=(
+            f"kinds, mean, std, top values (their counts too) and unique counts above "
+            f"{EXACT_UNIQUE} come from a random sample of {STATS_SAMPLE_ROWS} of the "
+            f"{len(df)} rows; rows, dtypes, missing, min, max and true counts are exact"
+        ) if sampled else "",
     )
 
 
@@ -201,17 +248,21 @@ def _describe_index(index: pd.Index, mode: str) -> str:
     return f"{kind} ({len(index)} entries, {_short(index[0])} .. {_short(index[-1])})"
 
 
-def _stats(series: pd.Series, kind: str) -> dict[str, Any]:
+def _stats(series: pd.Series, subset: pd.Series, kind: str) -> dict[str, Any]:
+    """Statistics of ``series``: extremes and counts exact, the rest from ``subset`` (a sample
+    of it, or the series itself)."""
     values = series.dropna()
     if values.empty:
         return {}
     if kind == "numeric":
-        return {k: _round(getattr(values, k)()) for k in ("min", "max", "mean", "std")}
+        part = subset.dropna()
+        return {"min": _round(values.min()), "max": _round(values.max()),
+                "mean": _round(part.mean()), "std": _round(part.std())}
     if kind == "datetime":
         return {"min": _short(values.min()), "max": _short(values.max())}
     if kind == "bool":
         return {"true": int(values.sum())}
-    top = values.astype(str).value_counts().head(5)
+    top = subset.dropna().astype(str).value_counts().head(5)
     return {"top": {_short(k): int(v) for k, v in top.items()}}
 
 

@@ -1,8 +1,9 @@
 """Hand frames to the kernel once: Parquet files named by a content fingerprint.
 
-The same frame analysed twice has the same fingerprint, so the second analysis
-finds its file already written (and already loaded in the kernel) and moves no
-data. Never pickle: Parquet keeps the host from trusting anything executable.
+The same frame analysed twice has the same fingerprint (``frame_fingerprint``, taken
+from the frame's own buffers), so the second analysis finds its file already written
+(and already loaded in the kernel), converts nothing and moves no data. Never pickle:
+Parquet keeps the host from trusting anything executable.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas.api import types as ptypes
 
 from ..errors import InputError
+from ..fingerprint import frame_fingerprint
 
 
 def arrow_table(frame: pd.DataFrame, name: str) -> tuple[pa.Table, list[str]]:
     """The frame as an Arrow table; mixed-type object columns become text, with a warning."""
-    if frame.columns.has_duplicates:
-        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise InputError(
-            f"'{name}' has duplicate column names: {', '.join(dupes)}.",
-            f"Rename them first, e.g. {name}.columns = [...], then run the analysis again.",
-        )
+    _check_columns(frame, name)
     warnings = []
     try:
         return pa.Table.from_pandas(frame, preserve_index=True), warnings
@@ -45,8 +43,18 @@ def arrow_table(frame: pd.DataFrame, name: str) -> tuple[pa.Table, list[str]]:
     return pa.Table.from_pandas(frame, preserve_index=True), warnings
 
 
+def _check_columns(frame: pd.DataFrame, name: str) -> None:
+    if frame.columns.has_duplicates:
+        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise InputError(
+            f"'{name}' has duplicate column names: {', '.join(dupes)}.",
+            f"Rename them first, e.g. {name}.columns = [...], then run the analysis again.",
+        )
+
+
 def fingerprint(table: pa.Table) -> str:
-    """A content hash of the table's schema and data, stable across processes."""
+    """A content hash of an Arrow table's schema and data, stable across processes (the
+    approvals' digest of the data)."""
     digest = hashlib.sha256(table.schema.to_string(show_schema_metadata=True).encode())
     for column in table.columns:
         for chunk in column.chunks:
@@ -64,9 +72,13 @@ def write_frame(frame: pd.DataFrame, name: str, data_dir: Path) -> tuple[str, li
     new file is created under a fresh name (O_EXCL) and renamed into place, which
     replaces whatever else stood at the name.
     """
-    table, warnings = arrow_table(frame, name)
-    filename = f"{fingerprint(table)}.parquet"
+    _check_columns(frame, name)
+    filename = f"{frame_fingerprint(frame)}.parquet"
     target = data_dir / filename
+    # Only object columns can mix types, and their warnings come from converting them.
+    if _is_own_file(target) and not any(ptypes.is_object_dtype(t) for t in frame.dtypes):
+        return filename, [], False
+    table, warnings = arrow_table(frame, name)
     if _is_own_file(target):
         return filename, warnings, False
     handle, partial = tempfile.mkstemp(dir=data_dir, prefix=".partial-", suffix=".parquet")

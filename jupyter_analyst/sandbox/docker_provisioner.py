@@ -152,7 +152,10 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
             # ``cmd`` is the host's kernel command; the image has its own Python. The
             # watchdog is the container's init: it reaps zombies (fork bombs), forwards
             # signals to the kernel and ends the container when this process is gone.
-            self.container = self.client.containers.run(
+            # In a thread: creating and starting a container blocks for a second or more,
+            # and the loop meanwhile carries the code generation of a pre-started sandbox.
+            self.container = await asyncio.to_thread(
+                self.client.containers.run,
                 self.image_ref,
                 ["python", "-m", "jupyter_analyst.watchdog", str(INSIDE.owner_socket),
                  "--", "python", "-m", "ipykernel_launcher", "-f",

@@ -83,3 +83,8 @@ class ProvisionerLimits(HasTraits):
         given = {f.name: getattr(self, f.name) for f in fields(SandboxLimits)
                  if self.has_trait(f.name)}
         return SandboxLimits.from_env(**given)
+
+
+def host_memory() -> int:
+    """This machine's physical memory in bytes (what the sandboxes' limits must fit in)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
