@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import builtins
 import posixpath
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import cache, lru_cache
 from pathlib import Path
+
+from ..libraries import analysis_modules
 
 SANDBOX_ROOT = "/sandbox"  # the kernel's working directory, so relative paths start here
 READ_DIRS = ("/sandbox/data", "/sandbox/outputs")  # reading back your own outputs is fine
@@ -104,6 +107,11 @@ ALLOWED_MODULES: dict[str, tuple[str, ...] | None] = {
     "jupyter_analyst.runtime": ("save_metrics", "save_table"),
     "IPython.display": ("display",),
 }
+# A third-party module is importable only while its library is in the sandbox image's list.
+ALLOWED_MODULES = {
+    name: rule for name, rule in ALLOWED_MODULES.items()
+    if name.split(".")[0] in analysis_modules() | sys.stdlib_module_names
+    or name in ("jupyter_analyst.runtime", "IPython.display")}
 
 # Builtins generated code may use. Every other builtin (eval, exec, open as a value,
 # getattr, vars, input, help, exit, ...) is refused, including ones added in future Pythons.
