@@ -226,35 +226,87 @@ def test_containers_go_at_exit_and_a_killed_session_leaves_only_an_orphan_to_cle
 
 
 # -- the kernelspec: a whole notebook on the sandboxed kernel --------------------------------
-async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client, tmp_path):
+async def _notebook_kernel(tmp_path):
+    """A kernel of the installed kernelspec, started as a Jupyter server starts one for a
+    notebook in tmp_path/notebooks (a server would ask for tcp: the provisioner says ipc)."""
     prefix = tmp_path / "prefix"
     assert cli.main(["install-kernelspec", "--prefix", str(prefix)]) == 0
-    kernels = prefix / "share" / "jupyter" / "kernels"
-    spec = KernelSpecManager(kernel_dirs=[str(kernels)]).get_kernel_spec(cli.KERNELSPEC_NAME)
-    assert spec.display_name == "Python (jupyter-analyst sandbox)"
+    kernels = KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
+    assert kernels.get_kernel_spec(cli.KERNELSPEC_NAME).display_name == \
+        "Python (jupyter-analyst sandbox)"
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
+    manager = AsyncKernelManager(kernel_name=cli.KERNELSPEC_NAME, kernel_spec_manager=kernels)
+    return manager, notebook_dir
+
+
+async def _run_cell(kernel, code: str) -> tuple[dict, list[dict]]:
+    messages = []
+    reply = await kernel.execute_interactive(code, output_hook=messages.append, timeout=60)
+    return reply, messages
+
+
+async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client, tmp_path):
+    manager, notebook_dir = await _notebook_kernel(tmp_path)
     (notebook_dir / "sales.csv").write_text("region,amount\nEU,3\nUS,4\n")
-    manager = AsyncKernelManager(kernel_name=cli.KERNELSPEC_NAME,
-                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
-    await manager.start_kernel(cwd=str(notebook_dir))  # a Jupyter server would ask for tcp
+    (notebook_dir / "outputs").mkdir()
+    (notebook_dir / "outputs" / "earlier.csv").write_text("kept,1\n")
+    await manager.start_kernel(cwd=str(notebook_dir))
     kernel = manager.client()
     kernel.start_channels()
-    outputs = []
     try:
         await kernel.wait_for_ready(timeout=120)
-        reply = await kernel.execute_interactive(
+        reply, messages = await _run_cell(
+            kernel,
             "import os, pandas as pd\n"
-            "print(pd.read_csv('data/sales.csv').amount.sum(), os.getuid() != 0)",
-            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")), timeout=60)
-        assert reply["content"]["status"] == "ok"
-        assert "".join(outputs).split() == ["7", "True"]
+            "sales = pd.read_csv('sales.csv')\n"  # the notebook's folder, as in a normal kernel
+            "sales.to_csv('outputs/by_region.csv', index=False)\n"
+            "open('outputs/notes.txt', 'w').write('two regions')\n"
+            "os.symlink('/etc/passwd', 'outputs/passwd.txt')\n"
+            "open('outputs/run.sh', 'w').write('echo planted')\n"
+            "try:\n"
+            "    open('written-next-to-the-notebook.txt', 'w')\n"
+            "except OSError as exc:\n"
+            "    print('read-only', exc.errno)\n"
+            "print(sales.amount.sum(), os.getuid() != 0, sorted(os.listdir('outputs')))")
+        assert reply["content"]["status"] == "ok", reply["content"]
+        printed = "".join(m["content"].get("text", "") for m in messages).split("\n")
+        assert printed[0] == "read-only 30"  # EROFS: the notebook's folder is read-only
+        # The kernel sees only its own outputs/, not what the host kept there before.
+        assert printed[1] == "7 True ['by_region.csv', 'notes.txt', 'passwd.txt', 'run.sh']"
         assert manager.get_connection_info()["transport"] == "ipc"
     finally:
         kernel.stop_channels()
         await manager.shutdown_kernel(now=True)
     assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
                 if c.labels.get(PID_LABEL) == str(os.getpid())]
+    # outputs/ outlives the kernel, through the host's file rules: no link, no script.
+    kept = notebook_dir / "outputs"
+    assert sorted(p.name for p in kept.iterdir()) == ["by_region.csv", "earlier.csv",
+                                                       "notes.txt"]
+    assert (kept / "by_region.csv").read_text() == "region,amount\nEU,3\nUS,4\n"
+    assert not any(p.is_symlink() for p in kept.iterdir())
+
+
+async def test_plotly_figures_show_on_the_sandbox_kernel_without_a_traceback(client, tmp_path):
+    manager, notebook_dir = await _notebook_kernel(tmp_path)
+    await manager.start_kernel(cwd=str(notebook_dir))
+    kernel = manager.client()
+    kernel.start_channels()
+    try:
+        await kernel.wait_for_ready(timeout=120)
+        reply, messages = await _run_cell(
+            kernel, "import plotly.express as px\n"
+                    "px.bar(x=['a', 'b'], y=[1, 3], title='Counts').show()")
+    finally:
+        kernel.stop_channels()
+        await manager.shutdown_kernel(now=True)
+    assert reply["content"]["status"] == "ok", reply["content"].get("evalue")
+    assert not [m for m in messages if m["msg_type"] in ("error", "stream")]
+    shown = [m["content"]["data"] for m in messages if m["msg_type"] == "display_data"]
+    figure = shown[0]["application/vnd.plotly.v1+json"]
+    assert figure["layout"]["title"]["text"] == "Counts"
+    assert [trace["type"] for trace in figure["data"]] == ["bar"]
 
 
 # -- the user's path ---------------------------------------------------------------------
