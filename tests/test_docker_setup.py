@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-from jupyter_analyst import cli
+from jupyter_analyst import PythonAnalysisAgent, cli
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
 from jupyter_analyst.sandbox.engine import (
@@ -307,6 +307,24 @@ async def test_plotly_figures_show_on_the_sandbox_kernel_without_a_traceback(cli
     figure = shown[0]["application/vnd.plotly.v1+json"]
     assert figure["layout"]["title"]["text"] == "Counts"
     assert [trace["type"] for trace in figure["data"]] == ["bar"]
+
+
+async def test_a_plotly_figure_in_an_analysis_is_left_out_with_a_notice_not_an_error(client,
+                                                                                     tips):
+    """The results stage keeps images, metrics and text: a plotly figure is named as left out
+    (docs/sandbox.md, the kernelspec), and the analysis succeeds."""
+    code = ("import plotly.express as px\n"
+            "from jupyter_analyst.runtime import save_metrics\n"
+            "px.scatter(df, x='total_bill', y='tip', title='Tips').show()\n"
+            "save_metrics({'rows': len(df)})\n")
+    async with PythonAnalysisAgent(backend="docker", model="offline") as agent:
+        session = agent.session("correlation between tip and total bill", tips)
+        await session.prepare()
+        result = await session.run(code)
+    assert result.success, result.error
+    assert result.metrics == {"rows": 244} and result.visualizations == []
+    assert "Left out: an output of a type that is not shown: application/vnd.plotly.v1+json" \
+        in result.notices
 
 
 # -- the user's path ---------------------------------------------------------------------
