@@ -4,6 +4,7 @@ and %%analyze end to end on the real engine."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import docker.errors
 import pytest
@@ -226,9 +228,8 @@ def test_containers_go_at_exit_and_a_killed_session_leaves_only_an_orphan_to_cle
 
 
 # -- the kernelspec: a whole notebook on the sandboxed kernel --------------------------------
-async def _notebook_kernel(tmp_path):
-    """A kernel of the installed kernelspec, started as a Jupyter server starts one for a
-    notebook in tmp_path/notebooks (a server would ask for tcp: the provisioner says ipc)."""
+def _notebook_folder(tmp_path) -> tuple[KernelSpecManager, Path]:
+    """The installed kernelspec and an empty notebook folder."""
     prefix = tmp_path / "prefix"
     assert cli.main(["install-kernelspec", "--prefix", str(prefix)]) == 0
     kernels = KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
@@ -236,8 +237,24 @@ async def _notebook_kernel(tmp_path):
         "Python (jupyter-analyst sandbox)"
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
+    return kernels, notebook_dir
+
+
+@contextlib.asynccontextmanager
+async def _notebook_kernel(kernels: KernelSpecManager, notebook_dir: Path):
+    """A kernel of the kernelspec, started as a Jupyter server starts one for a notebook in
+    ``notebook_dir`` (a server would ask for tcp: the provisioner makes it ipc)."""
     manager = AsyncKernelManager(kernel_name=cli.KERNELSPEC_NAME, kernel_spec_manager=kernels)
-    return manager, notebook_dir
+    await manager.start_kernel(cwd=str(notebook_dir))
+    kernel = manager.client()
+    kernel.start_channels()
+    try:
+        await kernel.wait_for_ready(timeout=120)
+        assert manager.get_connection_info()["transport"] == "ipc"
+        yield kernel
+    finally:
+        kernel.stop_channels()
+        await manager.shutdown_kernel(now=True)
 
 
 async def _run_cell(kernel, code: str) -> tuple[dict, list[dict]]:
@@ -247,15 +264,11 @@ async def _run_cell(kernel, code: str) -> tuple[dict, list[dict]]:
 
 
 async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client, tmp_path):
-    manager, notebook_dir = await _notebook_kernel(tmp_path)
+    kernels, notebook_dir = _notebook_folder(tmp_path)
     (notebook_dir / "sales.csv").write_text("region,amount\nEU,3\nUS,4\n")
     (notebook_dir / "outputs").mkdir()
     (notebook_dir / "outputs" / "earlier.csv").write_text("kept,1\n")
-    await manager.start_kernel(cwd=str(notebook_dir))
-    kernel = manager.client()
-    kernel.start_channels()
-    try:
-        await kernel.wait_for_ready(timeout=120)
+    async with _notebook_kernel(kernels, notebook_dir) as kernel:
         reply, messages = await _run_cell(
             kernel,
             "import os, pandas as pd\n"
@@ -269,15 +282,11 @@ async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client
             "except OSError as exc:\n"
             "    print('read-only', exc.errno)\n"
             "print(sales.amount.sum(), os.getuid() != 0, sorted(os.listdir('outputs')))")
-        assert reply["content"]["status"] == "ok", reply["content"]
-        printed = "".join(m["content"].get("text", "") for m in messages).split("\n")
-        assert printed[0] == "read-only 30"  # EROFS: the notebook's folder is read-only
-        # The kernel sees only its own outputs/, not what the host kept there before.
-        assert printed[1] == "7 True ['by_region.csv', 'notes.txt', 'passwd.txt', 'run.sh']"
-        assert manager.get_connection_info()["transport"] == "ipc"
-    finally:
-        kernel.stop_channels()
-        await manager.shutdown_kernel(now=True)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    printed = "".join(m["content"].get("text", "") for m in messages).split("\n")
+    assert printed[0] == "read-only 30"  # EROFS: the notebook's folder is read-only
+    # The kernel sees only its own outputs/, not what the host kept there before.
+    assert printed[1] == "7 True ['by_region.csv', 'notes.txt', 'passwd.txt', 'run.sh']"
     assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
                 if c.labels.get(PID_LABEL) == str(os.getpid())]
     # outputs/ outlives the kernel, through the host's file rules: no link, no script.
@@ -289,18 +298,10 @@ async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client
 
 
 async def test_plotly_figures_show_on_the_sandbox_kernel_without_a_traceback(client, tmp_path):
-    manager, notebook_dir = await _notebook_kernel(tmp_path)
-    await manager.start_kernel(cwd=str(notebook_dir))
-    kernel = manager.client()
-    kernel.start_channels()
-    try:
-        await kernel.wait_for_ready(timeout=120)
+    async with _notebook_kernel(*_notebook_folder(tmp_path)) as kernel:
         reply, messages = await _run_cell(
             kernel, "import plotly.express as px\n"
                     "px.bar(x=['a', 'b'], y=[1, 3], title='Counts').show()")
-    finally:
-        kernel.stop_channels()
-        await manager.shutdown_kernel(now=True)
     assert reply["content"]["status"] == "ok", reply["content"].get("evalue")
     assert not [m for m in messages if m["msg_type"] in ("error", "stream")]
     shown = [m["content"]["data"] for m in messages if m["msg_type"] == "display_data"]
