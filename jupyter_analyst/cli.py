@@ -173,7 +173,8 @@ def _versions_fix(differences: list[tuple[str, str | None, str | None]]) -> str:
     fixes = [f"install the image's versions here: pip install {pins}"] if pins else []
     if any(there is None for _, _, there in differences):
         fixes.append("rebuild the image (`jupyter-analyst build-image`): it lacks a library")
-    return "; ".join(fixes).capitalize() + "."
+    text = "; ".join(fixes)
+    return text[:1].upper() + text[1:] + "."
 
 
 def models_command(args: argparse.Namespace) -> int:
