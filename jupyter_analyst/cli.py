@@ -4,13 +4,13 @@ install a kernelspec."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from .errors import AnalystError
 from .generation.providers import PROBE_TIMEOUT, describe_all
-from .layout import CONTAINER
 from .sandbox.kernelspec import DISPLAY_NAME as KERNELSPEC_DISPLAY_NAME
 
 
@@ -45,8 +45,16 @@ def doctor_command(args: argparse.Namespace) -> int:
         report(True, f"Docker engine {version.get('Version', '?')} is reachable")
         try:
             image = require_image(client)
+            versions = _image_versions(client)
             report(True, f"Sandbox image {image_name()} ({image.short_id}, built "
-                         f"{image.attrs.get('Created', '?')[:19]}): {_image_versions(client)}")
+                         f"{image.attrs.get('Created', '?')[:19]}): "
+                         + ", ".join(f"{name} {v}" for name, v in versions.items() if v))
+            differences = version_differences(versions)
+            shown = "; ".join(f"{name} {here or 'missing'} here, {there or 'missing'} in the "
+                              f"image" for name, here, there in differences)
+            report(not differences, f"Host and image library versions differ: {shown}"
+                   if differences else "Host and image library versions agree (major.minor)",
+                   _versions_fix(differences) if differences else "")
             report(True, _runtime_line(client))
             docker_ok = True
             print(f"[ok] {_outputs_quota_line()}")
@@ -138,17 +146,50 @@ def _report_kernelspec(report) -> None:
                      "Jupyter server in any environment")
 
 
-def _image_versions(client) -> str:
-    """Library versions inside the image, read from package metadata (fast: nothing imported)."""
+def _image_versions(client) -> dict[str, str]:
+    """Python's and each library's version inside the image, from package metadata (fast:
+    nothing imported)."""
+    from .libraries import ANALYSIS, KERNEL
     from .sandbox.engine import image_name
 
-    script = ("import importlib.metadata as m, platform; print('python ' + "
-              "platform.python_version() + ', ' + ', '.join(p + ' ' + m.version(p) for p in "
-              "['ipykernel', 'pandas', 'numpy', 'pyarrow', 'scipy', 'statsmodels', "
-              "'scikit-learn', 'matplotlib', 'plotly']))")
+    names = [lib.distribution for lib in (*ANALYSIS, *KERNEL)]
+    script = ("import importlib.metadata as m, json, platform; names = " + repr(names) + "\n"
+              "def version(name):\n"
+              "    try: return m.version(name)\n"
+              "    except m.PackageNotFoundError: return None\n"
+              "print(json.dumps({'python': platform.python_version(), "
+              "**{name: version(name) for name in names}}))")
     output = client.containers.run(image_name(), ["python", "-c", script], remove=True,
                                    network_mode="none", read_only=True, cap_drop=["ALL"])
-    return output.decode().strip()
+    return json.loads(output.decode())
+
+
+def version_differences(image: dict[str, str | None]) -> list[tuple[str, str | None, str | None]]:
+    """(library, host version, image version) for each analysis library whose major.minor
+    differs: the validator judges code by the host's copy, the sandbox runs the image's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .libraries import ANALYSIS, minor
+
+    differences = []
+    for lib in ANALYSIS:
+        try:
+            here = version(lib.distribution)
+        except PackageNotFoundError:
+            here = None
+        there = image.get(lib.distribution)
+        if here is None or there is None or minor(here) != minor(there):
+            differences.append((lib.distribution, here, there))
+    return differences
+
+
+def _versions_fix(differences: list[tuple[str, str | None, str | None]]) -> str:
+    pins = " ".join(f"'{name}=={there}'" for name, _, there in differences if there)
+    fixes = [f"install the image's versions here: pip install {pins}"] if pins else []
+    if any(there is None for _, _, there in differences):
+        fixes.append("rebuild the image (`jupyter-analyst build-image`): it lacks a library")
+    text = "; ".join(fixes)
+    return text[:1].upper() + text[1:] + "."
 
 
 def models_command(args: argparse.Namespace) -> int:
@@ -176,9 +217,9 @@ def install_kernelspec_command(args: argparse.Namespace) -> int:
     path = install(user=args.user, prefix=args.prefix)
     print(f"Installed the kernelspec '{KERNELSPEC_DISPLAY_NAME}' in {path}; it runs "
           f"{interpreter()}, so a Jupyter server in any environment can start it.")
-    print(f"Notebooks on it run in the Docker sandbox: the notebook's folder is {CONTAINER.data} "
-          "(read-only) and files written to outputs/ are kept in a private folder for the "
-          "kernel's lifetime.")
+    print("Notebooks on it run in the Docker sandbox: the notebook's folder is the working "
+          "directory (read-only, so pd.read_csv('sales.csv') works), and files written to "
+          "outputs/ are kept in outputs/ next to the notebook when the kernel ends.")
     return 0
 
 

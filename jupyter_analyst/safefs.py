@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def refuse_unless_plain(info: os.stat_result, limit: int) -> None:
         raise Refused("a sparse file (mostly holes)")
 
 
-def write_new(directory: Path, name: str, text: str, mode: int = 0o644) -> None:
+def write_new(directory: Path, name: str, text: str | bytes, mode: int = 0o644) -> None:
     """Write ``text`` to ``directory/name``, replacing whatever entry is there, never a target.
 
     Whatever the sandbox left under the name (a link to a host file, say) is
@@ -120,8 +120,42 @@ def write_new(directory: Path, name: str, text: str, mode: int = 0o644) -> None:
                 _empty(sub)
             os.rmdir(name, dir_fd=dir_fd)
         fd = os.open(name, WRITE_FLAGS, mode, dir_fd=dir_fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode() if isinstance(text, str) else text)
+
+
+def copy_out(source: Path, target: Path, allowed: Callable[[str], bool], max_files: int,
+             file_limit: int, total_limit: int) -> list[str]:
+    """Copy the plain files directly in ``source`` (which the sandbox wrote) into ``target``.
+
+    Each is read with ``read_file`` (no link followed, no FIFO, hard link or sparse file,
+    within ``file_limit``) and written with ``write_new``; names ``allowed`` refuses,
+    files past ``max_files`` or ``total_limit`` and directories are left out. Returns
+    "name: why" for each file left out.
+    """
+    left_out: list[str] = []
+    total = copied = 0
+    with open_dir(source) as dir_fd:
+        names, more = list_names(dir_fd, max_files * 10)
+        if more:
+            left_out.append(f"only the first {max_files * 10} entries were looked at")
+        for name in names:
+            if not allowed(name):
+                left_out.append(f"{name!r}: name or type not allowed")
+                continue
+            try:
+                data = read_file(dir_fd, name, file_limit)
+            except Refused as exc:
+                left_out.append(f"{name}: {exc}")
+                continue
+            if copied == max_files or total + len(data) > total_limit:
+                left_out.append(f"{name}: over the {max_files} files or {total_limit:,} bytes "
+                                f"kept")
+                continue
+            write_new(target, name, data)
+            total += len(data)
+            copied += 1
+    return left_out
 
 
 def clear_dir(directory: Path) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,15 @@ MAX_FILES = 20  # output files taken
 MAX_LISTED = 1_000  # entries looked at, however many there are
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ISOLATION_BYTES = 4_096  # run/isolation.txt
+# Which output files are taken at all: a plain name, and a type that is data or an image.
+TEXT_EXTENSIONS = {".csv": "csv", ".json": "json", ".txt": "txt", ".md": "txt"}
+IMAGE_EXTENSIONS = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def output_name_allowed(name: str) -> bool:
+    suffix = PurePath(name).suffix.lower()
+    return bool(SAFE_NAME.match(name)) and suffix in {**TEXT_EXTENSIONS, **IMAGE_EXTENSIONS}
 # -- caps: one analysis in total (display outputs and files together) --------------
 MAX_ANALYSIS_BYTES = 50 * 1024 * 1024
 MAX_STREAM_TEXT = 1_000_000  # characters of printed output passed on while it runs

@@ -4,6 +4,7 @@ and %%analyze end to end on the real engine."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import json
 import os
@@ -12,14 +13,16 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import docker.errors
 import pytest
 from conftest import docker_engine, fresh_shell
 from IPython.utils.capture import capture_output
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 
-from jupyter_analyst import cli
+from jupyter_analyst import PythonAnalysisAgent, cli
 from jupyter_analyst.errors import SandboxError
 from jupyter_analyst.layout import CONTAINER
 from jupyter_analyst.sandbox import LOCAL_LABEL, open_sandbox
@@ -257,7 +260,7 @@ try:
     outputs = []
     reply = kernel.execute_interactive(
         "import os, resource, pandas as pd\n"
-        "print(pd.read_csv('data/sales.csv').amount.sum(), os.getuid() != 0, os.getcwd(),\n"
+        "print(pd.read_csv('sales.csv').amount.sum(), os.getuid() != 0, os.getcwd(),\n"
         "      resource.getrlimit(resource.RLIMIT_DATA)[0])",
         output_hook=lambda msg: outputs.append(msg["content"].get("text", "")), timeout=60)
     seen.update(status=reply["content"]["status"], printed="".join(outputs).split())
@@ -307,7 +310,7 @@ def test_installed_kernelspec_runs_in_the_sandbox_from_a_server_without_the_pack
     assert seen["transport"] == "tcp"
     assert seen["status"] == "ok"
     # the server's SANDBOX_MEMORY_LIMIT reaches the provisioner, which was given no limits
-    assert seen["printed"] == ["7", "True", str(CONTAINER.root), str(1500 * 1024**2)]
+    assert seen["printed"] == ["7", "True", str(CONTAINER.data), str(1500 * 1024**2)]
     assert seen["interrupted"] == "KeyboardInterrupt"
     assert seen["after_restart"] == ["False"]  # a new kernel, in a new container
     assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
@@ -344,6 +347,106 @@ def test_doctor_says_when_the_installed_kernelspec_cannot_start(client, tmp_path
     out = capsys.readouterr().out
     assert f"its interpreter {spec['argv'][0]} cannot import jupyter_analyst" in out
     assert "No module named 'jupyter_analyst'" in out
+
+
+def _notebook_folder(tmp_path) -> tuple[KernelSpecManager, Path]:
+    """The installed kernelspec and an empty notebook folder."""
+    prefix = tmp_path / "prefix"
+    assert cli.main(["install-kernelspec", "--prefix", str(prefix)]) == 0
+    kernels = KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
+    assert kernels.get_kernel_spec(KERNEL_NAME).display_name == \
+        "Python (jupyter-analyst sandbox)"
+    notebook_dir = tmp_path / "notebooks"
+    notebook_dir.mkdir()
+    return kernels, notebook_dir
+
+
+@contextlib.asynccontextmanager
+async def _notebook_kernel(kernels: KernelSpecManager, notebook_dir: Path):
+    """A kernel of the kernelspec, started as a Jupyter server starts one for a notebook in
+    ``notebook_dir``, and shut down as a server does (a shutdown request, so the relay ends
+    with its kernel and keeps its outputs/)."""
+    manager = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernels)
+    await manager.start_kernel(cwd=str(notebook_dir))
+    kernel = manager.client()
+    kernel.start_channels()
+    try:
+        await kernel.wait_for_ready(timeout=120)
+        yield kernel
+    finally:
+        kernel.stop_channels()
+        await manager.shutdown_kernel()
+
+
+async def _run_cell(kernel, code: str) -> tuple[dict, list[dict]]:
+    messages = []
+    reply = await kernel.execute_interactive(code, output_hook=messages.append, timeout=60)
+    return reply, messages
+
+
+async def test_installed_kernelspec_runs_a_notebook_kernel_in_the_sandbox(client, tmp_path):
+    kernels, notebook_dir = _notebook_folder(tmp_path)
+    (notebook_dir / "sales.csv").write_text("region,amount\nEU,3\nUS,4\n")
+    (notebook_dir / "outputs").mkdir()
+    (notebook_dir / "outputs" / "earlier.csv").write_text("kept,1\n")
+    async with _notebook_kernel(kernels, notebook_dir) as kernel:
+        reply, messages = await _run_cell(
+            kernel,
+            "import os, pandas as pd\n"
+            "sales = pd.read_csv('sales.csv')\n"  # the notebook's folder, as in a normal kernel
+            "sales.to_csv('outputs/by_region.csv', index=False)\n"
+            "open('outputs/notes.txt', 'w').write('two regions')\n"
+            "os.symlink('/etc/passwd', 'outputs/passwd.txt')\n"
+            "open('outputs/run.sh', 'w').write('echo planted')\n"
+            "try:\n"
+            "    open('written-next-to-the-notebook.txt', 'w')\n"
+            "except OSError as exc:\n"
+            "    print('read-only', exc.errno)\n"
+            "print(sales.amount.sum(), os.getuid() != 0, sorted(os.listdir('outputs')))")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    printed = "".join(m["content"].get("text", "") for m in messages).split("\n")
+    assert printed[0] == "read-only 30"  # EROFS: the notebook's folder is read-only
+    # The kernel sees only its own outputs/, not what the host kept there before.
+    assert printed[1] == "7 True ['by_region.csv', 'notes.txt', 'passwd.txt', 'run.sh']"
+    assert not [c for c in client.containers.list(all=True, filters={"label": LABEL})
+                if c.labels.get(PID_LABEL) == str(os.getpid())]
+    # outputs/ outlives the kernel, through the host's file rules: no link, no script.
+    kept = notebook_dir / "outputs"
+    assert sorted(p.name for p in kept.iterdir()) == ["by_region.csv", "earlier.csv",
+                                                       "notes.txt"]
+    assert (kept / "by_region.csv").read_text() == "region,amount\nEU,3\nUS,4\n"
+    assert not any(p.is_symlink() for p in kept.iterdir())
+
+
+async def test_plotly_figures_show_on_the_sandbox_kernel_without_a_traceback(client, tmp_path):
+    async with _notebook_kernel(*_notebook_folder(tmp_path)) as kernel:
+        reply, messages = await _run_cell(
+            kernel, "import plotly.express as px\n"
+                    "px.bar(x=['a', 'b'], y=[1, 3], title='Counts').show()")
+    assert reply["content"]["status"] == "ok", reply["content"].get("evalue")
+    assert not [m for m in messages if m["msg_type"] in ("error", "stream")]
+    shown = [m["content"]["data"] for m in messages if m["msg_type"] == "display_data"]
+    figure = shown[0]["application/vnd.plotly.v1+json"]
+    assert figure["layout"]["title"]["text"] == "Counts"
+    assert [trace["type"] for trace in figure["data"]] == ["bar"]
+
+
+async def test_a_plotly_figure_in_an_analysis_is_left_out_with_a_notice_not_an_error(client,
+                                                                                     tips):
+    """The results stage keeps images, metrics and text: a plotly figure is named as left out
+    (docs/sandbox.md, the kernelspec), and the analysis succeeds."""
+    code = ("import plotly.express as px\n"
+            "from jupyter_analyst.runtime import save_metrics\n"
+            "px.scatter(df, x='total_bill', y='tip', title='Tips').show()\n"
+            "save_metrics({'rows': len(df)})\n")
+    async with PythonAnalysisAgent(backend="docker", model="offline") as agent:
+        session = agent.session("correlation between tip and total bill", tips)
+        await session.prepare()
+        result = await session.run(code)
+    assert result.success, result.error
+    assert result.metrics == {"rows": 244} and result.visualizations == []
+    assert "Left out: an output of a type that is not shown: application/vnd.plotly.v1+json" \
+        in result.notices
 
 
 # -- the user's path ---------------------------------------------------------------------

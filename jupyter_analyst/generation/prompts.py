@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..context import MAX_LISTED_COLUMNS, DataContext, quote_json
+from ..libraries import ANALYSIS
 from .base import BrokenCell, GenerationRequest
 
 # Part of the cache key: bump it whenever a prompt below changes meaningfully.
@@ -96,15 +97,10 @@ SUBMIT_INSIGHTS = {
 
 # The imports the prompt offers; every one must pass the validator (a test checks it).
 LIBRARY_IMPORTS = (
-    "import pandas as pd",
-    "import numpy as np",
-    "from scipy import stats",
-    "import statsmodels.api as sm",
-    "from sklearn.linear_model import LinearRegression",
-    "import matplotlib.pyplot as plt",
-    "import seaborn as sns",
+    *(line for library in ANALYSIS if library.offered for line in library.imports),
     "import math, statistics, datetime, re, json, collections, itertools",
 )
+OFFERED_LIBRARIES = ", ".join(library.offered for library in ANALYSIS if library.offered)
 
 _ANALYSIS_TASK = f"""\
 You write Python code that answers a question about pandas DataFrames. The code runs \
@@ -116,9 +112,8 @@ The sandbox:
 (for example `df`). Use it directly; do not load the data again.
 - The working directory is the sandbox root. `data/` is read-only. Write any files with \
 relative paths inside `outputs/` (for example `outputs/summary.csv`). There is no network.
-- Libraries: pandas, numpy, scipy, statsmodels (`statsmodels.api`, \
-`statsmodels.formula.api`), scikit-learn submodules, matplotlib, seaborn and \
-standard-library modules for computation, imported like: \
+- Libraries: {OFFERED_LIBRARIES} and standard-library modules for computation, imported \
+like: \
 {"; ".join(f"`{line}`" for line in LIBRARY_IMPORTS)}. Nothing else can be imported.
 - Report named results with `save_metrics({{"name": value, ...}})` (numbers or short \
 strings) and tables with `save_table(frame, "name")`. Import them explicitly: \

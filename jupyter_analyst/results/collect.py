@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,19 +18,20 @@ from typing import Any
 from .. import safefs
 from ..runtime import FIGURE_METADATA_KEY, METRICS_MIME
 from ..untrusted import (
+    IMAGE_EXTENSIONS,
     MAX_ANALYSIS_BYTES,
     MAX_FILE_BYTES,
     MAX_FILES,
     MAX_LISTED,
     MAX_STREAM_TEXT,
     MAX_TEXT,
+    SAFE_NAME,
+    TEXT_EXTENSIONS,
     InvalidJSON,
+    output_name_allowed,
 )
 from .outputs import cap_text, checked_metrics, clean_output, image_ok
 
-TEXT_EXTENSIONS = {".csv": "csv", ".json": "json", ".txt": "txt", ".md": "txt"}
-IMAGE_EXTENSIONS = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 METRICS_FILE = "metrics.json"  # the seed's convention, still honoured
 MAX_NOTED_FILES = 10  # skipped files named one by one; the rest are counted
 
@@ -130,7 +130,7 @@ class Intake:
     def _take_file(self, dir_fd: int, name: str, result: Collected) -> str | None:
         """Read and take one file; the reason it was not taken, or None."""
         suffix = Path(name).suffix.lower()
-        if not SAFE_NAME.match(name) or suffix not in {**TEXT_EXTENSIONS, **IMAGE_EXTENSIONS}:
+        if not output_name_allowed(name):
             return "name or type not allowed"
         try:
             raw = safefs.read_file(dir_fd, name, MAX_FILE_BYTES)

@@ -886,8 +886,9 @@ class Checker:
                                                 f"cannot be checked; use documented API.")
         elif kind.kind == "uninspectable":
             self.add(node, "uninspectable", f"'{module}' cannot be imported where the validator "
-                                            f"runs, so '{shown}' cannot be checked; install it "
-                                            f"(pip install 'jupyter-analyst[analysis]').")
+                                            f"runs, so '{shown}' cannot be checked; reinstall "
+                                            f"jupyter-analyst, which depends on it "
+                                            f"(pip install --force-reinstall jupyter-analyst).")
         return None
 
     def _check_chain(self, node: ast.Attribute | ast.Name) -> None:

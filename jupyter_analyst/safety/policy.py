@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import posixpath
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 from ..layout import CONTAINER
+from ..libraries import analysis_modules
 
 SANDBOX_ROOT = str(CONTAINER.root)  # the kernel's working directory: relative paths start here
 READ_DIRS = (str(CONTAINER.data), str(CONTAINER.outputs))  # reading back your outputs is fine
@@ -106,6 +108,11 @@ ALLOWED_MODULES: dict[str, tuple[str, ...] | None] = {
     "jupyter_analyst.runtime": ("save_metrics", "save_table"),
     "IPython.display": ("display",),
 }
+# A third-party module is importable only while its library is in the sandbox image's list.
+ALLOWED_MODULES = {
+    name: rule for name, rule in ALLOWED_MODULES.items()
+    if name.split(".")[0] in analysis_modules() | sys.stdlib_module_names
+    or name in ("jupyter_analyst.runtime", "IPython.display")}
 
 # Builtins generated code may use. Every other builtin (eval, exec, open as a value,
 # getattr, vars, input, help, exit, ...) is refused, including ones added in future Pythons.

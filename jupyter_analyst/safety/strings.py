@@ -189,7 +189,7 @@ def formula_problem(formula: str) -> str | None:
     """Why a statsmodels/patsy formula ("y ~ x + C(g) + np.log(z)") is refused, or None."""
     if parse_formula is None:
         return ("patsy is not installed where the validator runs, so the formula cannot be "
-                "checked; install it (pip install 'jupyter-analyst[analysis]')")
+                "checked; install it (pip install patsy; it comes with statsmodels)")
     try:
         tree = parse_formula(formula)
     except PatsyError as exc:

@@ -85,10 +85,10 @@ def open_sandbox(backend: str = "auto", limits: SandboxLimits | None = None
         return local_sandbox(limits, confined=backend == "local"), None
     try:
         from .docker_provisioner import docker_sandbox
-    except ImportError as exc:  # the docker extra is not installed
+    except ImportError as exc:  # a broken installation without docker-py
         reason = SandboxError(
             f"The Docker backend needs the docker package ({exc}).",
-            "pip install 'jupyter-analyst[docker]'",
+            "pip install docker (a dependency of jupyter-analyst; reinstall it if it is missing)",
         )
     else:
         try:

@@ -34,7 +34,7 @@ from typing import Any
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Unicode
 
-from .. import layout, safefs
+from .. import layout, safefs, untrusted
 from ..errors import SandboxError
 from .engine import (
     SESSION_LABEL,
@@ -54,6 +54,7 @@ TMPFS = "size=256m,nr_inodes=16384,mode=1777,noexec,nosuid,nodev"
 OUTPUTS_FS = "jupyter-analyst-outputs"  # the source name of outputs/ quota mounts
 SHM_SIZE = "64m"
 LOG_LIMITS = {"max-size": "1m", "max-file": "1"}
+NOTEBOOK_OUTPUTS = "outputs"  # next to a notebook on the sandbox kernel: what it keeps
 SANDBOX_LABEL = "docker"  # AnalysisResult.backend; the isolated default needs no caveat
 
 
@@ -138,13 +139,15 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
 
         uid, gid = self._user()
         dirs, limits = self.dirs, self.limits()
-        data = Path(self.notebook_dir or dirs.data)
         session = self.kernel_id or uuid.uuid4().hex
         volumes = {
             str(dirs.run): {"bind": str(INSIDE.run), "mode": "rw"},
-            str(data): {"bind": str(INSIDE.data), "mode": "ro"},
+            str(dirs.data): {"bind": str(INSIDE.data), "mode": "ro"},
             str(dirs.outputs): {"bind": str(INSIDE.outputs), "mode": "rw"},
         }
+        mounts, working_dir = [], str(INSIDE.root)
+        if self.notebook_dir is not None:
+            mounts, working_dir = self._notebook_mounts(volumes)
         self._hold_owner_socket()
         self._bound_outputs(dirs.outputs)
         runtime = choose_runtime(self.client)
@@ -165,7 +168,7 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
                 auto_remove=True,  # an ended container leaves nothing behind
                 runtime=runtime,
                 user=f"{uid}:{gid}",
-                working_dir=str(INSIDE.root),
+                working_dir=working_dir,
                 environment={},  # only the image's own variables; nothing from the host
                 network_mode="none",
                 read_only=True,
@@ -190,6 +193,7 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
                 log_config=LogConfig(type="json-file", config=LOG_LIMITS),
                 labels={**owner_labels(), SESSION_LABEL: session},
                 volumes=volumes,
+                mounts=mounts,
                 hostname="sandbox",
             )
         except docker.errors.APIError as exc:
@@ -203,6 +207,50 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
         report = dirs.isolation_report
         safefs.write_new(report.parent, report.name, "network: isolated (docker network none)\n")
         return self.connection_info
+
+    def _notebook_mounts(self, volumes: dict[str, dict[str, str]]) -> tuple[list[Any], str]:
+        """A notebook kernel's extra mounts and working directory: the notebook's folder,
+        read-only, at /sandbox/data and as the working directory, so
+        ``pd.read_csv('stocks.csv')`` works as in a normal kernel; the private outputs/ also
+        over its outputs/, so files written there are kept (``_keep_notebook_outputs``).
+        The kernel sees only what it writes there, not the notebook's own outputs/, which
+        only the host writes to."""
+        from docker.types import Mount
+
+        notebook = Path(self.notebook_dir)
+        kept = notebook / NOTEBOOK_OUTPUTS
+        try:
+            kept.mkdir(exist_ok=True)  # the mount point, and where the files are kept
+        except OSError as exc:
+            raise SandboxError(f"The notebook's {kept} cannot be created ({exc.strerror}).",
+                               "Make the notebook's folder writable, or remove what is "
+                               "there under that name.") from exc
+        if kept.is_symlink() or not kept.is_dir():
+            raise SandboxError(f"The notebook's {kept} is not a folder.",
+                               f"Rename it: the sandbox kernel keeps its {NOTEBOOK_OUTPUTS}/ "
+                               "there.")
+        data = str(INSIDE.data)
+        volumes.pop(str(self.dirs.data))
+        volumes[str(notebook)] = {"bind": data, "mode": "ro"}
+        # A second binding of the private outputs/ (volumes holds one per host path).
+        outputs = Mount(f"{data}/{NOTEBOOK_OUTPUTS}", str(self.dirs.outputs), type="bind")
+        return [outputs], data
+
+    def _keep_notebook_outputs(self) -> None:
+        """Copy what the notebook kernel left in outputs/ into the notebook's outputs/,
+        under the same file rules as an analysis's outputs (names, types, sizes, no links)."""
+        if self.notebook_dir is None or self.root is None:
+            return
+        try:
+            left_out = safefs.copy_out(self.dirs.outputs,
+                                       Path(self.notebook_dir) / NOTEBOOK_OUTPUTS,
+                                       untrusted.output_name_allowed, untrusted.MAX_FILES,
+                                       untrusted.MAX_FILE_BYTES, untrusted.MAX_ANALYSIS_BYTES)
+        except OSError as exc:
+            self.log.warning("The sandbox kernel's outputs/ were not kept: %s", exc)
+            return
+        for reason in left_out:
+            self.log.warning("Not kept from the sandbox kernel's outputs/: %s", reason)
 
     def _hold_owner_socket(self) -> None:
         """Listen (never accepting: no thread) on run/owner.sock for the container's
@@ -298,6 +346,7 @@ class DockerKernelProvisioner(ProvisionerLimits, LocalProvisioner):
         self._remove_container()
         self._close_owner()
         if not restart:
+            self._keep_notebook_outputs()
             self._unbound_outputs()
         if not restart and self._own_root is not None:
             shutil.rmtree(self._own_root, ignore_errors=True)

@@ -53,7 +53,7 @@ def docker_client(timeout: float = 60) -> Any:
     except ImportError as exc:
         raise SandboxError(
             f"The Docker backend needs the docker package ({exc}).",
-            "pip install 'jupyter-analyst[docker]'",
+            "pip install docker (a dependency of jupyter-analyst; reinstall it if it is missing)",
         ) from exc
     try:
         client = docker.from_env(timeout=timeout)

@@ -1,12 +1,14 @@
 """Build the sandbox image, with or without a registry.
 
-Both paths run the same ``sandbox_image/Dockerfile``; they differ in its base:
+Both paths run the same ``sandbox_image/Dockerfile`` (in an installed package
+``jupyter_analyst/sandbox_image/``); they differ in its base:
 
 - **registry**: ``python:3.11-slim-bookworm``, pulled as usual;
 - **offline**: a Debian bookworm root file system made with ``debootstrap`` from
   Debian packages (Python 3.11 from Debian) and loaded with ``docker import``.
 
-The Python packages are downloaded on the host by the host's ``pip`` (so its
+The Python packages (pinned in ``jupyter_analyst/libraries.py``) are downloaded on the
+host by the host's ``pip`` (so its
 index, proxy and certificate settings apply, including a local mirror at an
 air-gapped site) and installed in the build with ``--no-index``: the build itself
 needs no network. An image whose recipe (Dockerfile, requirements, runtime module,
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
+from ..libraries import image_requirements
 from .engine import (
     IN_IMAGE_MODULES,
     RECIPE_LABEL,
@@ -58,16 +61,19 @@ class BuildResult:
 
 
 def recipe_dir() -> Path:
-    """The ``sandbox_image/`` folder (Dockerfile and requirements) of this checkout."""
-    folder = Path(__file__).resolve().parents[2] / "sandbox_image"
-    if not (folder / "Dockerfile").is_file():
-        raise SandboxError(
-            f"The image recipe is not at {folder}.",
-            "Build from a source checkout of jupyter-analyst (the sandbox_image/ folder is "
-            "not part of the wheel), or build and tag the image yourself and set "
-            "DOCKER_IMAGE_NAME.",
-        )
-    return folder
+    """The ``sandbox_image/`` folder with the Dockerfile: inside the installed package (the
+    wheel puts it there), else at the top of the source checkout (an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    places = (package / "sandbox_image", package.parent / "sandbox_image")
+    for folder in places:
+        if (folder / "Dockerfile").is_file():
+            return folder
+    raise SandboxError(
+        f"The image recipe (sandbox_image/Dockerfile) is in neither {places[0]} nor "
+        f"{places[1]}: this installation of jupyter-analyst is incomplete.",
+        "Reinstall it (`pip install --force-reinstall jupyter-analyst`), or build and tag the "
+        "image yourself and set DOCKER_IMAGE_NAME.",
+    )
 
 
 def build_image(mode: str = "auto", name: str | None = None, refresh: bool = False,
@@ -92,14 +98,14 @@ def build_image(mode: str = "auto", name: str | None = None, refresh: bool = Fal
     log(f"Building {name} on {base} ({chosen} path)...")
     with tempfile.TemporaryDirectory(prefix="jupyter-analyst-build-") as context:
         context = Path(context)
-        for file in ("Dockerfile", "requirements.txt"):
-            shutil.copy2(recipe / file, context / file)
+        shutil.copy2(recipe / "Dockerfile", context / "Dockerfile")
+        (context / "requirements.txt").write_text(image_requirements())
         package = context / "package" / "jupyter_analyst"
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("")
         for module in IN_IMAGE_MODULES:
             shutil.copy2(module, package / module.name)
-        download_wheels(recipe / "requirements.txt", context / "wheels",
+        download_wheels(context / "requirements.txt", context / "wheels",
                         client.info().get("Architecture", platform.machine()), log)
         _docker_build(client, context, name, base, digest, refresh, log)
     if current is not None and current.id != client.images.get(name).id:
@@ -112,7 +118,9 @@ def build_image(mode: str = "auto", name: str | None = None, refresh: bool = Fal
 def recipe_digest(recipe: Path, base_id: str) -> str:
     """Hash of everything that goes into the image, so an unchanged recipe is not rebuilt."""
     digest = hashlib.sha256(base_id.encode())
-    for path in (recipe / "Dockerfile", recipe / "requirements.txt", *IN_IMAGE_MODULES):
+    digest.update((recipe / "Dockerfile").read_bytes())
+    digest.update(image_requirements().encode())
+    for path in IN_IMAGE_MODULES:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
