@@ -46,6 +46,8 @@ def test_personal_columns_are_masked_unless_opted_in():
     assert payload(context)["frames"][0]["sample"][0]["email"] == MASK
     plain = describe_frames({"people": frame}, mask_personal=False).to_prompt()
     assert "ann@example.com" in plain
+    flags = {c["name"]: c["personal"] for c in payload(context)["frames"][0]["columns"]}
+    assert flags == {"email": True, "customer_name": True, "spend": False}  # JSON booleans
 
 
 def test_email_values_are_masked_whatever_the_column_name():

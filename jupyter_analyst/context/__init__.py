@@ -173,7 +173,8 @@ def looks_personal(name: str, series: pd.Series) -> bool:
         return True
     if ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series):
         head = series.dropna().astype(str).head(20)
-        return len(head) > 0 and head.map(lambda v: bool(_EMAIL_VALUE.match(v))).mean() > 0.5
+        # bool(): numpy's bool would reach the JSON context as the string "False".
+        return len(head) > 0 and bool(head.map(lambda v: bool(_EMAIL_VALUE.match(v))).mean() > 0.5)
     return False
 
 
