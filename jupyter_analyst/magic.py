@@ -300,13 +300,13 @@ class Analyze(Magics):
                     raise SandboxError("The notebook's kernel is shutting down: the analysis "
                                        "was stopped.", "Run the cell again.")
                 concurrent.futures.wait([future], timeout=POLL)
-                self._drain(streamed)
+                self._drain(streamed, status)
                 if session.activity is Activity.IDLE:  # between two steps: keep the last
                     continue
                 doing = session.describe_activity()
                 status.show(f"{doing[:1].upper()}{doing[1:]}{STATUS_CLOCK}"
                             f"{time.monotonic() - started:.0f} s")
-            self._drain(streamed)
+            self._drain(streamed, status)
         except KeyboardInterrupt:
             future.cancel()
             status.show("Interrupted: nothing more runs.", final=True)
@@ -327,11 +327,12 @@ class Analyze(Magics):
         return result
 
     @staticmethod
-    def _drain(streamed: queue.Queue | None) -> None:
+    def _drain(streamed: queue.Queue | None, status: StatusDisplay) -> None:
         while streamed is not None and not streamed.empty():
             output = streamed.get_nowait()
             if output.get("output_type") != "stream":
                 continue  # plots and tables come with the result
+            status.clear()  # in a terminal the text goes on a line of its own
             target = sys.stderr if output["name"] == "stderr" else sys.stdout
             target.write(output["text"])
             target.flush()
@@ -530,10 +531,17 @@ class StatusDisplay:
                 text = text[:shutil.get_terminal_size().columns - 1]
             sys.stdout.write("\r" + text.ljust(self._width) + ("\n" if final and text else ""))
             sys.stdout.flush()
-            self._width = len(text)
+            self._width = 0 if final else len(text)
         elif text and (final or text.split(STATUS_CLOCK)[0] != self._last_step):
             print(text, flush=True)
             self._last_step = text.split(STATUS_CLOCK)[0]
+
+    def clear(self) -> None:
+        """Take a terminal's status line away, so that printed text starts at column 0."""
+        if self._terminal and self._width:
+            sys.stdout.write("\r" + " " * self._width + "\r")
+            sys.stdout.flush()
+            self._width = 0
 
 
 def has_widget_frontend(shell) -> bool:
