@@ -362,6 +362,7 @@ def ask_a_follow_up(page, claude: MessagesServer, cells, cell) -> None:
     expect(follow.locator(".jupyter-analyst-status")).to_contain_text("Done", timeout=60_000)
     expect(new.locator(".jp-OutputArea-output").filter(
         has_text="Sunday bills: 76")).not_to_have_count(0)
+    screenshot(new, "approval-panel-follow-up.png")
 
 
 def screenshot(locator, name: str) -> None:
@@ -607,6 +608,7 @@ def restart_mid_run(page, cell, pid: int) -> None:
                                    "ended before it finished", timeout=15_000)
     expect(status).not_to_contain_text("Running")
     expect(panel.get_by_role("button", name="Stop")).to_be_hidden()
+    screenshot(panel, "panel-kernel-restarted.png")
     while running() and time.monotonic() - started < 30:
         time.sleep(0.5)
     assert not running(), "the old kernel's sandbox container is still running"
