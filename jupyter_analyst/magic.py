@@ -29,7 +29,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, ob
 from .agent import PRESTART, PythonAnalysisAgent, frames_from
 from .approvals import ApprovalStore, approval_key, data_digest
 from .context import PRIVACY_MODES
-from .errors import AnalystError, InputError, SandboxError
+from .errors import AnalystError, InputError
 from .generation.providers import describe_all
 from .notebook import last_failure, recent_cells
 from .rendering import display_outputs
@@ -97,7 +97,6 @@ class Analyze(Magics):
         self._idle_sigint: Any = None
         self.approvals = ApprovalStore()
         self.thread = Thread()  # consecutive %%analyze cells are one conversation
-        self._exiting = False  # the notebook's kernel is shutting down or restarting
         self._set_log_level(self.log_level)
         if shell is not None:
             shell.observe(self._on_exit, names="exit_now")
@@ -293,12 +292,6 @@ class Analyze(Magics):
         status = StatusDisplay(self.shell, live=self.use_widgets())
         try:
             while not future.done():
-                if self._exiting:  # end the cell, so the kernel can exit and clean up
-                    future.cancel()
-                    status.show("✖ The notebook's kernel stopped while this analysis was "
-                                "under way; run the cell again.", final=True)
-                    raise SandboxError("The notebook's kernel is shutting down: the analysis "
-                                       "was stopped.", "Run the cell again.")
                 concurrent.futures.wait([future], timeout=POLL)
                 self._drain(streamed, status)
                 if session.activity is Activity.IDLE:  # between two steps: keep the last
@@ -368,7 +361,6 @@ class Analyze(Magics):
     def _on_exit(self, change) -> None:
         """The notebook's kernel is shutting down or restarting: no panel may look alive."""
         if change["new"]:
-            self._exiting = True
             for panel in list(self._panels):
                 panel.abandon("✖ The notebook's kernel stopped while this analysis was under "
                               "way; run the cell again.")

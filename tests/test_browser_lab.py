@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import require
+from conftest import docker_engine, require
 from llm_server import MessagesServer, analysis, insights
 from PIL import Image
 
@@ -126,7 +126,7 @@ def lab(tmp_path_factory):
     require(Path(CHROMIUM).exists(), "Debian's chromium (/usr/bin/chromium)")
     require(_importable("jupyterlab"), "JupyterLab (pip install jupyterlab)")
     require(_importable("playwright"), "Playwright (pip install playwright)")
-    require(_docker_ready(), "a Docker engine and the sandbox image (jupyter-analyst build-image)")
+    docker_engine()  # the code runs in the Docker sandbox
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
@@ -167,17 +167,6 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-def _docker_ready() -> bool:
-    from jupyter_analyst.errors import SandboxError
-    from jupyter_analyst.sandbox.engine import docker_client, require_image
-
-    try:
-        require_image(docker_client())
-    except SandboxError:
-        return False
-    return True
 
 
 def wait_for_server(url: str, token: str, server: subprocess.Popen, log: Path,
