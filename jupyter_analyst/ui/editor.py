@@ -95,7 +95,8 @@ class CodeEditor(anywidget.AnyWidget):
     def insert_cell(self, code: str, anchor: str, focus: bool = False) -> None:
         """A new code cell below the one holding the widget ``anchor`` (its model id);
         ``focus``: the cursor goes to its last line, ready for typing."""
-        self.send({"action": "insert_cell", "code": code, "anchor": anchor, "focus": focus})
+        message = {"action": "insert_cell", "code": code, "anchor": anchor}
+        self.send({**message, "focus": True} if focus else message)
 
     def copy(self, code: str) -> None:
         self.send({"action": "copy", "code": code})
