@@ -13,6 +13,7 @@ import difflib
 import logging
 import os
 import queue
+import shutil
 import sys
 import time
 import weakref
@@ -38,6 +39,7 @@ from .session import Activity, AnalysisSession, CellFix, RequestOptions, Thread
 
 POLL = 0.25  # seconds between status updates while waiting
 STATUS_CLOCK = " … "  # between what is happening and for how long
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger("jupyter_analyst")
 
@@ -221,7 +223,7 @@ class Analyze(Magics):
             print(session.generator.preview(session.request))
             return
         if args.insert or not (args.yes or self.auto_approve or not self.use_widgets()):
-            self._with_panel(session, args)
+            self._with_panel(session, args, follow_up_line(line))
         else:
             self._straight_through(session, args)
 
@@ -238,7 +240,7 @@ class Analyze(Magics):
             "context_cells": self.context_cells if args.context is None else args.context,
         }
 
-    def _with_panel(self, session: AnalysisSession, args) -> None:
+    def _with_panel(self, session: AnalysisSession, args, follow_up: str) -> None:
         # Generated during the call: the cell shows progress, Run All waits for the code,
         # and an approval given earlier can be recognised before anything is shown.
         proposal = self._wait(session.prepare(), session, final=False)
@@ -262,7 +264,7 @@ class Analyze(Magics):
                     and result.safety.allowed:  # the user clicked Run on exactly this code
                 self.approvals.approve(approval_key(session.question, data, result.code))
 
-        panel = ApprovalPanel(session, on_result=finished)
+        panel = ApprovalPanel(session, on_result=finished, follow_up=follow_up)
         panel.show()
         panel.slots = ResultSlots()  # below the panel: where the results are saved
         self._panels.add(panel)
@@ -287,17 +289,17 @@ class Analyze(Magics):
         """
         future = session.agent.submit(coroutine)
         started = time.monotonic()
-        status = StatusDisplay(self.shell)
+        status = StatusDisplay(self.shell, live=self.use_widgets())
         try:
             while not future.done():
                 concurrent.futures.wait([future], timeout=POLL)
-                self._drain(streamed)
+                self._drain(streamed, status)
                 if session.activity is Activity.IDLE:  # between two steps: keep the last
                     continue
                 doing = session.describe_activity()
                 status.show(f"{doing[:1].upper()}{doing[1:]}{STATUS_CLOCK}"
                             f"{time.monotonic() - started:.0f} s")
-            self._drain(streamed)
+            self._drain(streamed, status)
         except KeyboardInterrupt:
             future.cancel()
             status.show("Interrupted: nothing more runs.", final=True)
@@ -318,11 +320,12 @@ class Analyze(Magics):
         return result
 
     @staticmethod
-    def _drain(streamed: queue.Queue | None) -> None:
+    def _drain(streamed: queue.Queue | None, status: StatusDisplay) -> None:
         while streamed is not None and not streamed.empty():
             output = streamed.get_nowait()
             if output.get("output_type") != "stream":
                 continue  # plots and tables come with the result
+            status.clear()  # in a terminal the text goes on a line of its own
             target = sys.stderr if output["name"] == "stderr" else sys.stdout
             target.write(output["text"])
             target.flush()
@@ -481,26 +484,56 @@ class StatusDisplay:
 
     Where neither can be rewritten (a script, output piped to a file), a line is printed
     only when what is happening changes, not at every tick of its clock.
+
+    ``live`` (a widget frontend): while work is under way the line is a ``StatusLine``
+    widget, which says by itself that the kernel went away if it restarts mid-run (the
+    frontend drops the old kernel's last messages); the final text replaces it.
     """
 
-    def __init__(self, shell):
+    def __init__(self, shell, live: bool = False):
         notebook = type(shell).__name__ == "ZMQInteractiveShell"
         self._terminal = not notebook and sys.stdout.isatty()
-        self._handle = display({"text/plain": ""}, raw=True, display_id=True) if notebook \
-            else None
+        self._line = None
+        self._handle = None
         self._width = 0
         self._last_step = ""
+        if not notebook:
+            return
+        shown = {"text/plain": ""}
+        if live:
+            from .ui.editor import StatusLine
+
+            self._line = StatusLine(busy=True)
+            # Saved only if the final text never replaced the widget: say what that means.
+            shown = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0,
+                                   "model_id": self._line.model_id},
+                     "text/plain": "(The analysis did not finish: the notebook's kernel stopped.)"}
+        self._handle = display(shown, raw=True, display_id=True)
 
     def show(self, text: str, final: bool = False) -> None:
-        if self._handle is not None:
+        if self._line is not None and not final:
+            self._line.value = text
+        elif self._handle is not None:
             self._handle.update({"text/plain": text}, raw=True)
+            if self._line is not None:
+                self._line.close()
+                self._line = None
         elif self._terminal:
+            if not final:  # a wrapped line could not be rewritten by \r: cut it to fit
+                text = text[:shutil.get_terminal_size().columns - 1]
             sys.stdout.write("\r" + text.ljust(self._width) + ("\n" if final and text else ""))
             sys.stdout.flush()
-            self._width = len(text)
+            self._width = 0 if final else len(text)
         elif text and (final or text.split(STATUS_CLOCK)[0] != self._last_step):
             print(text, flush=True)
             self._last_step = text.split(STATUS_CLOCK)[0]
+
+    def clear(self) -> None:
+        """Take a terminal's status line away, so that printed text starts at column 0."""
+        if self._terminal and self._width:
+            sys.stdout.write("\r" + " " * self._width + "\r")
+            sys.stdout.flush()
+            self._width = 0
 
 
 def has_widget_frontend(shell) -> bool:
@@ -535,6 +568,25 @@ def split_line(line: str) -> tuple[list[str], str]:
         else:
             rest.append(chunk)
     return options, " ".join(rest).strip()
+
+
+def follow_up_line(line: str) -> str:
+    """The magic line of a follow-up cell: the same data and choices, its own result.
+
+    ``--out`` would overwrite the earlier result and ``--new`` would leave the
+    conversation; the one-off flags (``--yes``, ``--insert``...) are not carried over.
+    """
+    options, expression = split_line(line)
+    dropped = {"--out", "-o", "--new", "--insert", "--show-prompt", "--yes", "-y", "--no-cache"}
+    kept, skip = [], False
+    for token in options:
+        if skip:
+            skip = False
+        elif token in dropped:
+            skip = token in ("--out", "-o")
+        else:
+            kept.append(token)
+    return " ".join(["%%analyze", expression, *kept]).strip()
 
 
 def split_top_level(text: str, separator: str) -> list[str]:

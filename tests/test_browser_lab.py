@@ -1,13 +1,15 @@
 """The notebook experience in a real browser: JupyterLab driven by Debian's chromium.
 
 A private JupyterLab (127.0.0.1, random port, token, temporary root, settings and
-kernelspec) opens a notebook with ``%%analyze tips``; the test checks that the
-approval panel shows the code and the safety badge, clicks Run and waits for the
-plot and the metrics table, and takes screenshots of the cell (review, result, dark
-theme). A last cell uses Claude (the real SDK in the notebook's kernel, talking to
-the local Messages API server of ``llm_server.py``): its code fails, the fix is shown
-as a diff and runs only after a click on Run; the diff must stay readable in both
-themes. Needs: ``apt-get install chromium`` and ``pip install -e .[browser]``.
+kernelspec) opens a notebook with ``%%analyze tips``; the code runs in the Docker
+sandbox. The test checks that the approval panel shows the code and the safety badge,
+clicks Run and waits for the plot and the metrics table, and takes screenshots of the
+cell (review, result, dark theme). A last cell uses Claude (the real SDK in the
+notebook's kernel, talking to the local Messages API server of ``llm_server.py``): its
+code fails, the fix is shown as a diff and runs only after a click on Run; the diff must
+stay readable in both themes; a follow-up asked from its Done panel carries the earlier
+step. Needs: ``apt-get install chromium``, ``pip install -e .[browser]``, a Docker
+engine and the sandbox image (``jupyter-analyst build-image``).
 
 Screenshots go to ``tests/artifacts/`` (ignored by git), so a test run leaves the
 tree clean. To refresh the pictures in the docs, run it with
@@ -16,6 +18,7 @@ tree clean. To refresh the pictures in the docs, run it with
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -30,8 +33,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import require
+from conftest import docker_engine, require
 from llm_server import MessagesServer, analysis, insights
+from PIL import Image
+
+from jupyter_analyst.sandbox.engine import LABEL, PID_LABEL
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -44,7 +50,11 @@ QUESTION = "Show the distribution of total_bill"
 # Claude's first answer fails (no column 'tips'); the fix it proposes uses 'tip'.
 BROKEN = 'print(tips.groupby("day", observed=True)["tips"].mean())\n'
 FIX = 'print(tips.groupby("day", observed=True)["tip"].mean().round(2))\n'
+# The follow-up asked from the Done panel of the Claude cell.
+FOLLOW_UP = "Now only for Sunday: how many bills?"
+FOLLOW_UP_CODE = 'print("Sunday bills:", len(tips[tips["day"] == "Sun"]))\n'
 RUN = re.compile(r"^\W*Run$")  # the Run button, not "Edit and run again" (icon glyphs lead)
+BACKEND = "--backend docker"
 
 
 def free_port() -> int:
@@ -58,10 +68,10 @@ def write_notebook(path: Path) -> None:
         "import os\nfrom jupyter_analyst.datasets import load\n"
         "tips = load('tips')\nprint('JPY_SESSION_NAME set:', 'JPY_SESSION_NAME' in os.environ)",
         "%load_ext jupyter_analyst",
-        f"%%analyze tips --model offline --backend local\n{QUESTION}",
-        "%%analyze tips --model offline --backend local --out edited\nShow the distribution of tip",
+        f"%%analyze tips --model offline {BACKEND}\n{QUESTION}",
+        f"%%analyze tips --model offline {BACKEND} --out edited\nShow the distribution of tip",
         # Claude: the lab's environment has a key (and the test server's URL)
-        "%%analyze tips --backend local --out repaired\nAverage tip per day",
+        f"%%analyze tips {BACKEND} --out repaired\nAverage tip per day",
     ]
     save_notebook(path, cells)
 
@@ -69,11 +79,12 @@ def write_notebook(path: Path) -> None:
 # A notebook as a document: results saved, reproduced by Restart & Run All, and the cells
 # that a user stops, interrupts and edits with the keyboard.
 DOCUMENT_CELLS = [
-    "from jupyter_analyst.datasets import load\ntips = load('tips')",
+    "import os\nfrom jupyter_analyst.datasets import load\ntips = load('tips')\n"
+    "print('kernel pid:', os.getpid())",
     "%load_ext jupyter_analyst",
-    f"%%analyze tips --model offline --backend local --out dist\n{QUESTION}",
+    f"%%analyze tips --model offline {BACKEND} --out dist\n{QUESTION}",
     "print('rows:', dist.metrics['count'])",
-    "%%analyze tips --model offline --backend local --out slow\nShow the distribution of tip",
+    f"%%analyze tips --model offline {BACKEND} --out slow\nShow the distribution of tip",
 ]
 SLEEP = "import time\nprint('sleeping')\ntime.sleep(60)\n"
 
@@ -115,6 +126,7 @@ def lab(tmp_path_factory):
     require(Path(CHROMIUM).exists(), "Debian's chromium (/usr/bin/chromium)")
     require(_importable("jupyterlab"), "JupyterLab (pip install jupyterlab)")
     require(_importable("playwright"), "Playwright (pip install playwright)")
+    docker_engine()  # the code runs in the Docker sandbox
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
@@ -126,7 +138,8 @@ def lab(tmp_path_factory):
     port, token = free_port(), secrets.token_hex(16)
     claude = MessagesServer().start()  # the last cell's code, its fix and the insights, in order
     claude.script(analysis(BROKEN), analysis(FIX, "Uses the tip column."),
-                  insights("Sunday has the highest average tip."))
+                  insights("Sunday has the highest average tip."),
+                  analysis(FOLLOW_UP_CODE, "Counts Sunday's rows."), insights("76 bills."))
     env = {**os.environ, **private_jupyter_dirs(base),
            "ANTHROPIC_API_KEY": "sk-ant-test-key", "ANTHROPIC_BASE_URL": claude.url,
            "NO_PROXY": "127.0.0.1,localhost", "JUPYTER_ANALYST_CACHE_DIR": str(base / "cache")}
@@ -244,7 +257,9 @@ def run_analysis_in_lab(lab, page) -> None:
 
     image = cell.locator(".jp-OutputArea-output img").first
     assert image.evaluate("img => img.naturalWidth") > 100  # a real decoded PNG, not a broken icon
+    assert plot_background(image) > 240  # white, as drawn, in the light theme
     screenshot(cell, "approval-panel-result.png")
+    code_header_works_by_keyboard(page, panel)
 
     edit_unsafe_code_then_run(page, cells.nth(3))
     repair_panel = cells.nth(4).locator(".jupyter-analyst-panel")
@@ -263,10 +278,12 @@ def run_analysis_in_lab(lab, page) -> None:
     page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
     page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
     expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
-    panel.get_by_text("Generated code").click()  # the collapsed section's title
+    # The plot does not glare: its white background is shown dark, as the theme is.
+    assert plot_background(image) < 80
+    panel.get_by_role("button", name=re.compile("Generated code")).click()  # the closed section
     expect(code).to_be_visible()
     assert contrast(panel.locator(".jupyter-analyst-badge")) >= 4.5
-    repair_panel.get_by_text("Proposed fix · risk").click()  # its collapsed code section
+    repair_panel.get_by_role("button", name=re.compile("Proposed fix · risk")).click()
     assert_diff_readable(repair_panel)
     page.set_viewport_size({"width": 1100, "height": 3200})  # the whole expanded cell
     screenshot(cell, "approval-panel-dark.png")
@@ -277,6 +294,64 @@ def run_analysis_in_lab(lab, page) -> None:
     expect(cells).to_have_count(count + 1, timeout=10_000)
     expect(cells.nth(3).locator(".jp-InputArea-editor")).to_contain_text("column = 'total_bill'")
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("in a new cell below")
+    ask_a_follow_up(page, lab["claude"], cells, cells.nth(5))
+
+
+def plot_background(image) -> float:
+    """The mean brightness (0-255) of the plot's top-left corner, as the page shows it."""
+    with Image.open(io.BytesIO(image.screenshot())) as shot:
+        corner = shot.convert("L").crop((0, 0, 12, 12))
+        return sum(corner.get_flattened_data()) / (12 * 12)
+
+
+def code_header_works_by_keyboard(page, panel) -> None:
+    """The code section's header is a Tab stop whose aria-expanded follows Enter and Space."""
+    from playwright.sync_api import expect
+
+    header = panel.locator(".ja-section-header")
+    code = panel.locator(".jupyter-analyst-code")
+    expect(header).to_have_attribute("aria-expanded", "false")
+    panel.get_by_role("button", name="Insert as cell").focus()
+    page.keyboard.press("Shift+Tab")  # the previous Tab stop: the header
+    expect(header).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(header).to_have_attribute("aria-expanded", "true")
+    expect(code).to_be_visible()
+    page.keyboard.press("Space")
+    expect(header).to_have_attribute("aria-expanded", "false")
+    expect(code).to_be_hidden()
+    expect(header).to_be_focused()  # no key reached the notebook (Enter there edits the cell)
+
+
+def ask_a_follow_up(page, claude: MessagesServer, cells, cell) -> None:
+    """Done panel → Ask a follow-up: a new %%analyze cell below, focused, in the same thread."""
+    from playwright.sync_api import expect
+
+    panel = cell.locator(".jupyter-analyst-panel")
+    count = cells.count()
+    panel.get_by_role("button", name="Ask a follow-up").click()
+    expect(cells).to_have_count(count + 1, timeout=10_000)
+    new = cell.locator("xpath=following-sibling::div[contains(@class, 'jp-Cell')][1]")
+    expect(new.locator(".cm-content")).to_be_focused(timeout=10_000)
+    page.keyboard.type(FOLLOW_UP)  # the caret waits on the empty question line
+    expect(new.locator(".jp-InputArea-editor")).to_contain_text(
+        f"%%analyze tips {BACKEND}{FOLLOW_UP}")  # two lines: no separator in the text
+    assert new.locator(".cm-line").count() == 2
+    page.keyboard.press("Shift+Enter")
+    follow = new.locator(".jupyter-analyst-panel")
+    expect(follow.get_by_role("button", name=RUN)).to_be_enabled(timeout=60_000)
+    asked = claude.bodies()[-1]["messages"][0]["content"]
+    assert isinstance(asked, str), asked
+    # The follow-up carries the earlier step: its question and the code that ran (as JSON).
+    conversation = asked.split("<conversation>")[1].split("</conversation>")[0]
+    assert "Average tip per day" in conversation
+    assert json.dumps(FIX.strip())[1:-1] in conversation
+    assert FOLLOW_UP in asked.split("<question>")[1]
+    follow.get_by_role("button", name=RUN).click()
+    expect(follow.locator(".jupyter-analyst-status")).to_contain_text("Done", timeout=60_000)
+    expect(new.locator(".jp-OutputArea-output").filter(
+        has_text="Sunday bills: 76")).not_to_have_count(0)
+    screenshot(new, "approval-panel-follow-up.png")
 
 
 def screenshot(locator, name: str) -> None:
@@ -301,10 +376,16 @@ def edit_unsafe_code_then_run(page, cell) -> None:
     expect(badge).to_have_text("✖ risk: high · cannot run")
     expect(panel.locator(".jupyter-analyst-safety")).to_contain_text("line 1")
     expect(run).to_be_disabled()
+    status = panel.locator(".jupyter-analyst-status")
+    before = status.text_content()
+    editor.press("Control+Enter")  # refused code: the shortcut does nothing either
+    page.wait_for_timeout(1500)
+    assert status.text_content() == before and "Running" not in before
+    expect(editor).to_have_value("import os\nprint(os.getcwd())\n")  # no newline typed
     editor.fill("print(tips.shape)\n")
     expect(badge).to_have_text("✓ risk: safe")
     expect(run).to_be_enabled()
-    run.click()
+    editor.press("Control+Enter")  # runs, as Run would
     expect(cell.locator(".jp-OutputArea-output").filter(has_text="(244, 7)")).not_to_have_count(
         0, timeout=60_000)
     expect(panel.locator(".jupyter-analyst-status")).to_contain_text("Done")
@@ -425,11 +506,19 @@ def use_the_notebook_as_a_document(lab, page) -> None:
 
     editor_keys_stay_in_the_editor(page, other)
     stop_and_interrupt(page, other)
+    pid = int(re.search(r"kernel pid: (\d+)", cells.nth(0).locator(
+        ".jp-OutputArea-output").first.text_content()).group(1))
+    restart_mid_run(page, other, pid)
 
     page.keyboard.press("Escape")
     page.keyboard.press("Control+s")
     expect(page.get_by_text("Saving completed")).to_be_visible(timeout=30_000)
     saved = nbformat.read(path, as_version=4)
+    status = re.compile(r"… \d+ s")  # a status line of work under way, frozen in the file
+    for number, saved_cell in enumerate(saved.cells):
+        for output in saved_cell.get("outputs", []):
+            shown = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+            assert not status.search(shown), (number, shown)
     mimes = {m for output in saved.cells[2].outputs for m in output.get("data", {})}
     assert "image/png" in mimes and "text/html" in mimes, mimes  # plot and metrics table
     html_file = lab["root"].parent / "document.html"
@@ -480,6 +569,41 @@ def editor_keys_stay_in_the_editor(page, cell) -> None:
     expect(editor).not_to_be_focused()
     assert "jp-CodeCell" in (cell.get_attribute("class") or "")
     expect(editor).to_have_value("for column in ['tip']:\n    r = 1;print(column)")
+
+
+def restart_mid_run(page, cell, pid: int) -> None:
+    """Restart the notebook's kernel while code runs: the panel says the analysis ended, its
+    buttons go, and the Docker container of the old kernel goes too."""
+    import docker
+    from playwright.sync_api import expect
+
+    panel = cell.locator(".jupyter-analyst-panel")
+    status = panel.locator(".jupyter-analyst-status")
+    panel.get_by_role("button", name="Edit and run again").click()
+    panel.locator(".jupyter-analyst-editor textarea").fill(SLEEP)
+    panel.get_by_role("button", name=RUN).click()
+    expect(status).to_contain_text("Running", timeout=60_000)
+    client = docker.from_env()
+
+    def running() -> list:
+        return client.containers.list(filters={"label": [LABEL, f"{PID_LABEL}={pid}"],
+                                               "status": "running"})
+
+    assert running(), "the analysis runs in a container owned by the notebook's kernel"
+    menu(page, "Kernel", "Restart Kernel…")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    started = time.monotonic()
+    expect(status).to_contain_text("The notebook's kernel restarted or stopped: this analysis "
+                                   "ended before it finished", timeout=15_000)
+    expect(status).not_to_contain_text("Running")
+    expect(panel.get_by_role("button", name="Stop")).to_be_hidden()
+    screenshot(panel, "panel-kernel-restarted.png")
+    while running() and time.monotonic() - started < 30:
+        time.sleep(0.5)
+    assert not running(), "the old kernel's sandbox container is still running"
+    print(f"restart mid-run: no container of kernel {pid} after "
+          f"{time.monotonic() - started:.1f} s")
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
 
 
 def stop_and_interrupt(page, cell) -> None:

@@ -6,7 +6,7 @@ from conftest import fresh_shell
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from jupyter_analyst.magic import split_line, split_top_level
+from jupyter_analyst.magic import follow_up_line, split_line, split_top_level
 
 pytestmark = pytest.mark.kernel
 
@@ -162,3 +162,15 @@ def test_split_line(line, options, expression):
 
 def test_split_top_level_respects_brackets_and_quotes():
     assert split_top_level("a, b[1, 2], f('x, y')", ",") == ["a", "b[1, 2]", "f('x, y')"]
+
+
+@pytest.mark.parametrize("line, follow_up", [
+    ("tips --model offline --backend docker --out dist", "%%analyze tips --model offline "
+                                                         "--backend docker"),
+    ("-o r df[df.x > -1] --new --insert -y", "%%analyze df[df.x > -1]"),
+    ("prices, holdings --privacy schema --show-prompt", "%%analyze prices, holdings "
+                                                        "--privacy schema"),
+])
+def test_a_follow_up_cell_keeps_the_data_and_choices_not_the_result_name(line, follow_up):
+    """--out would overwrite the earlier result, --new would leave the conversation."""
+    assert follow_up_line(line) == follow_up

@@ -115,16 +115,22 @@ def test_run_streams_stdout_then_shows_plot_metrics_and_binds_result(make_panel)
     assert "bills:" in panel.code_view.value and "risk: safe" in panel.safety.value
     assert "fixed code for a test" in panel.explanation.value
     assert panel.details.selected_index == 0  # the code is open for review
+    assert panel.details.header.expanded and panel.details.content.layout.display is None
     assert "static" in panel.status.value  # which generator wrote it
     assert buttons(panel) == {"Run": True, "Edit": True, "Regenerate": True, "Cancel": True}
+    assert not panel.status.busy  # a kernel restart now ends nothing under way
 
     panel.run_button.click()
+    assert panel.status.busy  # ...while the code runs, it would
     assert panel.wait(WAIT) == DONE
+    assert not panel.status.busy
+    assert panel.follow_up_button.layout.display == "none"  # no magic line to follow up with
     assert panel.output.outputs[0] == {"output_type": "stream", "name": "stdout",
                                        "text": "bills: 244\n"}
     assert {"image/png", "text/html", "text/markdown"} <= mimes(panel)
     assert "mean_bill" in texts(panel) and "19.79" in texts(panel)
     assert panel.details.selected_index is None  # collapsed after Run
+    assert panel.details.content.layout.display == "none"
     assert not any(buttons(panel).values()) and panel.buttons.layout.display == "none"
     assert panel.status.value.startswith("✓ Done")
     assert len(results) == 1 and results[0] is panel.result
@@ -465,3 +471,19 @@ def test_after_done_the_code_can_be_edited_and_run_again(make_panel):
     panel.run_button.click()
     assert panel.wait(WAIT) == DONE and len(results) == 2
     assert results[1].code == "print(tips.shape)\n" and "(244, 7)" in texts(panel)
+
+
+def test_the_code_section_opens_and_closes_from_its_header():
+    """The header (a button in the page) and the panel's selected_index stay one state."""
+    from ipywidgets import HTML
+
+    from jupyter_analyst.ui.editor import Section
+
+    section = Section(HTML("code"))
+    assert section.selected_index is None and section.content.layout.display == "none"
+    section.header.expanded = True  # what a click or Enter on the header sends
+    assert section.selected_index == 0 and section.content.layout.display is None
+    section.selected_index = None
+    assert not section.header.expanded and section.content.layout.display == "none"
+    section.set_title(0, "Generated code · risk: safe")
+    assert section.get_title(0) == section.header.title == "Generated code · risk: safe"

@@ -81,12 +81,21 @@ def _bullets(title: str, lines: list[str]) -> dict[str, str]:
                 f"- {prose.plain_text(line)}" for line in lines)}
 
 
+# Plots are drawn on white; under a dark JupyterLab theme (or nbconvert's --theme dark) the
+# images of an analysis's own cell are shown inverted, with their hues turned back, so they
+# do not glare as white blocks. The rule travels with the output, so it also applies to a
+# notebook reopened without a kernel; other cells' images are left alone.
+DARK_PLOTS = ("<style>body[data-jp-theme-light='false'] .jp-OutputArea:has(.jupyter-analyst-ran) "
+              ".jp-RenderedImage img {filter: invert(0.88) hue-rotate(180deg);}</style>")
+
+
 def code_bundle(result) -> dict[str, str]:
     risk = result.safety.risk_level.value if result.safety else "unchecked"
     explanation = prose.plain_text(result.explanation)
     summary = f"Code ({risk}){' · ' + explanation if explanation else ''}"
     return {
-        "text/html": f"<details><summary>{html.escape(summary)}</summary>"
+        "text/html": f"{DARK_PLOTS}<details class='jupyter-analyst-ran'>"
+                     f"<summary>{html.escape(summary)}</summary>"
                      f"<pre>{html.escape(result.code)}</pre></details>",
         "text/plain": f"{summary}\n{result.code}",
     }

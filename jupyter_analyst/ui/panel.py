@@ -57,7 +57,7 @@ from ..results.outputs import cap_text
 from ..safety import SafetyReport
 from ..session import AnalysisSession, Proposal
 from . import views
-from .editor import CodeEditor, StatusLine
+from .editor import CodeEditor, Section, StatusLine
 from .slots import ResultSlots
 
 
@@ -102,9 +102,12 @@ class ApprovalPanel(HasTraits):
 
     def __init__(self, session: AnalysisSession, *,
                  on_result: Callable[[Any], None] | None = None,
-                 slots: ResultSlots | None = None):
+                 slots: ResultSlots | None = None, follow_up: str | None = None):
         """``slots``: the cell's reserved outputs for results (the magic passes them);
-        without them (scripts, tests) results are shown inside the panel."""
+        without them (scripts, tests) results are shown inside the panel. ``follow_up``:
+        the first line of a cell that asks a follow-up (the magic's line for the same
+        data); without it the panel offers none."""
+        self.follow_up = follow_up
         # Clicks arrive on the kernel's thread, completions on the agent's loop thread.
         self._changed = threading.Condition(threading.RLock())
         self._future: concurrent.futures.Future | None = None
@@ -131,8 +134,8 @@ class ApprovalPanel(HasTraits):
         self.safety = widgets.HTML()
         self.diff = widgets.HTML(layout=widgets.Layout(display="none"))  # a fix vs the failed code
         self.code_box = widgets.VBox([self.code_view])
-        self.details = widgets.Accordion(
-            children=[widgets.VBox([self.diff, self.code_box, self.explanation, self.safety])])
+        self.details = Section(widgets.VBox([self.diff, self.code_box, self.explanation,
+                                             self.safety]))
         button = self._button
         self.run_button = button("Run", "play", "success", "Run the code in the sandbox",
                                  self._on_run)
@@ -152,9 +155,16 @@ class ApprovalPanel(HasTraits):
                                   self._on_copy)
         self.rerun_button = button("Edit and run again", "edit", "",
                                    "Edit the code that ran; it is checked again", self._on_rerun)
-        for done in (self.insert_button, self.copy_button, self.rerun_button):
-            done.layout.width = "auto"  # the labels are longer than a default button
-        self.done_bar = widgets.HBox([self.insert_button, self.copy_button, self.rerun_button])
+        self.follow_up_button = button("Ask a follow-up", "comment", "",
+                                       "A new %%analyze cell below for the same data, in the "
+                                       "same conversation", self._on_follow_up)
+        done = [self.insert_button, self.copy_button, self.rerun_button, self.follow_up_button]
+        for action in done:
+            action.layout.width = "auto"  # the labels are longer than a default button
+        self.follow_up_button.layout.display = None if self.follow_up else "none"
+        self.done_bar = widgets.HBox(done)
+        for bar in (self.buttons, self.done_bar):
+            bar.add_class("jupyter-analyst-actions")  # hidden once the kernel is gone
         self.output = widgets.Output()
         self.widget = widgets.VBox([self.status, self.details, self.buttons, self.done_bar,
                                     self.output])
@@ -307,6 +317,11 @@ class ApprovalPanel(HasTraits):
 
     def _on_insert(self, _button=None) -> None:
         self.editor.insert_cell(self.code, anchor=self.widget.model_id)
+
+    def _on_follow_up(self, _button=None) -> None:
+        if self.follow_up:  # the new cell is focused, its question line empty
+            self.editor.insert_cell(self.follow_up + "\n", anchor=self.widget.model_id,
+                                    focus=True)
 
     def _on_copy(self, _button=None) -> None:
         self.editor.copy(self.code)
@@ -509,6 +524,7 @@ class ApprovalPanel(HasTraits):
         self.editor.marked = views.findings_lines(self.report) if self.report else []
         self.buttons.layout.display = "none" if self.state in (DONE, CANCELLED) else None
         self.done_bar.layout.display = None if self.state == DONE else "none"
+        self.status.busy = self.state in BUSY
 
     def _generator_text(self) -> str:
         return self.session.generator.describe()

@@ -87,6 +87,27 @@ function insertCell(model, code, anchor) {
   return true;
 }
 
+function focusCellAfter(cellNode, before, tries = 40) {
+  // The new cell is rendered a moment after the model has it: it is the one that comes
+  // between this cell and ``before``, the cell that followed it. Focusing its text makes
+  // it the notebook's active cell in edit mode; the caret goes to the last line.
+  const next = cellNode && cellNode.nextElementSibling;
+  const fresh = next && next !== before;
+  const lines = fresh ? next.querySelectorAll(".cm-content .cm-line") : [];
+  if (!lines.length) {
+    if (tries > 0) setTimeout(() => focusCellAfter(cellNode, before, tries - 1), 50);
+    return;
+  }
+  const content = next.querySelector(".cm-content");
+  content.focus();
+  const range = document.createRange();
+  range.selectNodeContents(lines[lines.length - 1]);
+  range.collapse(false);
+  const selection = window.getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+}
+
 function render({ model, el }) {
   el.classList.add("jupyter-analyst-editor");
   // Lumino skips its keyboard shortcuts for events from inside such an element.
@@ -174,9 +195,13 @@ function render({ model, el }) {
 function initialize({ model }) {
   model.on("msg:custom", async message => {
     if (message.action === "insert_cell") {
+      // The button just clicked is in the panel's cell (where the new cell goes below).
+      const cell = document.activeElement && document.activeElement.closest(".jp-Cell");
+      const before = cell && cell.nextElementSibling;
       const done = insertCell(model, message.code, message.anchor);
+      if (done && message.focus) focusCellAfter(cell, before);
       const copied = done ? false : await copyText(message.code);
-      model.send({ event: "inserted", inserted: done, copied });
+      model.send({ event: "inserted", inserted: done, copied, focus: message.focus });
     } else if (message.action === "copy") {
       model.send({ event: "copied", copied: await copyText(message.code) });
     }
