@@ -7,7 +7,8 @@ process proxy then waits for the kernel's launcher to send its connection info b
 The hardening is the operator's, read from the gateway's environment, never from the
 client: the image (JUPYTER_ANALYST_KERNEL_IMAGE), the network (EG_DOCKER_NETWORK, an
 internal overlay network that reaches nothing but the gateway), and the limits
-(JUPYTER_ANALYST_KERNEL_MEMORY bytes, _CPUS cores, _PIDS processes, _FILE_SIZE bytes).
+(JUPYTER_ANALYST_KERNEL_MEMORY bytes, _CPUS cores, _PIDS processes, _FILE_SIZE bytes,
+_OUTPUTS_SIZE bytes of the outputs/ tmpfs); a client may ask for less, never more.
 The kernel runs as the image's non-root user, on a read-only root file system with a
 small /tmp, without capabilities or new privileges, and is never restarted by Swarm:
 a kernel that dies is reported to the client, which starts a new one.
@@ -22,12 +23,25 @@ import docker
 from docker.types import ContainerSpec, Mount, Resources, RestartPolicy, TaskTemplate
 
 UID = "10001:10001"  # the sandbox image's user
+IMAGE = "jupyter-analyst-sandbox:gateway"
 LAUNCHER = "/opt/launcher/launch_ipykernel.py"
+# Sets no_new_privs, then runs the launcher: Swarm services on engines before API 1.46
+# cannot ask for it, and any process may set it for itself and its children.
+NO_NEW_PRIVILEGES = ("import ctypes, os, sys; "
+                     "assert ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) == 0; "
+                     "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
 TMP_BYTES = 256 * 1024**2
 
 
 def limit(name: str, default: float) -> float:
-    return float(os.environ.get(f"JUPYTER_ANALYST_KERNEL_{name}", default))
+    """The operator's cap (JUPYTER_ANALYST_KERNEL_<name>), or the client's lower request
+    (KERNEL_<name>, which Enterprise Gateway passes on from the kernel start request)."""
+    cap = float(os.environ.get(f"JUPYTER_ANALYST_KERNEL_{name}", default))
+    try:
+        asked = float(os.environ.get(f"KERNEL_{name}", cap))
+    except ValueError:
+        asked = cap
+    return min(cap, asked) if asked > 0 else cap
 
 
 def main() -> None:
@@ -36,9 +50,9 @@ def main() -> None:
         parser.add_argument(f"--{option}", required=option != "port-range")
     args = parser.parse_args()
 
-    image = os.environ.get("JUPYTER_ANALYST_KERNEL_IMAGE") or os.environ["KERNEL_IMAGE"]
+    image = os.environ.get("JUPYTER_ANALYST_KERNEL_IMAGE", IMAGE)  # never the client's KERNEL_IMAGE
     network = os.environ["EG_DOCKER_NETWORK"]
-    command = ["python", LAUNCHER, "--kernel-id", args.kernel_id,
+    command = ["python", "-c", NO_NEW_PRIVILEGES, LAUNCHER, "--kernel-id", args.kernel_id,
                "--response-address", args.response_address, "--public-key", args.public_key]
     if args.port_range and args.port_range != "0..0":
         command += ["--port-range", args.port_range]
@@ -49,14 +63,15 @@ def main() -> None:
         user=UID,
         env={"KERNEL_ID": args.kernel_id, "HOME": "/tmp"},
         labels={"kernel_id": args.kernel_id, "jupyter-analyst.gateway-kernel": "1"},
-        mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=TMP_BYTES, tmpfs_mode=0o1777)],
+        mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=TMP_BYTES, tmpfs_mode=0o1777),
+                Mount("/sandbox/outputs", None, type="tmpfs", tmpfs_mode=0o1777,
+                      tmpfs_size=int(limit("OUTPUTS_SIZE", 512 * 1024**2)))],
         read_only=True,
         cap_drop=["ALL"],
         init=True,
         stop_grace_period=2 * 10**9,
     )
-    # Engine API 1.41 fields that docker-py has no argument for yet.
-    spec["Privileges"] = {"NoNewPrivileges": True}
+    # An engine API 1.41 field that docker-py has no argument for yet.
     spec["Ulimits"] = [{"Name": "fsize", "Soft": file_size, "Hard": file_size},
                        {"Name": "core", "Soft": 0, "Hard": 0}]
     resources = Resources(cpu_limit=int(limit("CPUS", 1.0) * 1e9),
