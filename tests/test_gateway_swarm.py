@@ -12,7 +12,7 @@ import secrets
 import socket
 
 import pytest
-from conftest import StaticGenerator, docker_engine, require
+from conftest import StaticGenerator, docker_engine, fresh_shell, require
 
 from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.errors import SandboxError
@@ -170,3 +170,22 @@ async def test_unreachable_gateway_is_a_clear_error(monkeypatch):
     with pytest.raises(SandboxError) as error:
         await sandbox.start()
     assert "cannot be reached" in error.value.problem
+
+
+async def test_the_magic_runs_the_pipeline_on_the_gateway(gateway, monkeypatch, tips):
+    monkeypatch.setenv(URL_ENV, "")  # restored (unset) after the test
+    monkeypatch.setenv(TOKEN_ENV, gateway.token)
+    shell = fresh_shell()
+    shell.run_line_magic("load_ext", "jupyter_analyst")
+    shell.run_line_magic("config", "Analyze.model = 'offline'")
+    shell.run_line_magic("config", f"Analyze.gateway_url = {gateway.url!r}")
+    shell.user_ns["tips"] = tips
+    try:
+        shell.run_cell_magic("analyze", "tips --backend gateway --yes --out result",
+                             "What is the average tip?")
+        result = shell.user_ns["result"]
+        assert result.success and result.backend == "gateway", result.error
+        assert any(abs(v - tips.tip.mean()) < 1e-6 for v in result.metrics.values()
+                   if isinstance(v, float)), result.metrics
+    finally:
+        fresh_shell()
