@@ -54,8 +54,12 @@ class Analyze(Magics):
                     help="Seconds an analysis may run before it is stopped (default: "
                          "SANDBOX_TIMEOUT, else 300).").tag(config=True)
     backend = CaselessStrEnum(BACKENDS, default_value="auto",
-                              help="Where code runs: docker, local, or auto (docker if "
-                                   "available).").tag(config=True)
+                              help="Where code runs: docker, local, gateway (Jupyter "
+                                   "Enterprise Gateway), or auto (docker if available)."
+                              ).tag(config=True)
+    gateway_url = Unicode("", help="The Enterprise Gateway of the gateway backend (sets "
+                                   "JUPYTER_GATEWAY_URL; its token: JUPYTER_GATEWAY_AUTH_TOKEN)."
+                          ).tag(config=True)
     model = Unicode(None, allow_none=True,
                     help="provider:model (anthropic:, openai:, ollama:, openai-compatible:), a "
                          "Claude id, or 'offline'. Default: Claude when ANTHROPIC_API_KEY is "
@@ -125,6 +129,12 @@ class Analyze(Magics):
     def _prestart_changed(self, change) -> None:
         for agent in getattr(self, "_agents", {}).values():  # none yet while configured
             agent.prestart_enabled = change["new"]
+
+    @observe("gateway_url")
+    def _gateway_url_changed(self, change) -> None:
+        from .sandbox.gateway import URL_ENV  # read when the gateway sandbox starts
+
+        os.environ[URL_ENV] = change["new"]
 
     @observe("log_level")
     def _log_level_changed(self, change) -> None:

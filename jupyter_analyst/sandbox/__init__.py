@@ -1,4 +1,4 @@
-"""The execute stage: a warm Jupyter kernel in a sandbox (Docker or local).
+"""The execute stage: a warm Jupyter kernel in a sandbox (Docker, local or a gateway's).
 
 ``open_sandbox`` picks the backend; each is a ``KernelSandbox`` that differs only
 in its kernel provisioner. Generated code never runs unsandboxed unless the user
@@ -16,7 +16,7 @@ from ..errors import InputError, SandboxError
 from .kernel import Execution, ExecutionStatus, KernelSandbox
 from .limits import SandboxLimits
 
-BACKENDS = ("auto", "docker", "local", "local-unconfined")
+BACKENDS = ("auto", "docker", "gateway", "local", "local-unconfined")
 LOCAL_LABEL = "local (bubblewrap)"
 UNCONFINED_LABEL = "local (unconfined: rlimits only)"
 BUBBLEWRAP_FIX = ("Install bubblewrap (`sudo apt-get install bubblewrap`, or your system's "
@@ -83,6 +83,10 @@ def open_sandbox(backend: str = "auto", limits: SandboxLimits | None = None
         raise InputError(f"Unknown backend {backend!r}.", f"Use one of: {', '.join(BACKENDS)}.")
     if backend in ("local", "local-unconfined"):
         return local_sandbox(limits, confined=backend == "local"), None
+    if backend == "gateway":  # named only: "auto" never sends data to a cluster
+        from .gateway import GatewaySandbox
+
+        return GatewaySandbox(limits), None
     try:
         from .docker_provisioner import docker_sandbox
     except ImportError as exc:  # a broken installation without docker-py

@@ -141,23 +141,9 @@ class KernelSandbox:
         self.root = Path(tempfile.mkdtemp(prefix="jupyter-analyst-"))
         # Removed at interpreter exit too, if nobody calls shutdown().
         self._remove_root = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
-        self._layout = dirs = layout.create(self.root)
-        spec = kernelspec([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                          self.provisioner, self._provisioner_config())
-        self.manager = AsyncKernelManager(
-            kernel_name=KERNEL_NAME,
-            kernel_spec_manager=SandboxSpecManager(spec=spec),
-            transport="ipc",
-            ip=str(dirs.kernel_socket),
-            connection_file=str(dirs.connection_file),
-        )
+        self._layout = layout.create(self.root)
         try:
-            await self.manager.start_kernel()
-            # Messages are untrusted: parsed with bounded depth and numbers, never raising.
-            self.manager.session.unpack = untrusted.message_part
-            self.client = self.manager.client()
-            self.client.start_channels()
-            await self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            await self._launch()
             await self._bootstrap()
         except SandboxError:
             await self.shutdown()
@@ -168,6 +154,25 @@ class KernelSandbox:
                 f"The {self.label} sandbox kernel did not start: {exc}",
                 f"{self._memory_hint()}Run `jupyter-analyst doctor` to see what is missing.",
             ) from exc
+
+    async def _launch(self) -> None:
+        """Start the kernel behind this sandbox's provisioner and connect a client to it."""
+        dirs = self._require_layout()
+        spec = kernelspec([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                          self.provisioner, self._provisioner_config())
+        self.manager = AsyncKernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=SandboxSpecManager(spec=spec),
+            transport="ipc",
+            ip=str(dirs.kernel_socket),
+            connection_file=str(dirs.connection_file),
+        )
+        await self.manager.start_kernel()
+        # Messages are untrusted: parsed with bounded depth and numbers, never raising.
+        self.manager.session.unpack = untrusted.message_part
+        self.client = self.manager.client()
+        self.client.start_channels()
+        await self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
 
     def _memory_hint(self) -> str:
         """For a kernel that died starting: the usual cause, when the limit makes it likely."""
@@ -268,6 +273,7 @@ class KernelSandbox:
             "del _ja_bind"
         )
         for attempt in (1, 2):
+            await self._deliver(files)
             result = await self._run(code, timeout=self.limits.timeout)
             if result.status == OK:
                 return warnings
@@ -291,6 +297,10 @@ class KernelSandbox:
         detail = (result.error or {}).get("evalue", result.status)
         raise SandboxError(f"Could not load the data into the sandbox: {detail}",
                            "Check that the frame converts to Parquet (df.to_parquet()).")
+
+    async def _deliver(self, files: dict[str, str]) -> None:
+        """Get the stored files the kernel lacks to it; here the kernel reads data/ itself.
+        (A backend without a shared file system sends them over the kernel protocol.)"""
 
     async def _restart_for(self, reason: str, restarted: bool = False) -> str:
         """Restart the kernel (unless that just happened) and say why, in one line."""
