@@ -90,7 +90,8 @@ def assert_hardened(pod_spec: dict) -> None:
 def test_every_manifest_is_valid_for_the_kubernetes_api():
     docs = manifests()
     assert {d["kind"] for d in docs} >= {"Namespace", "ServiceAccount", "Role", "RoleBinding",
-                                         "Deployment", "Service", "NetworkPolicy"}
+                                         "Deployment", "Service", "NetworkPolicy",
+                                         "ResourceQuota"}
     for doc in docs:
         validate(doc)
 
@@ -193,7 +194,7 @@ def test_the_kernels_network_reaches_only_the_gateway(launch_pod):
                                                                 "port": 8877}]]
 
 
-def test_the_gateway_may_manage_pods_of_the_kernels_namespace_only():
+def test_the_gateway_manages_pods_of_the_kernels_namespace_only_within_a_quota():
     docs = manifests()
     namespace = json.loads((KERNELSPEC / "kernel.json").read_text())["env"]["KERNEL_NAMESPACE"]
     deployment = find(docs, "Deployment", "jupyter-analyst-gateway")
@@ -212,6 +213,8 @@ def test_the_gateway_may_manage_pods_of_the_kernels_namespace_only():
     assert kernel_account["automountServiceAccountToken"] is False
     assert not [b for b in docs if b["kind"] == "RoleBinding"
                 and any(s["name"] == "jupyter-analyst-kernel" for s in b["subjects"])]
+    quota = find(docs, "ResourceQuota", "kernels")
+    assert quota["metadata"]["namespace"] == namespace and int(quota["spec"]["hard"]["pods"]) > 0
     for name in (namespace, deployment["metadata"]["namespace"]):
         labels = find(docs, "Namespace", name)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
