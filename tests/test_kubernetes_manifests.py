@@ -229,6 +229,13 @@ def test_the_gateway_serves_this_kernelspec_and_passes_on_every_cap():
     assert mount == f"{env['JUPYTER_PATH']}/kernels/jupyter-analyst-sandbox"
     assert spec["argv"][1] == f"{mount}/launch_pod.py"
     assert spec["metadata"]["process_proxy"]["class_name"].endswith(".KubernetesProcessProxy")
+    # The launch script imports the Swarm one, where the gateway image put it, and the
+    # gateway's own packages (kubernetes, jinja2).
+    copies = dict(line.split()[1:3] for line in
+                  (ROOT / "gateway_image" / "Dockerfile").read_text().splitlines()
+                  if line.startswith("COPY ") and len(line.split()) == 3)
+    assert spec["env"]["PYTHONPATH"].split(":") == [
+        copies["gateway-site/"].rstrip("/"), copies["kernelspec/"].rstrip("/")]
     inherited = set(env["EG_INHERITED_ENVS"].split(","))
     assert inherited == {name for name in env if name.startswith("JUPYTER_ANALYST_")}
     assert env["EG_CULL_IDLE_TIMEOUT"] == "3600"
