@@ -238,13 +238,15 @@ def test_containers_go_at_exit_and_a_killed_session_leaves_only_an_orphan_to_cle
 # A Jupyter server whose environment lacks jupyter-analyst: this venv's site-packages
 # without its .pth files (so without the editable install), run with -S from a bare folder.
 FOREIGN_SERVER = r"""
-import json, sys, time
+import importlib.util, json, sys, time
 sys.path.append(sys.argv[1])
+# The editable install leaves site-packages/jupyter_analyst/ holding only the image recipe
+# (package data): a namespace without our code, so ask for a module of ours.
 try:
-    import jupyter_analyst  # noqa: F401
-except ImportError:
-    pass
-else:
+    ours = importlib.util.find_spec("jupyter_analyst.sandbox")
+except ModuleNotFoundError:
+    ours = None
+if ours is not None:
     sys.exit("jupyter_analyst is importable here")
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
