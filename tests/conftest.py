@@ -77,6 +77,16 @@ def fresh_shell():
     return shell
 
 
+def analyst_shell(**settings):
+    """``fresh_shell()`` with the extension loaded, then ``%config Analyze.<name> = <value>``
+    for each setting, as a user would type it."""
+    shell = fresh_shell()
+    shell.run_line_magic("load_ext", "jupyter_analyst")
+    for name, value in settings.items():
+        shell.run_line_magic("config", f"Analyze.{name} = {value!r}")
+    return shell
+
+
 def docker_engine():
     """A docker-py client with the sandbox image built, or skip (fail in CI) without them."""
     from jupyter_analyst.errors import SandboxError

@@ -96,14 +96,12 @@ async def test_generation_error_is_a_failed_result_not_a_traceback(agent, llm, t
 
 
 def test_magic_runs_claude_code_and_binds_the_result(server, tips, capsys):
-    from conftest import fresh_shell
+    from conftest import analyst_shell
 
     server.requests.clear()
     server.script(analysis(GOOD, "Plots average tips."), insights("The average tip is 3.00."))
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
+    shell = analyst_shell(backend="local")
     shell.user_ns["tips"] = tips
-    shell.run_line_magic("config", "Analyze.backend = 'local'")
     try:
         shell.run_cell_magic("analyze", "tips --yes", "Which day has the best tips, on average?")
         result = shell.user_ns["_analysis"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from conftest import docker_engine, fresh_shell
+from conftest import analyst_shell, docker_engine
 from IPython.utils.capture import capture_output
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -453,10 +453,7 @@ async def test_a_plotly_figure_in_an_analysis_is_left_out_with_a_notice_not_an_e
 
 # -- the user's path ---------------------------------------------------------------------
 def test_analyze_magic_runs_in_docker_and_returns_a_plot(client, tips):
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
-    shell.run_line_magic("config", "Analyze.model = 'offline'")
-    shell.run_line_magic("config", "Analyze.backend = 'auto'")
+    shell = analyst_shell(model="offline", backend="auto")
     shell.user_ns["df"] = tips
     try:
         with capture_output() as captured:

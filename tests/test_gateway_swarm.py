@@ -12,7 +12,7 @@ import secrets
 import socket
 
 import pytest
-from conftest import StaticGenerator, docker_engine, fresh_shell, require
+from conftest import StaticGenerator, analyst_shell, docker_engine, fresh_shell, require
 
 from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.errors import SandboxError
@@ -175,10 +175,7 @@ async def test_unreachable_gateway_is_a_clear_error(monkeypatch):
 async def test_the_magic_runs_the_pipeline_on_the_gateway(gateway, monkeypatch, tips):
     monkeypatch.setenv(URL_ENV, "")  # restored (unset) after the test
     monkeypatch.setenv(TOKEN_ENV, gateway.token)
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
-    shell.run_line_magic("config", "Analyze.model = 'offline'")
-    shell.run_line_magic("config", f"Analyze.gateway_url = {gateway.url!r}")
+    shell = analyst_shell(model="offline", gateway_url=gateway.url)
     shell.user_ns["tips"] = tips
     try:
         shell.run_cell_magic("analyze", "tips --backend gateway --yes --out result",

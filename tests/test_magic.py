@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from conftest import fresh_shell
+from conftest import analyst_shell, fresh_shell
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
@@ -13,10 +13,7 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def ip(tips):
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
-    shell.run_line_magic("config", "Analyze.backend = 'local'")
-    shell.run_line_magic("config", "Analyze.model = 'offline'")
+    shell = analyst_shell(backend="local", model="offline")
     shell.user_ns.update(tips=tips, prices=tips[["total_bill"]], numbers=[1, 2, 3],
                          series=tips["tip"], empty=pd.DataFrame())
     yield shell

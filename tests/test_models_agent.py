@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import fresh_shell
+from conftest import analyst_shell
 from llm_server import (  # noqa: F401 (fixtures)
     chat_analysis,
     chat_insights,
@@ -88,10 +88,8 @@ async def test_an_openai_key_set_after_the_first_question_is_used(chat_server, m
 def test_magic_with_an_ollama_model(ollama_server, tips, capsys):
     ollama_server.script(chat_text(f"```python\n{GOOD}```\nPlots the median bill."),
                          chat_insights("Parties of six are the largest."))
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
+    shell = analyst_shell(backend="local")
     shell.user_ns["tips"] = tips
-    shell.run_line_magic("config", "Analyze.backend = 'local'")
     try:
         shell.run_cell_magic("analyze", f"tips --yes --no-cache --model ollama:{MODEL}",
                              "Median bill by party size")

@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from conftest import fresh_shell
+from conftest import analyst_shell
 from llm_server import ChatServer, MessagesServer
 
 from jupyter_analyst import PythonAnalysisAgent
@@ -166,8 +166,7 @@ def test_the_notebook_lists_models_too(monkeypatch, capsys):
     ollama = ChatServer(key=None, models=("llama3.2:3b", "qwen2.5-coder:7b"), ollama=True)
     ollama.start()
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
+    shell = analyst_shell()
     try:
         shell.run_line_magic("analyze_models", "")
     finally:

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import fresh_shell
+from conftest import analyst_shell, fresh_shell
 from IPython.utils.capture import capture_output
 from llm_server import analysis, insights, llm, server  # noqa: F401 (fixtures)
 
@@ -34,10 +34,7 @@ SECRET = "Ada Lovelace"  # a value of the data, quoted by the error the broken c
 
 @pytest.fixture
 def shell(server, tips):
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
-    shell.run_line_magic("config", "Analyze.backend = 'local'")
-    shell.run_line_magic("config", "Analyze.widgets = 'never'")
+    shell = analyst_shell(backend="local", widgets="never")
     shell.user_ns["bills"] = tips
     for name in ("last_type", "last_value", "last_traceback"):  # no error of another test
         if hasattr(sys, name):

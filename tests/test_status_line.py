@@ -5,7 +5,7 @@ test_magic.py must not see.
 """
 
 import pytest
-from conftest import fresh_shell
+from conftest import analyst_shell
 from IPython.utils.capture import capture_output
 
 pytestmark = pytest.mark.kernel
@@ -14,10 +14,7 @@ pytestmark = pytest.mark.kernel
 def test_the_status_names_each_step_once_where_it_cannot_be_rewritten(tips):
     """Printed to a pipe (not a terminal, not a notebook): one line per step, in order,
     with the isolation really in force, and never "idle"."""
-    shell = fresh_shell()
-    shell.run_line_magic("load_ext", "jupyter_analyst")
-    shell.run_line_magic("config", "Analyze.backend = 'local'")
-    shell.run_line_magic("config", "Analyze.model = 'offline'")
+    shell = analyst_shell(backend="local", model="offline")
     shell.user_ns["tips"] = tips
     try:
         with capture_output() as captured:
