@@ -96,6 +96,17 @@ async def test_analysis_through_the_gateway_matches_the_docker_backend(gateway_e
     assert "rows: 244" in remote.raw_output
 
 
+async def test_a_batch_spreads_over_several_gateway_kernels(gateway_env, tips):
+    slow = StaticGenerator("import time\ntime.sleep(6)\nprint(len(df))")
+    async with PythonAnalysisAgent(backend="gateway", generator=slow) as agent:
+        results = await agent.batch_analyze([f"question {n}" for n in range(4)], tips,
+                                            max_concurrent=2)
+    assert all(r.success for r in results), [r.error for r in results]
+    assert [r.query for r in results] == [f"question {n}" for n in range(4)]  # input order
+    kernels = {r.isolation for r in results}  # "gateway kernel <id> at <url>"
+    assert len(kernels) == 2 and all(k.startswith("gateway kernel ") for k in kernels)
+
+
 async def test_frames_are_sent_once_per_kernel(box, tips):
     await box.bind_frames({"df": tips})
     sent = box.frames_sent
