@@ -12,6 +12,7 @@ import secrets
 import socket
 
 import pytest
+import pytest_asyncio
 from conftest import StaticGenerator, analyst_shell, docker_engine, fresh_shell, require
 
 from jupyter_analyst import PythonAnalysisAgent
@@ -20,8 +21,10 @@ from jupyter_analyst.sandbox import SandboxLimits, open_sandbox
 from jupyter_analyst.sandbox.gateway import TOKEN_ENV, URL_ENV
 from jupyter_analyst.sandbox.swarm import build_images, start_gateway, stop_gateway
 
-# One loop for the module: the kernel fixture's WebSocket lives on it.
-pytestmark = [pytest.mark.docker, pytest.mark.gateway, pytest.mark.asyncio(loop_scope="session")]
+# One loop for the module, its own: the kernel fixture's WebSocket lives on it, and no
+# registration another module left on the session's loop (a closed socket's number, reused)
+# can reach it.
+pytestmark = [pytest.mark.docker, pytest.mark.gateway, pytest.mark.asyncio(loop_scope="module")]
 
 ANALYSIS = """\
 import matplotlib.pyplot as plt
@@ -64,7 +67,7 @@ def gateway_env(gateway, monkeypatch):
     return gateway
 
 
-@pytest.fixture(scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def box(gateway):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(URL_ENV, gateway.url)
