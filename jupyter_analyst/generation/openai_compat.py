@@ -6,7 +6,8 @@ parsing, cache and insights are the shared ones (``llm``).
 
 Structured output: the ``submit_analysis`` function is offered as a tool. Servers
 that refuse tools (Ollama for a model without tool support, vLLM without
-``--enable-auto-tool-choice``) answer 400; the request is then sent again without
+``--enable-auto-tool-choice``: 400; llama.cpp's server without ``--jinja``: 500) say so
+in their error; the request is then sent again without
 tools, with a prompt that asks for a fenced code block, and this generator does not
 offer tools again. Small models that answer in text anyway are parsed the same way.
 
@@ -112,7 +113,9 @@ class OpenAIGenerator(LLMGenerator):
                 if self.tools:
                     try:
                         return await self._complete(client, task, message, progress, True)
-                    except openai.BadRequestError as exc:
+                    # llama.cpp's server without --jinja answers 500 ("tools param requires
+                    # --jinja flag"), after the SDK's retries.
+                    except (openai.BadRequestError, openai.InternalServerError) as exc:
                         said = server_message(exc.body, exc.message)
                         if not TOOLS_REFUSED.search(said) or TOO_LONG.search(said):
                             raise
