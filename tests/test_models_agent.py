@@ -100,3 +100,25 @@ def test_magic_with_an_ollama_model(ollama_server, tips, capsys):
     assert result.generator["name"] == "Ollama" and result.explanation == "Plots the median bill."
     shown = capsys.readouterr().out
     assert f"Ollama ({MODEL})" in shown and "Parties of six are the largest." in shown
+
+
+def test_magic_with_an_openai_model_streams_into_the_status_line(chat_server, tips, capsys):
+    slow = chat_analysis(GOOD, "Median bill per party size, plotted.")
+    slow.chunk_delay = 0.03
+    chat_server.script(slow, chat_insights("Parties of six are the largest."))
+    shell = analyst_shell(backend="local")
+    shell.user_ns["tips"] = tips
+    try:
+        shell.run_cell_magic("analyze", "tips --yes --model openai:gpt-4.1-mini",
+                             "Median bill by party size")
+        result = shell.user_ns["_analysis"]
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+    assert result.success, result.error
+    assert result.generator == {"name": "OpenAI", "model": "gpt-4.1-mini"}
+    assert result.usage["cost_usd"] == pytest.approx(2 * (900 * 0.4 + 150 * 1.6) / 1e6)
+    shown = capsys.readouterr().out
+    streaming = [line for line in shown.splitlines()
+                 if line.startswith("Generating code with OpenAI (gpt-4.1-mini) (~")]
+    assert len(streaming) > 1 and all(" tokens, " in line for line in streaming), shown
+    assert "cost ≈ $0.0012" in shown and "Parties of six are the largest." in shown
