@@ -392,7 +392,7 @@ def chat_tool(name: str, arguments: dict[str, Any] | str, finish_reason: str = "
               content: str | None = None, **kwargs: Any) -> Reply:
     """A reply calling function ``name``; a str is sent as the raw (maybe broken) arguments.
 
-    Ollama before 0.6 ends a tool call with ``finish_reason`` "stop"; thinking models put
+    Older Ollama versions end a tool call with ``finish_reason`` "stop"; thinking models put
     their ``<think>`` text in ``content`` before the call.
     """
     raw = arguments if isinstance(arguments, str) else json.dumps(arguments)

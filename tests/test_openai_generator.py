@@ -389,7 +389,7 @@ def local_server(monkeypatch, tmp_path, **options) -> ChatServer:
     return server
 
 
-@pytest.mark.parametrize("finish", ["tool_calls", "stop"])  # "stop": Ollama before 0.6
+@pytest.mark.parametrize("finish", ["tool_calls", "stop"])  # "stop": older Ollama versions
 async def test_ollama_streams_the_whole_tool_call_in_one_chunk(ollama_server, finish):
     ollama_server.script(streamed_as("ollama", chat_analysis(
         CODE, "Median.", finish_reason=finish, prompt_tokens=1500, completion_tokens=60)))
