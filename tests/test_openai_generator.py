@@ -610,3 +610,27 @@ async def test_arguments_sent_as_an_object_are_read(ollama_server):
     call["function"]["arguments"] = {"code": CODE, "explanation": "Median."}
     ollama_server.script(reply)
     assert (await ollama_model().generate(request())).explanation == "Median."
+
+
+@pytest.mark.parametrize("content", [
+    # Older Ollama streamed a tool call as content; Llama 3.1 writes "parameters".
+    json.dumps({"name": "submit_analysis", "parameters": {"code": CODE, "explanation": "M."}}),
+    # Mistral's raw output through a server without its parser: a list after [TOOL_CALLS].
+    "[TOOL_CALLS] " + json.dumps([{"name": "submit_analysis",
+                                   "arguments": {"code": CODE, "explanation": "M."}}]),
+    "<|python_tag|>" + json.dumps({"name": "submit_analysis",
+                                   "parameters": {"code": CODE, "explanation": "M."}}),
+])
+async def test_tool_calls_written_as_text_by_servers_that_do_not_parse_them(
+        ollama_server, content):
+    ollama_server.script(streamed_as("ollama", chat_text(content)))
+    answer = await ollama_model().generate(streaming()[0])
+    assert (answer.code, answer.explanation) == (CODE, "M.")
+
+
+async def test_a_stream_that_lost_its_tool_call_is_asked_again_unstreamed(ollama_server):
+    ollama_server.script(streamed_as("ollama", chat_text("")), chat_analysis(CODE))
+    answer = await ollama_model().generate(streaming()[0])
+    assert answer.code == CODE
+    assert [body.get("stream", False) for body in ollama_server.bodies()] == [True, False]
+    assert all("tools" in body for body in ollama_server.bodies())

@@ -55,9 +55,11 @@ TOO_LONG = re.compile(r"too long|too large|context (length|window|size)|maximum 
 # Reasoning models that think aloud in their text (qwen3, deepseek-r1, QwQ through Ollama
 # or a server without a reasoning parser) put the thinking before the answer.
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-# Some local models write the tool call as JSON in their text (in a <tool_call> tag or fence).
-TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|```(?:json)?)?\s*(\{.*\})\s*"
-                            r"(?:</tool_call>|```)?\s*$", re.DOTALL)
+# Local models whose server does not parse their tool calls write them as JSON text: in
+# Qwen's <tool_call> tag, after Mistral's [TOOL_CALLS] (a list of calls) or Llama 3.1's
+# <|python_tag|>, in a fence, or bare (older Ollama streamed calls as content).
+TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|\[TOOL_CALLS\]|<\|python_tag\|>|```(?:json)?)?"
+                            r"\s*([\[{].*[\]}])\s*(?:</tool_call>|```)?\s*$", re.DOTALL)
 
 
 SMALLER_PROMPT = "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode 'schema'."
@@ -307,10 +309,12 @@ def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
     if not match:
         return None
     try:
-        call = json.loads(match.group(1))
+        calls = json.loads(match.group(1))
     except ValueError:
         return None
-    if not isinstance(call, dict) or call.get("name") != name:
+    calls = calls if isinstance(calls, list) else [calls]
+    call = next((c for c in calls if isinstance(c, dict) and c.get("name") == name), None)
+    if call is None:
         return None
     arguments = call.get("arguments", call.get("parameters"))
     if isinstance(arguments, str):  # some templates double-encode the arguments

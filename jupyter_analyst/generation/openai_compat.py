@@ -145,6 +145,12 @@ class OpenAIGenerator(LLMGenerator):
                 **request, stream=True, stream_options={"include_usage": True})
             async for chunk in stream:
                 answer.add(chunk, progress)
+            if tools and answer.received and not (answer.text.strip() or answer.calls):
+                # Some Ollama versions drop a tool call from the stream (ollama#12557) and
+                # send nothing else; the same request unstreamed carries it.
+                log.info("%s streamed an empty reply; asking again without streaming",
+                         self.describe())
+                answer = Answer.of(await client.chat.completions.create(**request))
         if not answer.received:
             raise GenerationError(f"{self.describe()} sent an empty reply (no choices).",
                                   "Regenerate; if it happens again, try another model.")
