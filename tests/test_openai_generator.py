@@ -380,10 +380,13 @@ def streaming(question="What is the median fare?") -> tuple[GenerationRequest, l
     return asked, seen
 
 
-def local_server(monkeypatch, tmp_path, **options) -> ChatServer:
-    """A local OpenAI-compatible server (vLLM, llama.cpp) at OPENAI_COMPATIBLE_BASE_URL."""
-    server = ChatServer(key=None, **options).start()
-    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", f"{server.url}/v1")
+def local_server(monkeypatch, tmp_path, variable="OPENAI_COMPATIBLE_BASE_URL",
+                 **options) -> ChatServer:
+    """A started server of its own, at ``variable``: by default a local OpenAI-compatible
+    one (vLLM, llama.cpp); OLLAMA_HOST for Ollama, OPENAI_BASE_URL for OpenAI."""
+    server = ChatServer(**{"key": None, **options}).start()
+    where = server.url if variable == "OLLAMA_HOST" else f"{server.url}/v1"
+    monkeypatch.setenv(variable, where)
     monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     return server
@@ -404,10 +407,8 @@ async def test_ollama_streams_the_whole_tool_call_in_one_chunk(ollama_server, fi
 @pytest.mark.parametrize("dialect", ["openai", "ollama", "llamacpp"])
 async def test_a_server_that_ignores_include_usage_gets_an_estimate_not_zero(
         monkeypatch, tmp_path, dialect):
-    server = ChatServer(key=None, models=(OLLAMA_MODEL,), ollama=True, stream_usage=False)
-    monkeypatch.setenv("OLLAMA_HOST", server.start().url)
-    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server = local_server(monkeypatch, tmp_path, "OLLAMA_HOST", models=(OLLAMA_MODEL,),
+                          ollama=True, stream_usage=False)
     try:
         server.script(streamed_as(dialect, chat_analysis(CODE)))
         asked, _ = streaming()
@@ -424,11 +425,9 @@ async def test_a_server_that_ignores_include_usage_gets_an_estimate_not_zero(
 
 
 async def test_an_estimate_for_a_priced_model_has_no_cost(monkeypatch, tmp_path):
-    server = ChatServer(stream_usage=False).start()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+    server = local_server(monkeypatch, tmp_path, "OPENAI_BASE_URL", key="sk-test-openai",
+                          stream_usage=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
-    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     try:
         server.script(chat_analysis(CODE))
         answer = await openai_model().generate(streaming()[0])
@@ -589,11 +588,8 @@ async def test_llamacpp_without_jinja_refuses_tools_with_a_500_and_gets_a_fenced
 
 
 async def test_ollama_model_without_tool_support_streamed(monkeypatch, tmp_path):
-    server = ChatServer(key=None, models=("deepseek-r1:8b",), ollama=True,
-                        rejects_tools=True).start()
-    monkeypatch.setenv("OLLAMA_HOST", server.url)
-    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server = local_server(monkeypatch, tmp_path, "OLLAMA_HOST", models=("deepseek-r1:8b",),
+                          ollama=True, rejects_tools=True)
     server.script(streamed_as("ollama", chat_text(
         f"<think>{THOUGHT}</think>```python\n{CODE}```")))
     try:
