@@ -630,3 +630,14 @@ async def test_a_stream_that_lost_its_tool_call_is_asked_again_unstreamed(ollama
     assert answer.code == CODE
     assert [body.get("stream", False) for body in ollama_server.bodies()] == [True, False]
     assert all("tools" in body for body in ollama_server.bodies())
+
+
+async def test_a_model_too_large_for_the_memory_says_to_choose_a_smaller_one(ollama_server):
+    ollama_server.script(chat_error(500, "model requires more system memory (5.6 GiB) than "
+                                         "is available (3.2 GiB)", kind="api_error"))
+    generator = ollama_model()
+    generator.max_retries = 0
+    with pytest.raises(GenerationError) as raised:
+        await generator.generate(request())
+    assert "cannot load qwen2.5-coder:7b" in raised.value.problem
+    assert "5.6 GiB" in raised.value.problem and "smaller model" in raised.value.fix

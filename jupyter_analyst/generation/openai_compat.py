@@ -231,6 +231,12 @@ class OpenAIGenerator(LLMGenerator):
                         "16384 for `ollama serve`, or vLLM's --max-model-len.")
             return PromptTooLong(f"The request is too long for {model} ({status}: {said}).",
                                  fix)
+        if isinstance(exc, openai.InternalServerError) and "memory" in said.lower():
+            # Ollama: "model requires more system memory (5.6 GiB) than is available"
+            return GenerationError(
+                f"{self.name} at {where} cannot load {model} ({status}: {said}).",
+                "Choose a smaller model (fewer parameters, e.g. a 3b or 7b tag, or a q4 "
+                "quantisation), or close what uses the memory, then ask again.")
         if isinstance(exc, openai.InternalServerError):
             return GenerationError(
                 f"{self.name} at {where} is failing ({status}: {said}); {retries} retries "
