@@ -202,11 +202,6 @@ class Analyze(Magics):
                   "caused it (the traceback follows).", file=sys.stderr)
             raise
 
-    @line_magic
-    def analyze_models(self, line: str = "") -> None:
-        """List the model providers that are configured and whether each answers."""
-        print(describe_all())
-
     # -- steps ----------------------------------------------------------------------------
     def _analyze(self, line: str, cell: str) -> None:
         options, expression = split_line(line)
@@ -377,12 +372,15 @@ class Analyze(Magics):
 
     @line_magic("analyze")
     def analyze_line(self, line: str) -> None:
-        """%analyze fix [--yes] | approvals | revoke.
+        """%analyze fix [--yes] | models | approvals | revoke.
 
         ``fix``: the cell that raised most recently gets a proposed fix, shown as a diff for
         review; approved, it goes into a new cell below (it runs when you run that cell).
         With ``--yes`` or without a widget frontend the diff is printed and the fixed code
         is put in the next input.
+
+        ``models``: the model providers that are configured and whether each answers (as
+        ``jupyter-analyst models``).
 
         ``approvals`` / ``revoke``: an approved cell re-run with the same question, data
         and code runs without asking; the approvals live in
@@ -396,14 +394,17 @@ class Analyze(Magics):
                 print(f"%analyze fix: {exc.problem}", file=sys.stderr)
                 if exc.fix:
                     print(exc.fix, file=sys.stderr)
+        elif command == "models" and not flags:
+            print(describe_all())
         elif command == "approvals" and not flags:
             print(f"{len(self.approvals)} approvals are kept in {self.approvals.path}.")
         elif command == "revoke" and not flags:
             print(f"Forgot {self.approvals.revoke()} approvals ({self.approvals.path}); "
                   "every analysis asks again.")
         else:
-            raise UsageError("Use `%analyze fix [--yes]`, `%analyze approvals` or "
-                             "`%analyze revoke` (the cell magic %%analyze takes a question).")
+            raise UsageError("Use `%analyze fix [--yes]`, `%analyze models`, `%analyze "
+                             "approvals` or `%analyze revoke` (the cell magic %%analyze takes "
+                             "a question).")
 
     def _fix(self, straight: bool) -> None:
         """Propose a fix of the cell that raised last; nothing runs, here or in the sandbox."""
@@ -653,7 +654,7 @@ def unload_ipython_extension(ipython) -> None:
         return
     _magics.close()
     ipython.magics_manager.magics["cell"].pop("analyze", None)
-    ipython.magics_manager.magics["line"].pop("analyze_models", None)
+    ipython.magics_manager.magics["line"].pop("analyze", None)
     ipython.magics_manager.registry.pop("Analyze", None)
     if _magics in ipython.configurables:
         ipython.configurables.remove(_magics)

@@ -39,6 +39,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (for timeouts)
     chunk_delay: float = 0.0  # seconds between streamed events (to watch progress)
+    # How a Chat Completions server shapes its stream: "openai", "vllm", "llamacpp",
+    # "ollama" or "no-index" (Gemini's endpoint, mistral.rs); see ChatServer.events.
+    dialect: str = "openai"
 
 
 def message(content: list[dict[str, Any]], stop_reason: str = "end_turn",
@@ -361,11 +364,18 @@ def llm_server(monkeypatch, tmp_path):
 # -- the Chat Completions API (OpenAI, Ollama's /v1, vLLM, LM Studio, llama.cpp) -----------
 def completion(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
                finish_reason: str = "stop", prompt_tokens: int = 900,
-               completion_tokens: int = 150) -> Reply:
-    """A successful Chat Completions reply; ``model`` is filled in from the request."""
+               completion_tokens: int = 150, reasoning: str | None = None,
+               reasoning_field: str = "reasoning_content") -> Reply:
+    """A successful Chat Completions reply; ``model`` is filled in from the request.
+
+    ``reasoning`` is a reasoning model's thinking in the field its server uses:
+    ``reasoning_content`` (DeepSeek, llama.cpp, LM Studio) or ``reasoning`` (vLLM, Ollama).
+    """
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if reasoning:
+        message[reasoning_field] = reasoning
     return Reply(200, {
         "id": f"chatcmpl-test{next(_ids):06d}",
         "object": "chat.completion",
@@ -378,24 +388,34 @@ def completion(content: str | None = None, tool_calls: list[dict[str, Any]] | No
     })
 
 
-def chat_tool(name: str, arguments: dict[str, Any] | str, **usage: int) -> Reply:
-    """A reply calling function ``name``; a str is sent as the raw (maybe broken) arguments."""
+def chat_tool(name: str, arguments: dict[str, Any] | str, finish_reason: str = "tool_calls",
+              content: str | None = None, **kwargs: Any) -> Reply:
+    """A reply calling function ``name``; a str is sent as the raw (maybe broken) arguments.
+
+    Older Ollama versions end a tool call with ``finish_reason`` "stop"; thinking models put
+    their ``<think>`` text in ``content`` before the call.
+    """
     raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
     call = {"id": f"call_test{next(_ids):06d}", "type": "function",
             "function": {"name": name, "arguments": raw}}
-    return completion(None, [call], finish_reason="tool_calls", **usage)
+    return completion(content, [call], finish_reason=finish_reason, **kwargs)
 
 
-def chat_analysis(code: str, explanation: str = "Computes the answer.", **usage: int) -> Reply:
-    return chat_tool("submit_analysis", {"code": code, "explanation": explanation}, **usage)
+def chat_analysis(code: str, explanation: str = "Computes the answer.", **kwargs: Any) -> Reply:
+    return chat_tool("submit_analysis", {"code": code, "explanation": explanation}, **kwargs)
 
 
 def chat_insights(*statements: str, **usage: int) -> Reply:
     return chat_tool("submit_insights", {"insights": list(statements)}, **usage)
 
 
-def chat_text(body: str, finish_reason: str = "stop", **usage: int) -> Reply:
-    return completion(body, finish_reason=finish_reason, **usage)
+def chat_text(body: str, finish_reason: str = "stop", **kwargs: Any) -> Reply:
+    return completion(body, finish_reason=finish_reason, **kwargs)
+
+
+def streamed_as(dialect: str, reply: Reply) -> Reply:
+    """``reply``, streamed the way ``dialect``'s server streams it."""
+    return replace(reply, dialect=dialect)
 
 
 def chat_error(status: int, msg: str, code: str | None = None,
@@ -411,12 +431,14 @@ class ChatServer(StandIn):
     post_path = "/v1/chat/completions"
 
     def __init__(self, key: str | None = "sk-test-openai", models: tuple[str, ...] = (),
-                 ollama: bool = False, rejects_tools: bool = False) -> None:
+                 ollama: bool = False, rejects_tools: bool = False,
+                 stream_usage: bool = True) -> None:
         super().__init__()
         self.key = key  # None: any key, as local servers do
         self.models = models  # empty: every model is served
         self.ollama = ollama
         self.rejects_tools = rejects_tools
+        self.stream_usage = stream_usage  # False: ignores include_usage (older Ollama)
 
     def error(self, status: int, msg: str) -> Reply:
         return chat_error(status, msg)
@@ -455,30 +477,73 @@ class ChatServer(StandIn):
         return chat_error(404, f"Not found: {path}")
 
     def events(self, reply: Reply) -> list[str]:
-        """The chunks the API streams with ``stream_options={"include_usage": True}``."""
-        body = reply.body
+        """The chunks of ``reply`` as its ``dialect``'s server streams them, asked for with
+        ``stream_options={"include_usage": True}``:
+
+        - openai: a role chunk; content in pieces; per tool call a first delta with
+          ``index``, ``id``, name and empty arguments, then the arguments in pieces with
+          ``index`` only; a finish chunk; usage in a last chunk without choices.
+        - vllm: the same, with no ``arguments`` key in a call's first delta, and thinking
+          in ``reasoning`` deltas.
+        - llamacpp: a role chunk with ``content: null``; thinking in ``reasoning_content``;
+          usage (and llama.cpp's ``timings``) in the finish chunk itself.
+        - ollama: no role chunk, ``role`` in every delta, and each tool call whole in one
+          chunk; the finish chunk, then usage.
+        - no-index: each tool call whole in one delta without ``index`` (Gemini's
+          OpenAI endpoint, mistral.rs).
+        """
+        body, style = reply.body, reply.dialect
         choice = body["choices"][0]
         message = choice["message"]
+        usage = body["usage"] if self.stream_usage else None
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            return _sse({**{k: body[k] for k in ("id", "created", "model")},
-                         "object": "chat.completion.chunk", "usage": None,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                      "logprobs": None}]})
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            one = {"index": 0, "delta": delta, "finish_reason": finish}
+            data = {**{k: body[k] for k in ("id", "created", "model")},
+                    "object": "chat.completion.chunk", "choices": [one], **extra}
+            if style == "openai":  # OpenAI sends these keys as null on every chunk
+                one["logprobs"] = None
+                data.setdefault("usage", None)
+            return _sse(data)
 
-        frames = [chunk({"role": "assistant", "content": ""})]
-        frames += [chunk({"content": p}) for p in pieces(message["content"] or "")
+        said = {"role": "assistant"} if style == "ollama" else {}
+        frames = []
+        if style in ("openai", "vllm"):
+            frames.append(chunk({"role": "assistant", "content": ""}))
+        elif style == "llamacpp":
+            frames.append(chunk({"role": "assistant", "content": None}))
+        for name in ("reasoning_content", "reasoning"):
+            frames += [chunk({**said, name: p}) for p in pieces(message.get(name) or "")
+                       if message.get(name)]
+        frames += [chunk({**said, "content": p}) for p in pieces(message["content"] or "")
                    if message["content"]]
         for index, call in enumerate(message.get("tool_calls") or []):
-            frames.append(chunk({"tool_calls": [{
-                "index": index, "id": call["id"], "type": "function",
-                "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            function = call["function"]
+            if style in ("ollama", "no-index"):
+                whole = {"id": call["id"], "index": index, "type": "function",
+                         "function": function}
+                if style == "no-index":
+                    del whole["index"]
+                frames.append(chunk({**said, "content": "", "tool_calls": [whole]}))
+                continue
+            first = {"index": index, "id": call["id"], "type": "function",
+                     "function": {"name": function["name"]}}
+            if style != "vllm":
+                first["function"]["arguments"] = ""
+            frames.append(chunk({"tool_calls": [first]}))
             frames += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
-                       for p in pieces(call["function"]["arguments"])]
-        frames.append(chunk({}, choice["finish_reason"]))
-        frames.append(_sse({**{k: body[k] for k in ("id", "created", "model")},
-                            "object": "chat.completion.chunk", "choices": [],
-                            "usage": body["usage"]}))
+                       for p in pieces(function["arguments"])]
+        if style == "llamacpp":
+            timings = {"prompt_n": 900, "prompt_ms": 203.4, "predicted_n": 150,
+                       "predicted_ms": 933.6}
+            frames.append(chunk({}, choice["finish_reason"],
+                                **({"usage": usage, "timings": timings} if usage else {})))
+        else:
+            frames.append(chunk({**said, "content": ""} if said else {}, choice["finish_reason"]))
+            if usage:
+                frames.append(_sse({**{k: body[k] for k in ("id", "created", "model")},
+                                    "object": "chat.completion.chunk", "choices": [],
+                                    "usage": usage}))
         frames.append("data: [DONE]\n\n")
         return frames
 

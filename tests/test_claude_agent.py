@@ -129,3 +129,46 @@ def test_agent_model_override(server):
         assert agent.generator.describe() == "Claude (claude-opus-5-5)"
     finally:
         agent.cleanup()
+
+
+def test_a_key_set_after_the_first_cell_is_used_and_the_reply_streams_in_the_magic(
+        server, tips, capsys, monkeypatch):
+    from conftest import analyst_shell
+
+    server.requests.clear()
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    shell = analyst_shell(backend="local")
+    shell.user_ns["tips"] = tips
+    try:
+        # No key: --model anthropic:<id> is an error naming the variable, not the templates.
+        shell.run_cell_magic("analyze", "tips --yes --model anthropic:claude-opus-5-5",
+                             "Which day has the best tips?")
+        said = capsys.readouterr()
+        assert "needs an API key" in said.err and "Set ANTHROPIC_API_KEY" in said.err
+        # No key and no --model: the offline templates, as before.
+        shell.run_cell_magic("analyze", "tips --yes", "Show the distribution of tip")
+        assert shell.user_ns["_analysis"].generator["name"] == "offline"
+        assert server.requests == []
+
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")  # no %reload_ext
+        slow = analysis(GOOD, "Plots average tips.")
+        slow.chunk_delay = 0.05  # slow enough for the status line to show the stream
+        server.script(slow, insights("The average tip is 3.00."))
+        capsys.readouterr()
+        shell.run_cell_magic("analyze", "tips --yes --model anthropic:claude-opus-5-5",
+                             "Which day has the best tips?")
+        result = shell.user_ns["_analysis"]
+        shown = capsys.readouterr().out
+        server.script(analysis(GOOD), insights("The average tip is 3.00."))
+        shell.run_cell_magic("analyze", "tips --yes --no-cache", "Which day has the best tips?")
+        default = shell.user_ns["_analysis"]
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+    assert result.success, result.error
+    assert result.generator == {"name": "Claude", "model": "claude-opus-5-5"}
+    assert default.generator == {"name": "Claude", "model": DEFAULT_MODEL}  # the key, now
+    assert all(body["stream"] for body in server.bodies())
+    assert server.bodies()[0]["model"] == "claude-opus-5-5"
+    streaming = [line for line in shown.splitlines()
+                 if line.startswith("Generating code with Claude (claude-opus-5-5) (~")]
+    assert streaming and all(" tokens, " in line for line in streaming), shown

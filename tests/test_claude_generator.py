@@ -429,7 +429,12 @@ async def test_streaming_reports_progress_and_ends_with_the_same_answer(llm_serv
     assert "stream" not in llm_server.bodies()[0] and llm_server.bodies()[1]["stream"] is True
     assert (streamed.code, streamed.explanation, streamed.usage) == \
         (plain.code, plain.explanation, plain.usage)
-    counts = [int(text.split()[0].lstrip("~")) for _, text in seen]
+    # The thinking block comes first and is counted as thinking, not as code.
+    thinking = [text for _, text in seen if text.startswith("thinking, ~")]
+    assert thinking and seen[0][1] == thinking[0]
+    answer = [text for _, text in seen if not text.startswith("thinking")]
+    assert all(" after ~32 of thinking, " in text for text in answer)  # 128 characters
+    counts = [int(text.split()[0].lstrip("~")) for text in answer]
     assert len(counts) > 5 and counts == sorted(counts) and counts[-1] > counts[0]
     assert seen[-1][0] - seen[0][0] > 0.1  # reported while the reply was still arriving
 

@@ -71,14 +71,15 @@ async def test_ollama_model_runs_the_whole_pipeline_with_streaming_progress(olla
 
 async def test_an_openai_key_set_after_the_first_question_is_used(chat_server, monkeypatch, tips):
     monkeypatch.delenv("OPENAI_API_KEY")
-    async with PythonAnalysisAgent(model="openai:gpt-4.1-mini", backend="local") as agent:
+    # The model of one question (the agent's default stays offline).
+    async with PythonAnalysisAgent(backend="local") as agent:
         with pytest.raises(GenerationError, match="OPENAI_API_KEY"):  # not the offline templates
-            await agent.analyze("What is the largest bill?", tips)
+            await agent.analyze("What is the largest bill?", tips, model="openai:gpt-4.1-mini")
         assert chat_server.requests == []
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
         chat_server.script(chat_analysis("print(df['total_bill'].max())\n"),
                            chat_insights("The largest bill is 50.81."))
-        result = await agent.analyze("What is the largest bill?", tips)
+        result = await agent.analyze("What is the largest bill?", tips, model="openai:gpt-4.1-mini")
     assert result.success, result.error
     assert result.generator == {"name": "OpenAI", "model": "gpt-4.1-mini"}
     assert "50.81" in result.raw_output
@@ -88,11 +89,10 @@ async def test_an_openai_key_set_after_the_first_question_is_used(chat_server, m
 def test_magic_with_an_ollama_model(ollama_server, tips, capsys):
     ollama_server.script(chat_text(f"```python\n{GOOD}```\nPlots the median bill."),
                          chat_insights("Parties of six are the largest."))
-    shell = analyst_shell(backend="local")
+    shell = analyst_shell(backend="local", model=f"ollama:{MODEL}")  # %config Analyze.model
     shell.user_ns["tips"] = tips
     try:
-        shell.run_cell_magic("analyze", f"tips --yes --no-cache --model ollama:{MODEL}",
-                             "Median bill by party size")
+        shell.run_cell_magic("analyze", "tips --yes --no-cache", "Median bill by party size")
         result = shell.user_ns["_analysis"]
     finally:
         shell.run_line_magic("unload_ext", "jupyter_analyst")
@@ -100,3 +100,25 @@ def test_magic_with_an_ollama_model(ollama_server, tips, capsys):
     assert result.generator["name"] == "Ollama" and result.explanation == "Plots the median bill."
     shown = capsys.readouterr().out
     assert f"Ollama ({MODEL})" in shown and "Parties of six are the largest." in shown
+
+
+def test_magic_with_an_openai_model_streams_into_the_status_line(chat_server, tips, capsys):
+    slow = chat_analysis(GOOD, "Median bill per party size, plotted.")
+    slow.chunk_delay = 0.03
+    chat_server.script(slow, chat_insights("Parties of six are the largest."))
+    shell = analyst_shell(backend="local")
+    shell.user_ns["tips"] = tips
+    try:
+        shell.run_cell_magic("analyze", "tips --yes --model openai:gpt-4.1-mini",
+                             "Median bill by party size")
+        result = shell.user_ns["_analysis"]
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+    assert result.success, result.error
+    assert result.generator == {"name": "OpenAI", "model": "gpt-4.1-mini"}
+    assert result.usage["cost_usd"] == pytest.approx(2 * (900 * 0.4 + 150 * 1.6) / 1e6)
+    shown = capsys.readouterr().out
+    streaming = [line for line in shown.splitlines()
+                 if line.startswith("Generating code with OpenAI (gpt-4.1-mini) (~")]
+    assert len(streaming) > 1 and all(" tokens, " in line for line in streaming), shown
+    assert "cost ≈ $0.0012" in shown and "Parties of six are the largest." in shown

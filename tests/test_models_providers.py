@@ -1,6 +1,6 @@
 """provider:model names, the settings they read when a question is asked, and the probe.
 
-The probe (`jupyter-analyst models`, `%analyze_models`) talks to real HTTP stand-ins.
+The probe (`jupyter-analyst models`, `%analyze models`) talks to real HTTP stand-ins.
 """
 
 from __future__ import annotations
@@ -115,6 +115,83 @@ def test_the_choice_reads_the_environment_each_time(monkeypatch):
     assert choice.get(None) is not claude  # a new key is a new client
 
 
+@pytest.mark.parametrize("name, meant", [
+    ("olama:qwen2.5-coder:7b", "Did you mean ollama:qwen2.5-coder:7b?"),
+    ("antropic:claude-opus-5-5", "Did you mean anthropic:claude-opus-5-5?"),
+    ("open-ai:gpt-4.1", "Did you mean openai:gpt-4.1?"),
+    ("vllm:Qwen/Qwen2.5-Coder-7B-Instruct",
+     "Did you mean openai-compatible:Qwen/Qwen2.5-Coder-7B-Instruct?"),
+    ("lmstudio:qwen2.5-7b-instruct", "Did you mean openai-compatible:qwen2.5-7b-instruct?"),
+    ("qwen2.5-coder:7b", "For a model in Ollama write ollama:qwen2.5-coder:7b;"),  # no provider
+    ("llama3.2", "For a model in Ollama write ollama:llama3.2;"),
+    ("gpt-4.1-mini", "For OpenAI's model write openai:gpt-4.1-mini."),
+])
+def test_a_mistyped_or_missing_provider_gets_the_name_that_was_meant(name, meant):
+    with pytest.raises(GenerationError) as raised:
+        resolve(name)
+    assert meant in raised.value.fix and "provider:id" in raised.value.fix
+    assert name in raised.value.problem
+
+
+def test_the_provider_is_read_in_any_case_and_spaces_around_the_id_go():
+    assert resolve("Ollama: llama3.2:3b ") == resolve("ollama:llama3.2:3b")
+    assert resolve("OFFLINE") == ModelSpec("offline")
+
+
+@pytest.mark.parametrize("variable, given, url", [
+    ("OLLAMA_HOST", "localhost:11434", "http://localhost:11434/v1"),
+    ("OLLAMA_HOST", "http://localhost:11434/v1", "http://localhost:11434/v1"),
+    ("OLLAMA_HOST", "http://gpu-box:11434/v1/", "http://gpu-box:11434/v1"),
+    ("OPENAI_BASE_URL", "http://gateway.internal:4000", "http://gateway.internal:4000/v1"),
+    ("OPENAI_BASE_URL", "https://proxy.example.org/openai/v1/",
+     "https://proxy.example.org/openai/v1"),
+    ("OPENAI_COMPATIBLE_BASE_URL", "localhost:1234", "http://localhost:1234/v1"),
+    ("OPENAI_COMPATIBLE_BASE_URL", "http://vllm.lan:8000/", "http://vllm.lan:8000/v1"),
+])
+def test_addresses_as_people_write_them(monkeypatch, variable, given, url):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-oa")
+    monkeypatch.setenv(variable, given)
+    provider = {"OLLAMA_HOST": "ollama", "OPENAI_BASE_URL": "openai"}.get(
+        variable, "openai-compatible")
+    assert resolve(f"{provider}:some-model").base_url == url
+    assert resolve("openai-compatible:m@http://127.0.0.1:8080").base_url == \
+        "http://127.0.0.1:8080/v1"
+
+
+async def test_addresses_without_scheme_or_v1_reach_the_server(monkeypatch, tmp_path):
+    from llm_server import chat_analysis
+    from test_openai_generator import CODE, request
+
+    ollama = ChatServer(key=None, models=("llama3.2:3b",), ollama=True).start()
+    vllm = ChatServer(key=None).start()
+    monkeypatch.setenv("OLLAMA_HOST", f"{ollama.url}/v1")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", vllm.url.removeprefix("http://"))
+    try:
+        ollama.script(chat_analysis(CODE))
+        vllm.script(chat_analysis(CODE))
+        assert (await make_generator("ollama:llama3.2:3b").generate(request())).code == CODE
+        assert (await make_generator("openai-compatible:m").generate(request())).code == CODE
+    finally:
+        ollama.stop()
+        vllm.stop()
+
+
+def test_the_magic_says_which_provider_was_meant_without_a_traceback(tips, capsys):
+    shell = analyst_shell(backend="local")
+    shell.user_ns["tips"] = tips
+    try:
+        shell.run_cell_magic("analyze", "tips --yes --model olama:qwen2.5-coder:7b",
+                             "Mean tip")
+        shell.run_cell_magic("analyze", "tips --yes --model ollama:", "Mean tip")
+    finally:
+        shell.run_line_magic("unload_ext", "jupyter_analyst")
+    said = capsys.readouterr()
+    assert "%%analyze: Unknown model provider 'olama'" in said.err
+    assert "Did you mean ollama:qwen2.5-coder:7b?" in said.err
+    assert "%%analyze: The model 'ollama:' names no model id." in said.err
+    assert "Traceback" not in said.err + said.out
+
+
 # -- the probe ----------------------------------------------------------------------------
 def test_models_command_lists_what_answers(monkeypatch, capsys):
     claude = MessagesServer().start()
@@ -168,10 +245,10 @@ def test_the_notebook_lists_models_too(monkeypatch, capsys):
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
     shell = analyst_shell()
     try:
-        shell.run_line_magic("analyze_models", "")
+        shell.run_line_magic("analyze", "models")
     finally:
         shell.run_line_magic("unload_ext", "jupyter_analyst")
         ollama.stop()
     shown = capsys.readouterr().out
     assert "models: llama3.2:3b, qwen2.5-coder:7b" in shown and "[ok] offline" in shown
-    assert "analyze_models" not in shell.magics_manager.magics["line"]
+    assert "analyze" not in shell.magics_manager.magics["line"]  # unloaded with the extension

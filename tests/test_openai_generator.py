@@ -21,6 +21,7 @@ from llm_server import (  # noqa: F401 (fixtures)
     chat_text,
     chat_tool,
     ollama_server,
+    streamed_as,
 )
 
 from jupyter_analyst.context import describe_frames
@@ -368,3 +369,275 @@ async def test_preview_is_what_is_sent_and_sends_nothing(ollama_server):
     body = ollama_server.bodies()[0]
     assert body["messages"][0]["content"] in shown and user_text(body) in shown
     assert f"POST {ollama_server.url}/v1/chat/completions  model={OLLAMA_MODEL}" in shown
+
+
+# -- what real servers send -------------------------------------------------------------
+def streaming(question="What is the median fare?") -> tuple[GenerationRequest, list[str]]:
+    """A request whose reply streams in, and the progress texts it reports."""
+    seen: list[str] = []
+    asked = request(question)
+    asked.on_progress = seen.append
+    return asked, seen
+
+
+def local_server(monkeypatch, tmp_path, variable="OPENAI_COMPATIBLE_BASE_URL",
+                 **options) -> ChatServer:
+    """A started server of its own, at ``variable``: by default a local OpenAI-compatible
+    one (vLLM, llama.cpp); OLLAMA_HOST for Ollama, OPENAI_BASE_URL for OpenAI."""
+    server = ChatServer(**{"key": None, **options}).start()
+    where = server.url if variable == "OLLAMA_HOST" else f"{server.url}/v1"
+    monkeypatch.setenv(variable, where)
+    monkeypatch.setenv("JUPYTER_ANALYST_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    return server
+
+
+@pytest.mark.parametrize("finish", ["tool_calls", "stop"])  # "stop": older Ollama versions
+async def test_ollama_streams_the_whole_tool_call_in_one_chunk(ollama_server, finish):
+    ollama_server.script(streamed_as("ollama", chat_analysis(
+        CODE, "Median.", finish_reason=finish, prompt_tokens=1500, completion_tokens=60)))
+    asked, seen = streaming()
+    answer = await ollama_model().generate(asked)
+    assert (answer.code, answer.explanation) == (CODE, "Median.")
+    assert answer.usage == {"input_tokens": 1500, "output_tokens": 60, "cost_usd": 0.0}
+    sent = json.dumps({"code": CODE, "explanation": "Median."})
+    assert seen == [f"~{len(sent) // 4} tokens, 0 s"]  # the whole call at once
+
+
+@pytest.mark.parametrize("dialect", ["openai", "ollama", "llamacpp"])
+async def test_a_server_that_ignores_include_usage_gets_an_estimate_not_zero(
+        monkeypatch, tmp_path, dialect):
+    server = local_server(monkeypatch, tmp_path, "OLLAMA_HOST", models=(OLLAMA_MODEL,),
+                          ollama=True, stream_usage=False)
+    try:
+        server.script(streamed_as(dialect, chat_analysis(CODE)))
+        asked, _ = streaming()
+        answer = await ollama_model().generate(asked)
+    finally:
+        server.stop()
+    frames = server.events(streamed_as(dialect, chat_analysis(CODE)))
+    assert all(json.loads(f[6:]).get("usage") is None for f in frames if f != "data: [DONE]\n\n")
+    sent = sum(len(m["content"]) for m in server.bodies()[0]["messages"])
+    assert answer.code == CODE
+    assert answer.usage["input_tokens"] == sent // 4 > 500
+    assert 0 < answer.usage["output_tokens"] < 60
+    assert answer.usage["cost_usd"] == 0.0 and answer.usage["estimated"] is True
+
+
+async def test_an_estimate_for_a_priced_model_has_no_cost(monkeypatch, tmp_path):
+    server = local_server(monkeypatch, tmp_path, "OPENAI_BASE_URL", key="sk-test-openai",
+                          stream_usage=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
+    try:
+        server.script(chat_analysis(CODE))
+        answer = await openai_model().generate(streaming()[0])
+    finally:
+        server.stop()
+    assert answer.usage["estimated"] is True and answer.usage["cost_usd"] is None
+
+
+@pytest.mark.parametrize("dialect", ["vllm", "llamacpp", "no-index"])
+async def test_tool_call_deltas_as_vllm_llamacpp_and_gemini_stream_them(
+        monkeypatch, tmp_path, dialect):
+    server = local_server(monkeypatch, tmp_path)
+    long_code = CODE + "".join(f"print('row {i}', df['fare'].iloc[{i}])\n" for i in range(7))
+    reply = streamed_as(dialect, chat_analysis(long_code, "Median, then each fare.",
+                                               prompt_tokens=1200, completion_tokens=240))
+    server.script(reply)
+    try:
+        answer = await make_generator("openai-compatible:Qwen/Qwen2.5-Coder-7B-Instruct"
+                                      ).generate(streaming()[0])
+        frames = server.events(reply)
+    finally:
+        server.stop()
+    assert (answer.code, answer.explanation) == (long_code, "Median, then each fare.")
+    assert answer.usage == {"input_tokens": 1200, "output_tokens": 240, "cost_usd": 0.0}
+    deltas = [json.loads(f[6:])["choices"][0]["delta"] for f in frames if '"delta"' in f]
+    calls = [delta["tool_calls"][0] for delta in deltas if "tool_calls" in delta]
+    if dialect == "no-index":
+        assert len(calls) == 1 and "index" not in calls[0]
+    else:  # the arguments in many pieces, the id only in the first
+        assert len(calls) > 10 and "id" in calls[0] and all("id" not in c for c in calls[1:])
+
+
+@pytest.mark.parametrize("field, dialect", [("reasoning_content", "llamacpp"),
+                                            ("reasoning", "vllm"), ("reasoning", "ollama")])
+async def test_reasoning_fields_count_as_thinking_and_are_never_read_for_code(
+        monkeypatch, tmp_path, field, dialect):
+    server = local_server(monkeypatch, tmp_path)
+    thought = "The user wants the median. ```python\nprint('draft')\n``` no, use save_metrics."
+    content = f"```python\n{CODE}```\nThe median fare."
+    server.script(streamed_as(dialect, chat_text(content, reasoning=thought * 3,
+                                                 reasoning_field=field)))
+    asked, seen = streaming()
+    try:
+        answer = await make_generator("openai-compatible:deepseek-r1").generate(asked)
+    finally:
+        server.stop()
+    assert answer.code == CODE and "draft" not in answer.explanation
+    assert seen[0].startswith("thinking, ~")
+    assert seen[-1].startswith(f"~{len(content) // 4} tokens after ~{len(thought) * 3 // 4} "
+                               "of thinking, ")
+
+
+THOUGHT = ("Okay, the median. A first try:\n```python\nprint(df.fare.mean())\n```\n"
+           "No, that is the mean. ")
+
+
+@pytest.mark.parametrize("content", [
+    f"<think>\n{THOUGHT}\n</think>\n\n```python\n{CODE}```\nThe median fare.",  # qwen3
+    f"{THOUGHT}\n</think>\n\n```python\n{CODE}```\nThe median fare.",  # deepseek-r1
+])
+async def test_think_tags_in_the_text_are_not_code_nor_counted_as_code(ollama_server, content):
+    ollama_server.script(streamed_as("ollama", chat_text(content)))
+    asked, seen = streaming()
+    answer = await ollama_model("qwen2.5-coder:7b").generate(asked)
+    assert answer.code == CODE and answer.explanation == "The median fare."
+    assert any(text.startswith("thinking, ~") for text in seen) or "<think>" not in content
+    assert " of thinking, " in seen[-1]
+
+
+async def test_a_tool_call_after_thinking_in_the_text(ollama_server):
+    ollama_server.script(chat_analysis(CODE, "Median.", content=f"<think>{THOUGHT}</think>"))
+    assert (await ollama_model().generate(request())).code == CODE
+
+
+async def test_a_reply_that_is_all_thinking_has_no_code(ollama_server):
+    ollama_server.script(chat_text(f"<think>\n{THOUGHT}"))
+    with pytest.raises(GenerationError) as raised:
+        await ollama_model().generate(request())
+    assert "no code" in raised.value.problem
+
+
+@pytest.mark.parametrize("reply", [
+    f"```py\n{CODE}```",
+    f"```python3\n{CODE}```",
+    f"```Python\r\n{CODE}```\r\nDone.",  # Windows line ends
+    f"```\n{CODE}```",  # no language
+    f"Here:\n\n```python\n{CODE}",  # the model forgot to close the block
+    f"1. The cell:\n   ```python\n   {CODE.replace(chr(10), chr(10) + '   ')}```",  # in a list
+    # Several blocks: Python over a pip install and a longer unlabelled output sample.
+    f"```bash\npip install pandas\n```\n```python\n{CODE}```\nOutput:\n```\n"
+    + "median_fare  8.05\n" * 20 + "```",
+    # Two Python blocks: the longer is the complete cell, the other a fragment.
+    f"```python\n{CODE}```\nOr just:\n```python\ndf['fare'].median()\n```",
+    f"```python\ndf['fare'].median()\n```\nAs a cell:\n```python\n{CODE}```",
+])
+async def test_code_blocks_as_models_write_them(ollama_server, reply):
+    ollama_server.script(chat_text(reply))
+    answer = await ollama_model().generate(request())
+    assert answer.code.replace("\r", "") == CODE
+
+
+async def test_only_blocks_in_other_languages_are_no_code(ollama_server):
+    ollama_server.script(chat_text("```bash\npip install pandas\n```"))
+    with pytest.raises(GenerationError, match="no code"):
+        await ollama_model().generate(request())
+
+
+@pytest.mark.parametrize("arguments", [
+    # The code encoded twice: one line with literal \n (and \" for its quotes).
+    json.dumps({"code": json.dumps(CODE.replace("'", '"'))[1:-1], "explanation": "Median."}),
+    json.dumps({"code": CODE.replace("\n", "\\n"), "explanation": "Median."}),
+    # The code in a fence inside the argument.
+    json.dumps({"code": f"```python\n{CODE}```", "explanation": "Median."}),
+])
+async def test_tool_call_arguments_with_escaped_or_fenced_code(ollama_server, arguments):
+    ollama_server.script(chat_tool("submit_analysis", arguments))
+    assert (await ollama_model().generate(request())).code.replace('"', "'") == CODE
+
+
+async def test_code_with_a_real_backslash_n_is_kept_as_it_is(ollama_server):
+    code = "print('a\\nb')\n"  # one line that prints two: valid as written
+    ollama_server.script(chat_analysis(code))
+    assert (await ollama_model().generate(request())).code == code
+
+
+async def test_llamacpp_context_size_error_is_retried_compact_then_explained(
+        monkeypatch, tmp_path):
+    server = local_server(monkeypatch, tmp_path)
+    too_long = chat_error(400, "the request exceeds the available context size, try "
+                               "increasing it", kind="exceed_context_size_error")
+    too_long.body["error"].update(code=400, n_prompt_tokens=5210, n_ctx=4096)
+    server.script(too_long, too_long)
+    try:
+        with pytest.raises(GenerationError) as raised:
+            await make_generator("openai-compatible:qwen2.5-coder").generate(request())
+    finally:
+        server.stop()
+    assert len(server.requests) == 2  # the second with the compact context
+    assert "too long" in raised.value.problem and "exceeds the available context" in \
+        raised.value.problem
+    assert "--max-model-len" in raised.value.fix
+
+
+async def test_llamacpp_without_jinja_refuses_tools_with_a_500_and_gets_a_fenced_prompt(
+        monkeypatch, tmp_path):
+    server = local_server(monkeypatch, tmp_path)
+    refusal = chat_error(500, "tools param requires --jinja flag")
+    refusal.body["error"]["code"] = 500
+    server.script(refusal, chat_text(f"```python\n{CODE}```"))
+    try:
+        generator = make_generator("openai-compatible:qwen2.5-coder")
+        generator.max_retries = 0
+        answer = await generator.generate(request())
+    finally:
+        server.stop()
+    assert answer.code == CODE
+    assert "tools" in server.bodies()[0] and "tools" not in server.bodies()[1]
+
+
+async def test_ollama_model_without_tool_support_streamed(monkeypatch, tmp_path):
+    server = local_server(monkeypatch, tmp_path, "OLLAMA_HOST", models=("deepseek-r1:8b",),
+                          ollama=True, rejects_tools=True)
+    server.script(streamed_as("ollama", chat_text(
+        f"<think>{THOUGHT}</think>```python\n{CODE}```")))
+    try:
+        answer = await ollama_model("deepseek-r1:8b").generate(streaming()[0])
+    finally:
+        server.stop()
+    assert answer.code == CODE
+    assert [("tools" in b) for b in server.bodies()] == [True, False]
+
+
+async def test_arguments_sent_as_an_object_are_read(ollama_server):
+    reply = chat_analysis(CODE, "Median.")
+    call = reply.body["choices"][0]["message"]["tool_calls"][0]
+    call["function"]["arguments"] = {"code": CODE, "explanation": "Median."}
+    ollama_server.script(reply)
+    assert (await ollama_model().generate(request())).explanation == "Median."
+
+
+@pytest.mark.parametrize("content", [
+    # Older Ollama streamed a tool call as content; Llama 3.1 writes "parameters".
+    json.dumps({"name": "submit_analysis", "parameters": {"code": CODE, "explanation": "M."}}),
+    # Mistral's raw output through a server without its parser: a list after [TOOL_CALLS].
+    "[TOOL_CALLS] " + json.dumps([{"name": "submit_analysis",
+                                   "arguments": {"code": CODE, "explanation": "M."}}]),
+    "<|python_tag|>" + json.dumps({"name": "submit_analysis",
+                                   "parameters": {"code": CODE, "explanation": "M."}}),
+])
+async def test_tool_calls_written_as_text_by_servers_that_do_not_parse_them(
+        ollama_server, content):
+    ollama_server.script(streamed_as("ollama", chat_text(content)))
+    answer = await ollama_model().generate(streaming()[0])
+    assert (answer.code, answer.explanation) == (CODE, "M.")
+
+
+async def test_a_stream_that_lost_its_tool_call_is_asked_again_unstreamed(ollama_server):
+    ollama_server.script(streamed_as("ollama", chat_text("")), chat_analysis(CODE))
+    answer = await ollama_model().generate(streaming()[0])
+    assert answer.code == CODE
+    assert [body.get("stream", False) for body in ollama_server.bodies()] == [True, False]
+    assert all("tools" in body for body in ollama_server.bodies())
+
+
+async def test_a_model_too_large_for_the_memory_says_to_choose_a_smaller_one(ollama_server):
+    ollama_server.script(chat_error(500, "model requires more system memory (5.6 GiB) than "
+                                         "is available (3.2 GiB)", kind="api_error"))
+    generator = ollama_model()
+    generator.max_retries = 0
+    with pytest.raises(GenerationError) as raised:
+        await generator.generate(request())
+    assert "cannot load qwen2.5-coder:7b" in raised.value.problem
+    assert "5.6 GiB" in raised.value.problem and "smaller model" in raised.value.fix

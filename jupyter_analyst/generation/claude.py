@@ -90,9 +90,9 @@ class ClaudeGenerator(LLMGenerator):
                         async for event in stream:
                             if event.type == "content_block_delta":
                                 delta = event.delta
-                                progress.add(getattr(delta, "text", None)
-                                             or getattr(delta, "partial_json", None)
-                                             or getattr(delta, "thinking", None))
+                                progress.add(getattr(delta, "text", None), text=True)
+                                progress.add(getattr(delta, "partial_json", None))
+                                progress.add(getattr(delta, "thinking", None), thinking=True)
                         response = await stream.get_final_message()
             except anthropic.AnthropicError as exc:
                 raise self._explain(exc, str(client.base_url)) from None

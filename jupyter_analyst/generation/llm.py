@@ -12,6 +12,7 @@ import abc
 import json
 import os
 import re
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,14 +40,26 @@ MAX_INSIGHTS = 5
 MAX_SERVER_MESSAGE = 300
 CHARS_PER_TOKEN = 4  # for the running count while streaming; the API's count comes at the end
 
-FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.DOTALL)
-PYTHON_FENCES = ("", "python", "py", "python3")
+# A Markdown code block: its language and its code. The closing fence must start a line
+# (a ``` inside a string of the code does not end it); a block still open at the end of a
+# complete reply (small models forget to close it) runs to the end.
+FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)",
+                   re.DOTALL | re.MULTILINE)
+PYTHON_FENCES = ("python", "py", "python3", "ipython")
 BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
-TOO_LONG = re.compile(r"too long|too large|context (length|window)|maximum context",
-                      re.IGNORECASE)
-# Some local models write the tool call as JSON in their text (in a <tool_call> tag or fence).
-TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|```(?:json)?)?\s*(\{.*\})\s*"
-                            r"(?:</tool_call>|```)?\s*$", re.DOTALL)
+# How APIs and servers say the prompt does not fit: OpenAI and vLLM ("maximum context
+# length", newer vLLM "longer than the maximum model length"), Anthropic ("prompt is too
+# long"), LM Studio ("context length"), llama.cpp ("exceeds the available context size").
+TOO_LONG = re.compile(r"too long|too large|context (length|window|size)|maximum context"
+                      r"|maximum model length", re.IGNORECASE)
+# Reasoning models that think aloud in their text (qwen3, deepseek-r1, QwQ through Ollama
+# or a server without a reasoning parser) put the thinking before the answer.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+# Local models whose server does not parse their tool calls write them as JSON text: in
+# Qwen's <tool_call> tag, after Mistral's [TOOL_CALLS] (a list of calls) or Llama 3.1's
+# <|python_tag|>, in a fence, or bare (older Ollama streamed calls as content).
+TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|\[TOOL_CALLS\]|<\|python_tag\|>|```(?:json)?)?"
+                            r"\s*([\[{].*[\]}])\s*(?:</tool_call>|```)?\s*$", re.DOTALL)
 
 
 SMALLER_PROMPT = "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode 'schema'."
@@ -67,18 +80,40 @@ class Reply:
 
 
 class Progress:
-    """Reports tokens received so far and time elapsed while a reply streams in."""
+    """Reports tokens received so far and time elapsed while a reply streams in.
+
+    Thinking (a reasoning field, Claude's thinking blocks, or ``<think>`` in the text) is
+    counted apart: a model may think for a minute before it writes the first line of
+    code, and the count of the answer should not jump back when the thinking ends.
+    """
 
     def __init__(self, report: Callable[[str], None]):
         self.report = report
         self.started = time.monotonic()
-        self.chars = 0
+        self.text = ""  # the reply's text so far, which may hold <think>...</think>
+        self.other = 0  # characters of the answer outside the text (tool-call arguments)
+        self.thought = 0  # characters of thinking sent apart from the text
 
-    def add(self, text: str | None) -> None:
-        if text:
-            self.chars += len(text)
-            elapsed = time.monotonic() - self.started
-            self.report(f"~{self.chars // CHARS_PER_TOKEN} tokens, {elapsed:.0f} s")
+    def add(self, piece: object, thinking: bool = False, text: bool = False) -> None:
+        """Count ``piece``: thinking, text of the reply (``text``), or tool-call arguments."""
+        if not isinstance(piece, str) or not piece:
+            return
+        if thinking:
+            self.thought += len(piece)
+        elif text:
+            self.text += piece
+        else:
+            self.other += len(piece)
+        answer_text = len(without_thinking(self.text))
+        answer = (answer_text + self.other) // CHARS_PER_TOKEN
+        thought = (self.thought + len(self.text) - answer_text) // CHARS_PER_TOKEN
+        elapsed = f"{time.monotonic() - self.started:.0f} s"
+        if not thought:
+            self.report(f"~{answer} tokens, {elapsed}")
+        elif not answer:
+            self.report(f"thinking, ~{thought} tokens, {elapsed}")
+        else:
+            self.report(f"~{answer} tokens after ~{thought} of thinking, {elapsed}")
 
 
 class LLMGenerator(CodeGenerator):
@@ -159,10 +194,14 @@ class LLMGenerator(CodeGenerator):
         return await self._send(task, message, progress)
 
     def parse_analysis(self, reply: Reply) -> tuple[str, str]:
-        """``(code, explanation)`` from the tool call, or from a fenced block in plain text."""
+        """``(code, explanation)`` from the tool call, or from a fenced block in plain text.
+
+        Thinking in the text is never read for code: it holds drafts the model rejected.
+        """
         self._check_complete(reply)
+        answer = without_thinking(reply.text)
         data = reply.tool_input if reply.tool_input is not None else _tool_call_in_text(
-            reply.text, ANALYSIS.tool["name"])
+            answer, ANALYSIS.tool["name"])
         if data is not None:
             code, explanation = data.get("code"), data.get("explanation", "")
             if not isinstance(code, str) or not isinstance(explanation, str):
@@ -171,9 +210,9 @@ class LLMGenerator(CodeGenerator):
                     "Regenerate; if it happens again, rephrase the question.",
                 )
             fenced = _fenced_code(code)
-            code = fenced[0] if fenced else code
+            code = _escaped_once_more(fenced[0] if fenced else code)
         else:
-            code, explanation = _fenced_code(reply.text) or ("", "")
+            code, explanation = _fenced_code(answer) or ("", "")
         code = code.strip("\n")
         if not code.strip():
             raise GenerationError(
@@ -185,12 +224,13 @@ class LLMGenerator(CodeGenerator):
 
     def parse_insights(self, reply: Reply) -> list[str]:
         self._check_complete(reply)
+        answer = without_thinking(reply.text)
         data = reply.tool_input if reply.tool_input is not None else _tool_call_in_text(
-            reply.text, INSIGHTS.tool["name"])
+            answer, INSIGHTS.tool["name"])
         if data is not None and isinstance(data.get("insights"), list):
             return [str(item) for item in data["insights"]]
         # Plain-text fallback: one finding per bullet or non-empty line.
-        lines = (BULLET.sub("", line).strip() for line in reply.text.splitlines())
+        lines = (BULLET.sub("", line).strip() for line in answer.splitlines())
         return [line for line in lines if line]
 
     def _check_complete(self, reply: Reply) -> None:
@@ -215,14 +255,52 @@ def server_message(body: object, fallback: str) -> str:
     return message[:MAX_SERVER_MESSAGE]
 
 
+def without_thinking(text: str) -> str:
+    """The answer of a reply that may think aloud first: what follows the last
+    ``</think>``; nothing when a ``<think>`` is still open (the reply is all thinking)."""
+    text = (text or "").replace("\r\n", "\n")
+    end = text.rfind(THINK_CLOSE)
+    if end >= 0:
+        return text[end + len(THINK_CLOSE):]
+    return "" if text.lstrip().startswith(THINK_OPEN) else text
+
+
 def _fenced_code(text: str) -> tuple[str, str] | None:
-    """The Python code block of a Markdown reply (the longest one) and the prose around it."""
-    blocks = [m for m in FENCE.finditer(text) if m.group(1).lower() in PYTHON_FENCES]
-    if not blocks:
+    """The code block of a Markdown reply and the prose around it.
+
+    The prompt asks for the whole cell in one block. When a reply has several, the
+    others are fragments (a line restated, "you could also use ...") or not Python at
+    all (``bash`` for a pip install, ``text`` or an unlabelled block showing the
+    expected output), so: blocks labelled Python if there are any, else unlabelled
+    ones, never other languages; of those the longest, the later one on a tie (a
+    corrected version follows the first).
+    """
+    blocks = list(FENCE.finditer(text))
+    labelled = [m for m in blocks if m.group(1).lower() in PYTHON_FENCES]
+    candidates = labelled or [m for m in blocks if not m.group(1)]
+    if not candidates:
         return None
-    best = max(blocks, key=lambda m: len(m.group(2)))
+    best = max(enumerate(candidates), key=lambda pair: (len(pair[1].group(2)), pair[0]))[1]
     prose = FENCE.sub(" ", text)
-    return best.group(2), " ".join(prose.split())
+    return textwrap.dedent(best.group(2)), " ".join(prose.split())
+
+
+def _escaped_once_more(code: str) -> str:
+    """Code some models escape twice in their tool-call JSON arrives as one line with
+    literal ``\\n``: it is read once more when only that reading compiles."""
+    if "\n" in code.strip() or "\\n" not in code:
+        return code
+    try:
+        compile(code, "<reply>", "exec")
+        return code
+    except SyntaxError:
+        pass
+    try:
+        unescaped = json.loads(f'"{code}"')
+        compile(unescaped, "<reply>", "exec")
+    except (ValueError, SyntaxError):
+        return code
+    return unescaped
 
 
 def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
@@ -231,10 +309,12 @@ def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
     if not match:
         return None
     try:
-        call = json.loads(match.group(1))
+        calls = json.loads(match.group(1))
     except ValueError:
         return None
-    if not isinstance(call, dict) or call.get("name") != name:
+    calls = calls if isinstance(calls, list) else [calls]
+    call = next((c for c in calls if isinstance(c, dict) and c.get("name") == name), None)
+    if call is None:
         return None
     arguments = call.get("arguments", call.get("parameters"))
     if isinstance(arguments, str):  # some templates double-encode the arguments

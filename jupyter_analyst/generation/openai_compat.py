@@ -6,7 +6,8 @@ parsing, cache and insights are the shared ones (``llm``).
 
 Structured output: the ``submit_analysis`` function is offered as a tool. Servers
 that refuse tools (Ollama for a model without tool support, vLLM without
-``--enable-auto-tool-choice``) answer 400; the request is then sent again without
+``--enable-auto-tool-choice``: 400; llama.cpp's server without ``--jinja``: 500) say so
+in their error; the request is then sent again without
 tools, with a prompt that asks for a fenced code block, and this generator does not
 offer tools again. Small models that answer in text anyway are parsed the same way.
 
@@ -14,9 +15,18 @@ Local servers get no output token limit: their context is small, and vLLM refuse
 prompt plus ``max_tokens`` larger than it; they stop at the end of the answer.
 
 Retries are the SDK's own (``max_retries``: 408, 409, 429, 5xx and connection errors
-with backoff and ``retry-after``). Streaming (when the request carries a progress
-callback) accumulates the chunks with the SDK's ``ChatCompletionStreamState`` into the
-same ``ChatCompletion`` a plain request returns, usage included.
+with backoff and ``retry-after``).
+
+Streaming (when the request carries a progress callback) adds the chunks up here, not
+with the SDK's ``ChatCompletionStreamState``, which raises on what real servers send: a
+tool-call delta without ``index`` (Gemini, mistral.rs, some proxies), or the function
+name repeated in every delta (it would be concatenated). What is accepted: the OpenAI
+shape (``index`` on every delta, ``id`` and name in the first, the arguments in pieces,
+as vLLM and llama.cpp's server send it), Ollama's whole tool call in one chunk (with
+``finish_reason`` "stop" or "tool_calls"), a reasoning field (``reasoning_content``:
+DeepSeek, llama.cpp, LM Studio; ``reasoning``: vLLM, Ollama), which is counted as
+thinking and never parsed, and usage in the last chunk that has one. A server that
+sends no usage at all gets an estimate from the characters, marked ``estimated``.
 """
 
 from __future__ import annotations
@@ -25,16 +35,17 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 try:
     import openai
-    from openai.lib.streaming.chat import ChatCompletionStreamState
 except ImportError:  # the optional extra
     openai = None
 
 from ..errors import GenerationError
 from .llm import (
+    CHARS_PER_TOKEN,
     SMALLER_PROMPT,
     TOO_LONG,
     LLMGenerator,
@@ -102,7 +113,9 @@ class OpenAIGenerator(LLMGenerator):
                 if self.tools:
                     try:
                         return await self._complete(client, task, message, progress, True)
-                    except openai.BadRequestError as exc:
+                    # llama.cpp's server without --jinja answers 500 ("tools param requires
+                    # --jinja flag"), after the SDK's retries.
+                    except (openai.BadRequestError, openai.InternalServerError) as exc:
                         said = server_message(exc.body, exc.message)
                         if not TOOLS_REFUSED.search(said) or TOO_LONG.search(said):
                             raise
@@ -125,38 +138,42 @@ class OpenAIGenerator(LLMGenerator):
         if self.provider == OPENAI:  # a local server's context is better spent on the answer
             request["max_completion_tokens"] = task.max_tokens
         if progress is None:
-            completion = await client.chat.completions.create(**request)
+            answer = Answer.of(await client.chat.completions.create(**request))
         else:
-            state = ChatCompletionStreamState()
+            answer = Answer()
             stream = await client.chat.completions.create(
                 **request, stream=True, stream_options={"include_usage": True})
             async for chunk in stream:
-                state.handle_chunk(chunk)
-                for choice in chunk.choices:
-                    progress.add(choice.delta.content)
-                    for call in choice.delta.tool_calls or ():
-                        progress.add(call.function.arguments if call.function else None)
-            completion = state.current_completion_snapshot
-        return self._reply(completion, task.tool["name"])
-
-    def _reply(self, completion: Any, tool: str) -> Reply:
-        if not completion.choices:
+                answer.add(chunk, progress)
+            if tools and answer.received and not (answer.text.strip() or answer.calls):
+                # Some Ollama versions drop a tool call from the stream (ollama#12557) and
+                # send nothing else; the same request unstreamed carries it.
+                log.info("%s streamed an empty reply; asking again without streaming",
+                         self.describe())
+                answer = Answer.of(await client.chat.completions.create(**request))
+        if not answer.received:
             raise GenerationError(f"{self.describe()} sent an empty reply (no choices).",
                                   "Regenerate; if it happens again, try another model.")
-        choice = completion.choices[0]
-        message = choice.message
-        tool_input = None
-        for call in message.tool_calls or ():
-            if getattr(call, "function", None) is not None and call.function.name == tool:
-                tool_input = _arguments(call.function.arguments)
-                break
-        refused = bool(getattr(message, "refusal", None))
-        stop = "refused" if refused else STOPS.get(choice.finish_reason, "done")
-        usage = completion.usage
-        return Reply(tool_input=tool_input, text=message.content or "", stop=stop,
-                     usage=usage_dict(self.provider, self.model,
-                                      usage.prompt_tokens if usage else 0,
-                                      usage.completion_tokens if usage else 0))
+        prompt = sum(len(m["content"]) for m in request["messages"])
+        return self._reply(answer, task.tool["name"], prompt)
+
+    def _reply(self, answer: Answer, tool: str, prompt_chars: int) -> Reply:
+        tool_input = next((_arguments(call.get("arguments")) for call in answer.calls
+                           if call.get("name") == tool), None)
+        stop = "refused" if answer.refusal else STOPS.get(answer.finish, "done")
+        usage = answer.usage
+        if usage is not None:
+            counted = usage_dict(self.provider, self.model, _tokens(usage, "prompt_tokens"),
+                                 _tokens(usage, "completion_tokens"))
+        else:  # the server ignored include_usage: count as the status line does
+            written = len(answer.text) + sum(len(str(c.get("arguments") or ""))
+                                             for c in answer.calls)
+            counted = usage_dict(self.provider, self.model, prompt_chars // CHARS_PER_TOKEN,
+                                 written // CHARS_PER_TOKEN)
+            if counted["cost_usd"]:  # a price on a guess would look like a bill
+                counted["cost_usd"] = None
+            counted["estimated"] = True
+        return Reply(tool_input=tool_input, text=answer.text, stop=stop, usage=counted)
 
     def _explain(self, exc: Exception) -> GenerationError:
         """The user-facing error for an SDK exception (after the SDK's own retries)."""
@@ -214,6 +231,12 @@ class OpenAIGenerator(LLMGenerator):
                         "16384 for `ollama serve`, or vLLM's --max-model-len.")
             return PromptTooLong(f"The request is too long for {model} ({status}: {said}).",
                                  fix)
+        if isinstance(exc, openai.InternalServerError) and "memory" in said.lower():
+            # Ollama: "model requires more system memory (5.6 GiB) than is available"
+            return GenerationError(
+                f"{self.name} at {where} cannot load {model} ({status}: {said}).",
+                "Choose a smaller model (fewer parameters, e.g. a 3b or 7b tag, or a q4 "
+                "quantisation), or close what uses the memory, then ask again.")
         if isinstance(exc, openai.InternalServerError):
             return GenerationError(
                 f"{self.name} at {where} is failing ({status}: {said}); {retries} retries "
@@ -232,13 +255,93 @@ def function_tool(tool: dict[str, Any]) -> dict[str, Any]:
                                              "parameters": tool["input_schema"]}}
 
 
-def _arguments(text: str | None) -> dict[str, Any]:
+@dataclass
+class Answer:
+    """One reply of the Chat Completions API, plain or added up from streamed chunks."""
+
+    text: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)  # {"id", "name", "arguments"}
+    finish: str | None = None
+    refusal: str = ""
+    usage: Any = None
+    received: bool = False  # a choice arrived at all
+
+    @classmethod
+    def of(cls, completion: Any) -> Answer:
+        if not completion.choices:
+            return cls(usage=completion.usage)
+        choice = completion.choices[0]
+        message = choice.message
+        calls = [{"name": call.function.name, "arguments": call.function.arguments}
+                 for call in message.tool_calls or ()
+                 if getattr(call, "function", None) is not None]
+        return cls(message.content or "", calls, choice.finish_reason,
+                   getattr(message, "refusal", None) or "", completion.usage, True)
+
+    def add(self, chunk: Any, progress: Progress) -> None:
+        # Some servers send usage before their last chunks, which then have none.
+        self.usage = getattr(chunk, "usage", None) or self.usage
+        for choice in getattr(chunk, "choices", None) or ():
+            if getattr(choice, "index", 0) not in (0, None):
+                continue  # only one answer was asked for
+            self.received = True
+            if getattr(choice, "finish_reason", None):
+                self.finish = choice.finish_reason
+            delta = getattr(choice, "delta", None)
+            if delta is None:
+                continue
+            for name in ("reasoning_content", "reasoning"):
+                progress.add(getattr(delta, name, None), thinking=True)
+            if isinstance(delta.content, str):
+                self.text += delta.content
+                progress.add(delta.content, text=True)
+            if isinstance(getattr(delta, "refusal", None), str):
+                self.refusal += delta.refusal
+            for piece in delta.tool_calls or ():
+                call = self._call(getattr(piece, "index", None), getattr(piece, "id", None))
+                function = getattr(piece, "function", None)
+                if function is None:
+                    continue
+                if getattr(function, "name", None):
+                    call["name"] = function.name  # sent once, or again in every delta
+                arguments = getattr(function, "arguments", None)
+                if isinstance(arguments, dict):  # an object instead of JSON text
+                    call["arguments"] = arguments
+                elif isinstance(arguments, str):
+                    call["arguments"] = (call.get("arguments") or "") + arguments
+                    progress.add(arguments)
+
+    def _call(self, index: int | None, call_id: str | None) -> dict[str, Any]:
+        """The call a tool-call delta continues: by ``index``; without one, the last call,
+        unless the delta carries another call's ``id``."""
+        if isinstance(index, int):
+            while len(self.calls) <= index:
+                self.calls.append({})
+            call = self.calls[index]
+        elif not self.calls or (call_id and self.calls[-1].get("id") not in (None, call_id)):
+            call = {}
+            self.calls.append(call)
+        else:
+            call = self.calls[-1]
+        if call_id:
+            call.setdefault("id", call_id)
+        return call
+
+
+def _arguments(given: str | dict | None) -> dict[str, Any]:
     """A function call's arguments; unreadable JSON counts as a call without them."""
+    if isinstance(given, dict):
+        return given
     try:
-        data = json.loads(text or "{}")
-    except ValueError:
+        data = json.loads(given or "{}")
+    except (TypeError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _tokens(usage: Any, name: str) -> int:
+    value = getattr(usage, name, None)
+    return value if isinstance(value, int) else 0
 
 
 def _code(exc: Any) -> str:

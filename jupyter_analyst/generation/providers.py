@@ -8,6 +8,7 @@ question is asked, so a key or address set later applies to the next question.
 
 from __future__ import annotations
 
+import difflib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ NO_KEY = "not-needed"
 PROBE_TIMEOUT = 3.0  # seconds per provider for `jupyter-analyst models`
 LISTED_MODELS = 8
 EXAMPLE_URL = "http://localhost:8000/v1"
+# Names people give the servers that openai-compatible: covers, and Anthropic's model.
+SERVER_NAMES = {"vllm": COMPATIBLE, "lmstudio": COMPATIBLE, "lm-studio": COMPATIBLE,
+                "llamacpp": COMPATIBLE, "llama.cpp": COMPATIBLE, "llama-cpp": COMPATIBLE,
+                "llama-server": COMPATIBLE, "claude": ANTHROPIC}
+OPENAI_MODEL_PREFIXES = ("gpt-", "o1", "o3", "o4", "chatgpt-")
 
 
 @dataclass(frozen=True)
@@ -64,16 +70,17 @@ def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
     if name is None and not anthropic_key:
         return ModelSpec(OFFLINE)
     name = (name or ANTHROPIC + ":").strip()
-    if name == OFFLINE:
+    if name.lower() == OFFLINE:
         return ModelSpec(OFFLINE)
     provider, colon, model = name.partition(":")
+    provider, model = provider.strip().lower(), model.strip()
     if not colon:  # a bare Claude id, as before providers were named
+        if not name.lower().startswith("claude"):
+            raise _unknown(name, f"The model {name!r} names no provider.", name)
         provider, model = ANTHROPIC, name
     if provider not in PROVIDERS:
-        raise GenerationError(
-            f"Unknown model provider {provider!r} in {name!r}.",
-            f"Write the model as provider:id with a provider of {', '.join(PROVIDERS)}, "
-            "e.g. ollama:qwen2.5-coder:7b, or use offline.")
+        raise _unknown(name, f"Unknown model provider {provider!r} in {name!r}.", model,
+                       provider)
     if provider == ANTHROPIC:
         if not anthropic_key:
             raise _missing(name, f"Set {ANTHROPIC_KEY} (or pass anthropic_api_key=...)")
@@ -85,7 +92,7 @@ def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
         if not base_url:
             raise _missing(name, f"Set {COMPATIBLE_BASE} (e.g. {EXAMPLE_URL}) or write "
                                  f"{COMPATIBLE}:{model}@{EXAMPLE_URL}", "the server's address")
-        return ModelSpec(COMPATIBLE, model, base_url.rstrip("/"),
+        return ModelSpec(COMPATIBLE, model, api_url(base_url),
                          os.environ.get(COMPATIBLE_KEY) or NO_KEY)
     _require_id(name, model)
     if provider == OLLAMA:
@@ -93,16 +100,28 @@ def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
     key = os.environ.get(OPENAI_KEY)
     if not key:
         raise _missing(name, f"Set {OPENAI_KEY}")
-    return ModelSpec(OPENAI, model, (os.environ.get(OPENAI_BASE) or DEFAULT_OPENAI_URL)
-                     .rstrip("/"), key)
+    return ModelSpec(OPENAI, model, api_url(os.environ.get(OPENAI_BASE) or DEFAULT_OPENAI_URL),
+                     key)
 
 
 def ollama_host() -> str:
-    """``OLLAMA_HOST`` as a URL; like Ollama itself, accept "host", "host:port" or a URL."""
+    """``OLLAMA_HOST`` as a URL; like Ollama itself, accept "host", "host:port" or a URL.
+
+    The address of Ollama's OpenAI endpoint (``.../v1``) is taken for the host it is on.
+    """
     given = (os.environ.get(OLLAMA_HOST) or DEFAULT_OLLAMA_HOST).strip().rstrip("/")
     parts = urlsplit(given if "://" in given else f"http://{given}")
     port = f":{parts.port}" if parts.port else f":{OLLAMA_PORT}" if parts.scheme == "http" else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path.removesuffix('/v1')}"
+
+
+def api_url(given: str) -> str:
+    """A Chat Completions base URL as people write it, as the SDK needs it: ``http://``
+    when no scheme is given (a server on this network), ``/v1`` when no path is (the
+    SDK appends ``/chat/completions`` to exactly this URL), no trailing slash."""
+    given = given.strip().rstrip("/")
+    given = given if "://" in given else f"http://{given}"
+    return given if urlsplit(given).path else f"{given}/v1"
 
 
 def _anthropic_url() -> str:
@@ -116,13 +135,29 @@ def _require_id(name: str, model: str) -> None:
                               "or openai:gpt-4.1-mini.")
 
 
+def _unknown(name: str, problem: str, model: str, provider: str = "") -> GenerationError:
+    """A name without a known provider, with the name the user most likely meant."""
+    meant = SERVER_NAMES.get(provider) or next(
+        iter(difflib.get_close_matches(provider, PROVIDERS, n=1, cutoff=0.6)), None)
+    if meant:
+        fix = f"Did you mean {meant}:{model}?"
+    elif not provider and model.lower().startswith(OPENAI_MODEL_PREFIXES):
+        fix = f"For OpenAI's model write openai:{model}."
+    else:  # e.g. "qwen2.5-coder:7b": an Ollama tag is read as provider "qwen2.5-coder"
+        fix = (f"For a model in Ollama write ollama:{name}; for another server that speaks "
+               f"the OpenAI API (vLLM, LM Studio, llama.cpp, a hosted one) write "
+               f"{COMPATIBLE}:<id>@<its /v1 URL>.")
+    return GenerationError(problem, f"{fix} Models are named provider:id with a provider of "
+                                    f"{', '.join(PROVIDERS)}, or offline.")
+
+
 def _missing(name: str, how: str, what: str = "an API key") -> GenerationError:
     return GenerationError(f"The model {name!r} needs {what}, and none is set.",
                            f"{how}, or choose another model (--model offline works without "
                            "one).")
 
 
-# -- probing (`jupyter-analyst models`, `%analyze_models`) -------------------------------
+# -- probing (`jupyter-analyst models`, `%analyze models`) -------------------------------
 @dataclass
 class ProviderStatus:
     """What one provider looks like from here: configured, answering, serving which models."""
@@ -197,7 +232,7 @@ def _probe_openai(client: httpx.Client, provider: str) -> ProviderStatus:
                                       "LM Studio or llama.cpp's server, or name the URL in "
                                       "the model: openai-compatible:<id>@<url>.")
         key_variable, base_variable = COMPATIBLE_KEY, COMPATIBLE_BASE
-    base = base.rstrip("/")
+    base = api_url(base)
     headers = {"authorization": f"Bearer {key}"} if key else {}
     return _get_models(client, ProviderStatus(provider, True, where=base),
                              f"{base}/models", headers, key_variable, base_variable)
