@@ -158,6 +158,22 @@ def test_addresses_as_people_write_them(monkeypatch, variable, given, url):
         "http://127.0.0.1:8080/v1"
 
 
+@pytest.mark.parametrize(("name", "model", "url"), [
+    ("openai-compatible:qwen@localhost:8000", "qwen", "http://localhost:8000/v1"),
+    ("openai-compatible:qwen@vllm.lan/v1", "qwen", "http://vllm.lan/v1"),
+    ("openai-compatible:team@model@http://h:1/v1", "team@model", "http://h:1/v1"),
+])
+def test_an_address_in_the_name_needs_no_scheme(monkeypatch, name, model, url):
+    monkeypatch.delenv("OPENAI_COMPATIBLE_BASE_URL", raising=False)
+    spec = resolve(name)
+    assert (spec.model, spec.base_url) == (model, url)
+
+
+def test_an_at_sign_without_an_address_stays_in_the_id(monkeypatch):
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:9/v1")
+    assert resolve("openai-compatible:coder@2024").model == "coder@2024"
+
+
 async def test_addresses_without_scheme_or_v1_reach_the_server(monkeypatch, tmp_path):
     from llm_server import chat_analysis
     from test_openai_generator import CODE, request

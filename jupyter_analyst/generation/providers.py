@@ -86,8 +86,8 @@ def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
             raise _missing(name, f"Set {ANTHROPIC_KEY} (or pass anthropic_api_key=...)")
         return ModelSpec(ANTHROPIC, model or None, _anthropic_url(), anthropic_key)
     if provider == COMPATIBLE:
-        model, at, url = model.rpartition("@") if "@http" in model else (model, "", "")
-        base_url = url if at else os.environ.get(COMPATIBLE_BASE)
+        model, base_url = _split_address(model)
+        base_url = base_url or os.environ.get(COMPATIBLE_BASE)
         _require_id(name, model)
         if not base_url:
             raise _missing(name, f"Set {COMPATIBLE_BASE} (e.g. {EXAMPLE_URL}) or write "
@@ -102,6 +102,16 @@ def resolve(name: str | None, anthropic_key: str | None = None) -> ModelSpec:
         raise _missing(name, f"Set {OPENAI_KEY}")
     return ModelSpec(OPENAI, model, api_url(os.environ.get(OPENAI_BASE) or DEFAULT_OPENAI_URL),
                      key)
+
+
+def _split_address(model: str) -> tuple[str, str | None]:
+    """``id@address`` as the id and the server's address; the address may be written
+    without a scheme (``qwen@localhost:8000``). A tail without a port, path or dot
+    (``name@2024``) is part of the id."""
+    head, at, tail = model.rpartition("@")
+    if at and head and (tail == "localhost" or any(c in tail for c in ":/.")):
+        return head, tail
+    return model, None
 
 
 def ollama_host() -> str:
