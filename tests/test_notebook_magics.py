@@ -16,7 +16,14 @@ import time
 import pytest
 from conftest import analyst_shell, fresh_shell
 from IPython.utils.capture import capture_output
-from llm_server import analysis, insights, llm, server  # noqa: F401 (fixtures)
+from llm_server import (  # noqa: F401 (fixtures)
+    analysis,
+    chat_analysis,
+    insights,
+    llm,
+    ollama_server,
+    server,
+)
 
 from jupyter_analyst import PythonAnalysisAgent
 from jupyter_analyst.generation.prompts import redact_literals
@@ -100,6 +107,19 @@ def test_in_schema_mode_the_traceback_loses_the_values_it_quotes(shell, llm):
     assert "ValueError" in traceback and "could not convert string to float" in traceback
     assert "'note'" in traceback  # words of the cell stay; the data's value does not
     assert "Female" not in raw and "Male" not in raw
+
+
+def test_a_local_model_fixes_the_cell_through_the_same_request(shell, ollama_server):
+    run(shell, "%config Analyze.model = 'ollama:qwen2.5-coder:7b'")
+    run(shell, BROKEN)
+    ollama_server.script(chat_analysis(FIXED, "The column is spelled total_bill."))
+    shown = run(shell, "%analyze fix")
+    [body] = ollama_server.bodies()
+    assert body["model"] == "qwen2.5-coder:7b"
+    assert "fix a cell of the user's own Jupyter notebook" in body["messages"][0]["content"]
+    assert block(body["messages"][1]["content"], "cell") == BROKEN
+    assert next_input(shell) == FIXED and "Risk: safe" in shown.stdout
+    assert "totals" not in shell.user_ns
 
 
 def test_fix_without_an_error_or_without_a_model_says_so(shell, llm, monkeypatch):
