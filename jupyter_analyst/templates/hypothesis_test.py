@@ -30,7 +30,7 @@ for name in columns:
     low, high = test.confidence_interval(confidence)
     results[name] = {"n": len(values), "mean": round(float(values.mean()), 4),
                      "t_statistic": round(float(test.statistic), 3),
-                     "p_value": round(float(test.pvalue), 4),
+                     "p_value": float(test.pvalue),
                      "ci_low": round(float(low), 4), "ci_high": round(float(high), 4)}
     samples[name] = values
 save_table(pd.DataFrame(results).T, "t_tests")
@@ -69,7 +69,7 @@ else:
     test = stats.f_oneway(*samples.values())
     metrics["test"] = "one-way ANOVA"
 metrics.update({"statistic": round(float(test.statistic), 3),
-                "p_value": round(float(test.pvalue), 4),
+                "p_value": float(test.pvalue),
                 "confidence_pct": round(100 * confidence, 1), "significance_level": 0.05})
 save_metrics(metrics)
 
