@@ -387,6 +387,10 @@ def _row_nouns(q: Question) -> set[int]:
     names ("which 5 states"); the period of dated rows ("how many quarters")."""
     identifier = _identifier(q.frame)
     found = {m.start for m in q.mentions if m.column == identifier}
+    # "the 3 years with the highest gnp" in a frame of one row a year
+    found |= {m.start for m in q.mentions if m.column.kind == "numeric"
+              and m.column.name.lower() == "year" and m.column.unique == q.frame.rows
+              and q.words[m.start] != q.stems[m.start]}
     names = _name_words(q)
     vocabulary = _vocabulary(q.text) - ROW_NOUNS
     starts = {m.start for m in q.mentions} | {v.start for v in q.values}
@@ -1118,7 +1122,8 @@ RECIPES = [
                                        "correlation", "group_statistic", "group_comparison"}),
            True),
     Recipe("regression",
-           r"regress\w*|linear model|predict\w*|explain\w*|drivers?|feature importance|"
+           r"regress\w*|linear model|predict\w*|explain\w*|drivers?|what drives|"
+           r"feature importance|"
            r"r squared|r2", _regression, ("regression",),
            frozenset({"portfolio_performance", "summary", "chart", "correlation"}), True),
     Recipe("t_test",

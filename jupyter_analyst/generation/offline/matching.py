@@ -307,7 +307,8 @@ def _pieces(token: str, said: list[str], start: int, taken: set[int],
             if not word.startswith(piece) or (word.isdigit() and size < len(word)):
                 continue
             initial = size == 1 and len(word) >= 3 and content
-            whole_or_prefix = size == len(word) or (size >= 3 and content)
+            # "total employment" for TOTEMP; a span of analysis words alone is refused below
+            whole_or_prefix = size == len(word) or size >= 3
             if initials is not False and initial and size < len(word):
                 end = spell(rest[size:], i + 1, True)
             elif initials is not True and whole_or_prefix:
