@@ -394,8 +394,9 @@ def test_time_series_of_the_bundled_prices(kernel):
     assert out.error is None, out.error
     days = (prices["date"] - prices["date"].iloc[0]).dt.days.to_numpy()
     fit = stats.linregress(days, prices["price"].to_numpy())
-    assert out.metrics["trend_slope"] == pytest.approx(fit.slope)
-    assert out.metrics["trend_unit"] == "per day"
+    # four years of dates: the trend is stated per year
+    assert out.metrics["trend_slope"] == pytest.approx(fit.slope * 365.25)
+    assert out.metrics["trend_unit"] == "per year"
     assert out.metrics["rolling_window"] == 30
     assert out.metrics["resampled"] == "monthly"  # four years of data
     assert out.figures == ["price over time", "Monthly mean of price"] or \

@@ -430,3 +430,41 @@ def test_a_very_wide_frame_is_worked_on_a_stated_subset(ask):
     assert out.metrics["columns_compared"] == 50
     most_variable = set(wide.var().nlargest(50).index)
     assert set(out.metrics["strongest_pair"].split(" ~ ")) <= most_variable
+
+
+def test_top_rows_are_named_by_the_column_of_row_names(ask):
+    states = frame("statecrime")
+    out, written, _ = ask("which 5 states have the highest murder rate?", "statecrime")
+    ranked = states.sort_values("murder", ascending=False)
+    assert out.metrics["first_row"] == ranked["state"].iloc[0]
+    assert out.metrics["first_value"] == ranked["murder"].iloc[0]
+    assert out.metrics["last_value"] == ranked["murder"].iloc[4]
+    assert f"({ranked['state'].iloc[0]})" in written[0]
+
+
+def test_a_seasonality_too_short_to_measure_is_not_given_a_strength(ask):
+    prices = frame("weekly_stocks")
+    out, written, _ = ask("decompose AAPL", "weekly_stocks")
+    assert out.metrics["period"] == 52
+    assert out.metrics["cycles"] == round(len(prices) / 52, 1)
+    assert "seasonal_strength" not in out.metrics  # two cycles: the seasonal part is noise
+    assert any("too few to measure its seasonality" in line for line in written)
+
+
+def test_a_group_test_reports_a_tiny_p_value_as_it_is(ask):
+    iris = frame("iris")
+    out, written, _ = ask("is petal width significantly different between versicolor and "
+                          "virginica?", "iris")
+    width = iris.groupby("species")["petal width (cm)"]
+    expected = stats.ttest_ind(width.get_group("versicolor"), width.get_group("virginica"),
+                               equal_var=False).pvalue
+    assert out.metrics["p_value"] == pytest.approx(expected)
+    assert expected < 1e-20 and "p = 0," not in " ".join(written)
+
+
+def test_numeric_codes_are_the_groups_of_a_test(ask):
+    diabetes = frame("diabetes")
+    out, _, generated = ask("is bp different between the sexes? t-test", "diabetes")
+    bp = [diabetes.loc[diabetes["sex"] == code, "bp"] for code in (1.0, 2.0)]
+    assert out.metrics["p_value"] == pytest.approx(
+        stats.ttest_ind(*bp, equal_var=False).pvalue)

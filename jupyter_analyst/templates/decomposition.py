@@ -26,17 +26,22 @@ adf_statistic, p_value, lags, observations, critical, _ = adfuller(series, autol
 residual = parts.resid.dropna()
 detrended = (parts.seasonal + parts.resid).dropna()
 deseasoned = (parts.trend + parts.resid).dropna()
-save_metrics({
+metrics = {
     "period": period,
     "observations": len(series),
+    "cycles": round(len(series) / period, 1),
     "adf_statistic": round(float(adf_statistic), 4),
     "adf_p_value": round(float(p_value), 4),
     "adf_critical_5pct": round(float(critical["5%"]), 4),
     "adf_lags": int(lags),
     "stationary_at_5pct": bool(p_value < 0.05),
     "trend_strength": round(float(max(0, 1 - residual.var() / deseasoned.var())), 3),
-    "seasonal_strength": round(float(max(0, 1 - residual.var() / detrended.var())), 3),
-})
+}
+# Under three cycles, the trend's cut ends leave about one value per season: the seasonal
+# part copies the noise and its strength would read near 1 whatever the data.
+if len(series) >= 3 * period:
+    metrics["seasonal_strength"] = round(float(max(0, 1 - residual.var() / detrended.var())), 3)
+save_metrics(metrics)
 
 fig, axes = plt.subplots(4, 1, figsize=(10, 8), sharex=True)
 for ax, (label, part) in zip(axes, [("observed", series), ("trend", parts.trend),
@@ -65,6 +70,11 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
         found.append(f"With a period of {number(metrics['period'])} observations, trend strength "
                      f"is {number(metrics['trend_strength'])} and seasonal strength "
                      f"{number(metrics['seasonal_strength'])} (0 none, 1 all of the variation).")
+    elif finite(metrics, "trend_strength", "cycles", "period"):
+        found.append(f"The series covers only {number(metrics['cycles'])} cycles of "
+                     f"{number(metrics['period'])} observations, too few to measure its "
+                     "seasonality (three at least); trend strength is "
+                     f"{number(metrics['trend_strength'])} (0 none, 1 all of the variation).")
     return found
 
 

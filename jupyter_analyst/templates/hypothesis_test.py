@@ -30,7 +30,7 @@ for name in columns:
     low, high = test.confidence_interval(confidence)
     results[name] = {"n": len(values), "mean": round(float(values.mean()), 4),
                      "t_statistic": round(float(test.statistic), 3),
-                     "p_value": round(float(test.pvalue), 4),
+                     "p_value": float(test.pvalue),
                      "ci_low": round(float(low), 4), "ci_high": round(float(high), 4)}
     samples[name] = values
 save_table(pd.DataFrame(results).T, "t_tests")
@@ -59,6 +59,7 @@ values = pd.to_numeric($frame[columns[0]], errors="coerce")
 samples = {name: values[$frame[group_column].astype(str) == name].dropna() for name in groups}
 metrics = {f"mean {name}": round(float(s.mean()), 4) for name, s in samples.items()}
 metrics.update({f"n {name}": len(s) for name, s in samples.items()})
+metrics["groups"] = ", ".join(samples)  # the names compared (codes such as 1.0 and 2.0)
 if len(samples) == 2:
     first, second = samples.values()
     test = stats.ttest_ind(first, second, equal_var=False)
@@ -69,7 +70,7 @@ else:
     test = stats.f_oneway(*samples.values())
     metrics["test"] = "one-way ANOVA"
 metrics.update({"statistic": round(float(test.statistic), 3),
-                "p_value": round(float(test.pvalue), 4),
+                "p_value": float(test.pvalue),
                 "confidence_pct": round(100 * confidence, 1), "significance_level": 0.05})
 save_metrics(metrics)
 
@@ -100,6 +101,11 @@ GROUP_PARAMS = (
 )
 
 
+def _p(value: float) -> str:
+    """A p-value as written: three significant figures below 0.01 (2.42e-07), never 0."""
+    return f"{value:.3g}" if 0 < value < 0.01 else number(value)
+
+
 def _verdict(p: float) -> str:
     return "significant at the 5% level" if p < 0.05 else "not significant at the 5% level"
 
@@ -116,7 +122,7 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
             found.append(f"{name or 'The mean'}: mean {number(m['mean'])}{unit}, "
                          f"{number(metrics.get('confidence_pct', 95))}% CI "
                          f"[{number(m['ci_low'])}, {number(m['ci_high'])}], t = "
-                         f"{number(m['t_statistic'])}, p = {number(m['p_value'])}: "
+                         f"{number(m['t_statistic'])}, p = {_p(m['p_value'])}: "
                          f"{_verdict(m['p_value'])} against "
                          f"{number(metrics.get('null_value', 0))}.")
     return found
@@ -129,7 +135,7 @@ def group_insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[st
                       if k.startswith("mean ") and finite(metrics, k))
     found = [f"Means: {means}."]
     found.append(f"{metrics.get('test')}: statistic {number(metrics['statistic'])}, p = "
-                 f"{number(metrics['p_value'])}, {_verdict(metrics['p_value'])}.")
+                 f"{_p(metrics['p_value'])}, {_verdict(metrics['p_value'])}.")
     if finite(metrics, "difference", "ci_low", "ci_high"):
         found.append(f"The difference of means is {number(metrics['difference'])} "
                      f"(CI [{number(metrics['ci_low'])}, {number(metrics['ci_high'])}]).")

@@ -38,8 +38,9 @@ metrics = {
     "mean": float(series.mean()),
     "min": float(series.min()),
     "max": float(series.max()),
-    "trend_slope": float(slope),
-    "trend_unit": "per day" if has_dates else "per row",
+    # per year over more than two years of dates, else per day (per row without dates)
+    "trend_slope": float(slope) * (365.25 if has_dates and steps[-1] > 730 else 1),
+    "trend_unit": ("per year" if steps[-1] > 730 else "per day") if has_dates else "per row",
     "rolling_window": window,
 }
 if first != 0:
@@ -54,12 +55,15 @@ ax.plot(series.index, intercept + slope * steps, "--", color="black", label="lin
 ax.set_title(f"{column} over time" if has_dates else f"{column} in row order (no dates found)")
 ax.legend()
 
-# With dates, average over calendar periods ("auto" sizes them to the span).
+# With dates, average over calendar periods ("auto" sizes them to the span, and makes them
+# longer than the gap between observations: quarterly data is averaged by year).
 if has_dates:
     rules = {"daily": "D", "weekly": "W", "monthly": "ME", "quarterly": "QE", "yearly": "YE"}
     period = resample
     if period == "auto":
-        period = "monthly" if steps[-1] > 730 else "weekly" if steps[-1] > 60 else "daily"
+        gap = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
+        period = ("yearly" if steps[-1] > 7300 or gap > 25 else "monthly"
+                  if steps[-1] > 730 or gap > 6 else "weekly" if steps[-1] > 60 else "daily")
     period_means = series.resample(rules[period]).mean().dropna().rename(f"{period} mean")
     save_table(period_means, f"{period}_mean")
     metrics["resampled"] = period

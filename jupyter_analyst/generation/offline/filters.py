@@ -24,6 +24,19 @@ COMPARISONS = {
 # Symbols are read as the same words: "tip > 5" is "tip over 5".
 SYMBOLS = ((">=", " at least "), ("<=", " at most "), (">", " over "), ("<", " under "))
 WEEKEND_DAYS = ("sat", "sun")
+# Words after a column that name its quantity, not another column: "murder rate" is the
+# murder column, "alcohol content" the alcohol column, "co2 levels" the co2 column.
+QUANTITY = {"rate", "rates", "level", "levels", "content", "amount", "amounts", "value",
+            "values", "reading", "readings", "score", "scores", "concentration", "figure",
+            "figures"}
+# Words between a column and its comparison: "where urban is above 80".
+LINKS = QUANTITY | {"is", "are", "was", "were", "of"}
+# "patients older than 60": a comparison of the one column named age.
+AGES = {">": ("older than", "over the age of", "aged over"), "<": ("younger than",
+                                                                   "aged under")}
+# Words before "X per Y" that make Y the groups ("median proline per target"), not a divisor.
+AGGREGATES = {"average", "mean", "median", "total", "sum", "max", "maximum", "min", "minimum",
+              "avg", "highest", "lowest", "count"}
 
 
 @dataclass
@@ -59,7 +72,7 @@ def derived_columns(q: Question) -> Selection:
         elif word == "per" and mention.end + 1 < len(q.words):
             base = next((m.column for m in q.mentions if m.start == mention.end + 1
                          and m.column.kind == "numeric"), None)
-            if base is None:
+            if base is None or not _divides(q, mention, base):
                 continue
             name = f"{mention.column.name}_per_{base.name}"
             _derive(found, name, mention, base)
@@ -68,6 +81,17 @@ def derived_columns(q: Question) -> Selection:
         found.derived.append(ColumnInfo(name=name, dtype="float64", kind="numeric", missing=0,
                                         unique=q.frame.rows))
     return found
+
+
+def _divides(q: Question, mention, base: ColumnInfo) -> bool:
+    """Whether "X per Y" is a ratio ("tip per size") rather than groups: a year, a column with
+    zeros or negatives, or an aggregate asked of X ("total invest per year") are groups."""
+    low = base.stats.get("min")
+    if re.search(r"year|date|time|month|day|week|quarter", base.name, re.IGNORECASE) \
+            or not isinstance(low, (int, float)) or low <= 0:
+        return False
+    return not (mention.start and q.words[mention.start - 1] in AGGREGATES
+                and base.unique <= 30)
 
 
 def _percent_base(q: Question, after: int, part: ColumnInfo) -> ColumnInfo | None:
@@ -121,15 +145,31 @@ def _yes_no_conditions(q: Question, found: Selection, groups: str | None) -> Non
 def _numeric_conditions(q: Question, found: Selection) -> None:
     """A named numeric column, a comparison and a number: "tips over 5", "size at least 3"."""
     ends = {m.end: m for m in q.mentions if m.column.kind == "numeric"}
-    for op, phrases in COMPARISONS.items():
-        for phrase in phrases:
+    for m in list(ends.values()):  # "murder rate over 10", "urban is above 80"
+        end = m.end
+        while end < len(q.words) and q.words[end] in LINKS and end - m.end < 2:
+            end += 1
+            ends.setdefault(end, m)
+    ages = [c for c in q.frame.columns_of_kind("numeric") if stem(c.name.lower()) == "age"]
+    phrases_of = {op: [(phrase, None) for phrase in phrases]
+                  + [(phrase, ages[0]) for phrase in AGES.get(op, ()) if len(ages) == 1]
+                  for op, phrases in COMPARISONS.items()}
+    for op, phrases in phrases_of.items():
+        for phrase, implied in phrases:
             target = phrase.split()
             for i in range(len(q.words) - len(target)):
                 number_at = i + len(target)
-                if q.words[i:number_at] != target or i not in ends \
-                        or not q.words[number_at].isdigit():
+                if q.words[i:number_at] != target or not q.words[number_at].isdigit() \
+                        or (implied is None and i not in ends):
                     continue
                 value = _number(q, number_at)
+                if implied is not None:
+                    column = implied.name
+                    found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
+                    found.said.append(f"{column} {op} {value:g}")
+                    found.columns.add(column)
+                    found.positions |= set(range(i, number_at + _number_words(q, number_at)))
+                    continue
                 column = ends[i].column.name
                 found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
                 found.said.append(f"{column} {op} {value:g}")
@@ -188,6 +228,8 @@ def _date_conditions(q: Question, found: Selection) -> None:
             found.said.append(f"year {op} {word}" if op != "==" else f"in {word}")
             found.positions |= {i, i - 1} if before in ("in", "during", "for", "since", "after",
                                                          "from", "before", "until") else {i}
+            if date and i > 1 and any(m.column == date and m.end == i - 1 for m in q.mentions):
+                found.positions.add(i - 2)  # "years after 1945": the year column's condition
             if date:
                 found.columns.add(date.name)
         elif stem(word) in ("weekend", "weekday"):

@@ -23,8 +23,8 @@ from typing import Any
 from ...context import ColumnInfo, DataContext, FrameInfo
 from ...errors import InputError, NotUnderstoodError
 from ...templates import TEMPLATES
-from .filters import SYMBOLS, Selection, derived_columns, row_filters, with_derived
-from .matching import GENERIC, Question, stem, words
+from .filters import QUANTITY, SYMBOLS, Selection, derived_columns, row_filters, with_derived
+from .matching import GENERIC, LABEL_NAMES, Question, stem, words
 
 # Everyday words of a question that say nothing about which column or analysis is meant.
 GLUE = set("""
@@ -37,6 +37,7 @@ to from with as than then also into about what whats which who how there any som
 vary varies differ differs difference differences up out so s t new bar line graph figure
 chart visual visually quick quickly simple basic full detailed underneath alongside together
 against across between among versus vs per each every
+strongly closely highly much really ideally overall whole sample
 """.split())
 
 # Words that name a method's parts rather than a column: "test stationarity", "the frontier".
@@ -53,12 +54,21 @@ METHOD = {"test", "tests", "testing", "seasonality", "stationarity", "frontier",
           "allowing", "allow", "over", "window", "when", "two", "best", "well", "figures", "worst"}
 # Nouns for the rows themselves ("for parties of size 3"), never a column's name.
 ROW_NOUNS = {"parties", "party", "people", "customers", "customer", "penguins", "planets",
-             "bills", "meals", "diners", "rows", "records"}
+             "bills", "meals", "diners", "rows", "records", "readings", "measurements",
+             "observations", "samples", "cases", "subjects", "items", "entries", "points"}
+# Where a plural noun stands for the rows: "how many flowers", "top 5 patients by",
+# "cluster the states", "for patients with bmi over 30", "patients older than 60".
+ROWS_BEFORE = {"many", "cluster", "segment", "the", "for", "among", "of", "which", "all"}
+ROWS_AFTER = {"with", "where", "whose", "that", "who", "which", "have", "has", "had", "are",
+              "is", "were", "was", "older", "younger", "by", "into", "in", "over", "above",
+              "under", "below"}
 # Analyses no template does: answering with a template would answer another question.
 UNSUPPORTED = re.compile(
     r"\b(?:forecast\w*|projections?|extrapolat\w*|next (?:month|year|week|quarter)|"
     r"classif\w*|anomal\w*|chi square\w*|logistic|random forest|neural|arima|garch|"
-    r"imput\w*|merge|join|pivot|sortino|calmar|beta|alpha|monte carlo|"
+    r"imput\w*|merge|join|pivot|sortino|calmar|beta|alpha|monte carlo|decision trees?|"
+    r"gradient boost\w*|xgboost|svm|support vector|naive bayes|nearest neighbou?rs?|knn|"
+    r"train\w*|"
     r"autocorrelat\w*|causal\w*|causes?|least common|ranks? of|sort\w*)\b"
 )
 # Wording that selects rows; templates always use every row. ("Rolling mean over 30" is a
@@ -68,6 +78,7 @@ FILTERS = re.compile(
     r"(?:above|below|under|greater than|less than|more than|fewer than|at least|at most) \d+|"
     r"(?<!rolling )(?<!moving )(?<!mean )(?<!average )(?<!window )over \d+|(?:19|20)\d\d)\b"
 )
+GROUPED = re.compile(r"\b(?:split|broken down|grouped|broken out|separated) by\b", re.IGNORECASE)
 FILTER_SYMBOLS = re.compile(r"[<>]=?\s*-?\d|==|!=")
 
 STATISTICS = {
@@ -79,7 +90,7 @@ STATISTICS = {
     "min": ("min", "minimum", "lowest", "smallest"),
 }
 GROUPING_WORDS = ("by", "per", "across", "each", "every", "among", "between", "vs", "versus",
-                  "for")
+                  "for", "which")
 PERIODS = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly",
            "year": "yearly"}
 PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
@@ -130,15 +141,18 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
         raise InputError("The question is empty.",
                          "Write what you want to know in the cell, e.g. 'Summarise the data'.")
     frame = _choose_frame(text, context)
-    derived = derived_columns(Question(text, frame))
+    vocabulary = _vocabulary(text)
+    derived = derived_columns(Question(text, frame, vocabulary))
     if derived:
         frame = with_derived(frame, derived.derived)
-    q = Question(text, frame)
+    q = Question(text, frame, vocabulary)
+    q.name_rows(_row_nouns(q))
     hint = _recipe(analysis_type) if analysis_type else None
     group = _group_column(q)
     selection = row_filters(q, group.name if group else None)
     q.read_elsewhere(selection.positions | derived.positions, selection.columns)
-    free = " ".join(q.free_words)  # so a column called "count" is not an intent
+    q.filtered_rows = bool(selection)
+    free = q.free_text  # so a column called "count" is not an intent
     _refuse_unsupported(q, free, text)
     _refuse_undescribed(q)
     financial = hint is not None and hint.financial or (
@@ -163,6 +177,7 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
 def normalized(question: str) -> str:
     """The question as it is read: one space between words, symbols as words ("> 5")."""
     text = " ".join(str(question).split())
+    text = GROUPED.sub("by", text)  # "split by sex" is "by sex"
     for symbol, said in SYMBOLS:
         text = text.replace(symbol, said)
     return text
@@ -203,12 +218,15 @@ def _recipe(hint: str) -> Recipe:
 def _detect(q: Question, free: str) -> list[Recipe]:
     found = [recipe for recipe in RECIPES if recipe.pattern.search(free)]
     names = {r.name for r in found}
-    if _group_column(q) is not None and not names & {"group_comparison", "group_statistic"}:
+    group = _group_column(q)
+    if group is not None and group.kind == "numeric" and "top_rows" in names:
+        group = None  # "top 5 flowers by sepal width": the order, not groups
+    if group is not None and not names & {"group_comparison", "group_statistic"}:
         found.append(RECIPE["group_comparison" if names & {"value_counts", "distribution"}
                             or not _statistic(q) else "group_statistic"])
-    if _period(q) and "time_series" not in names:
-        found.append(RECIPE["time_series"])
-    if not found and (_statistic(q) or q.selects) and (
+    if _period(q) and "time_series" not in names and not any(r.financial for r in found):
+        found.append(RECIPE["time_series"])  # "weekly returns" only says what the data is
+    if not found and (_statistic(q) or q.selects or q.filtered_rows) and (
             q.columns("numeric") or q.columns("numeric", weak=True) or q.filtered):
         found.append(RECIPE["distribution"])  # "average tip": the distribution has the mean
     if not found:
@@ -246,9 +264,10 @@ def _refuse_undescribed(q: Question) -> None:
 
 
 def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) -> None:
-    free = " ".join(q.free_words)
+    free = q.free_text
     said = {w for r in RECIPES for m in r.pattern.finditer(free) for w in m.group(0).split()}
-    frame_words = {w for f in context.frames for w in words(f.name)} | known | said | METHOD
+    frame_words = ({w for f in context.frames for w in words(f.name)} | known | said | METHOD
+                   | QUANTITY | _name_words(q))
     grouping = ("by", "across", "per")  # "by customer": a column, never the rows' noun
     after = ("of", "for", "between", "among", "versus", "vs", "against", "with", "on", "in",
              "and", "compare", "plot", "correlate", "describe", "summarise", "summarize")
@@ -334,8 +353,66 @@ def _ambiguous(frame: FrameInfo, what: str, candidates: list[ColumnInfo]) -> Not
         f"The question does not say which {what} to use, and {frame.name} has several or none "
         f"({names}).",
         "Name the column in the question as it is spelled, e.g. "
-        f"\"... of {candidates[0].name if candidates else 'price'}\".",
+        f"\"... of {candidates[0].name if candidates else 'price'}\". {LLM_OPTIONS}",
     )
+
+
+def _vocabulary(text: str) -> frozenset[str]:
+    """Words of the analyses and of plain English: never a column's abbreviation ("box
+    plot" is not ``bp``)."""
+    said = " ".join(words(text))
+    return frozenset(
+        GLUE | METHOD | GENERIC | ROW_NOUNS | QUANTITY
+        | {w for spelled in STATISTICS.values() for w in spelled}
+        | {w for r in RECIPES for m in r.pattern.finditer(said) for w in m.group(0).split()})
+
+
+def _name_words(q: Question) -> set[str]:
+    """Words of the question that are part of the frame's name: "crime" in statecrime,
+    "wines" in wine."""
+    name = "".join(words(q.frame.name))
+    return set(words(q.frame.name)) | {
+        w for w in q.words if len(stem(w)) >= 4 and stem(w) in name}
+
+
+def _identifier(frame: FrameInfo) -> ColumnInfo | None:
+    """A column of row names (a state, a person): text with a different value in every row."""
+    return next((c for c in frame.columns_of_kind("text", "categorical")
+                 if c.unique == frame.rows > MAX_GROUPS and c.missing == 0), None)
+
+
+def _row_nouns(q: Question) -> set[int]:
+    """Where the question names its rows rather than a column: a plural noun for the rows in
+    a row's place ("how many flowers have ..."), the frame's own name, or the column of row
+    names ("which 5 states"); the period of dated rows ("how many quarters")."""
+    identifier = _identifier(q.frame)
+    found = {m.start for m in q.mentions if m.column == identifier}
+    # "the 3 years with the highest gnp" in a frame of one row a year
+    found |= {m.start for m in q.mentions if m.column.kind == "numeric"
+              and m.column.name.lower() == "year" and m.column.unique == q.frame.rows
+              and q.words[m.start] != q.stems[m.start]}
+    names = _name_words(q)
+    vocabulary = _vocabulary(q.text) - ROW_NOUNS
+    starts = {m.start for m in q.mentions} | {v.start for v in q.values}
+    rate = _periods_per_year(q, None)[0] if _has_dates(q.frame, None) else None
+    for i, word in enumerate(q.words):
+        before = q.words[i - 1] if i else ""
+        if i in q.inside or i in starts or before in ("by", "per", "across"):
+            continue  # "by customer": a column the frame lacks, not the rows
+        after = q.words[i + 1] if i + 1 < len(q.words) else ""
+        plural = stem(word) != word and len(word) > 3
+        if rate and stem(word) in PERIODS and before == "many" \
+                and PERIODS_PER_YEAR[PERIODS[stem(word)]] == rate:
+            found.add(i)  # "how many quarters" of quarterly data
+        elif {word, stem(word)} & (vocabulary | FINANCE) or stem(word) in PERIODS:
+            continue
+        elif word in ROW_NOUNS or stem(word) in names or word in names:
+            found.add(i)
+        elif plural and (before in ROWS_BEFORE or before.isdigit()) and (
+                after in ROWS_AFTER or after == "" or before in ("many", "cluster", "segment")
+                or before.isdigit()):
+            found.add(i)
+    return found
 
 
 # Reading details out of the question.
@@ -347,13 +424,21 @@ def _group_column(q: Question) -> ColumnInfo | None:
     A number groups only after "by", "per", "across" or "for each" ("tip by size"), and
     only if it has few values: "between size and tip" is a correlation.
     """
+    identifier = _identifier(q.frame)
     for i in q.positions(*GROUPING_WORDS):
         column = q.column_after(i)
-        if column is None or (q.words[i] == "for" and q.words[i + 1] not in ("each", "every")):
-            continue
+        if column is None or column == identifier or (
+                q.words[i] == "for" and q.words[i + 1] not in ("each", "every")):
+            continue  # "across the states": every row, not groups of one
         if column.kind != "numeric":
             return column
-        if q.words[i] in ("by", "per", "across", "for") and column.unique <= MAX_GROUPS:
+        if column.unique > MAX_GROUPS or q.words[i] in ("vs", "versus", "which"):
+            continue
+        if q.words[i] in ("by", "per", "across", "for", "each", "every"):
+            return column
+        # "between the sexes" groups; "between size and tip" pairs two columns
+        end = next(m.end for m in q.mentions if m.column == column and m.start > i)
+        if q.words[end:end + 1] != ["and"]:
             return column
     # "compare tip between Lunch and Dinner": two values of one column name its groups.
     by_column: dict[str, list[str]] = {}
@@ -401,15 +486,16 @@ def _rolling_window(q: Question) -> int | None:
 
 def _unexplained(q: Question) -> list[str]:
     """Words that are neither columns, nor analysis wording, nor plain English glue."""
-    free = " ".join(q.free_words)
-    known = GENERIC | GLUE | METHOD | ROW_NOUNS | {w for w in words(q.frame.name)}
+    free = q.free_text
+    known = GENERIC | GLUE | METHOD | ROW_NOUNS | QUANTITY | _name_words(q)
     for recipe in RECIPES:
         known |= {w for match in recipe.pattern.finditer(free) for w in match.group(0).split()}
     if any(r.financial and r.pattern.search(free) for r in RECIPES):
         known |= FINANCE
     values = {v.start + k for v in q.values for k in range(max(1, len(words(v.value))))}
     return [w for i, w in enumerate(q.words)
-            if i not in q.inside and i not in values and not w.isdigit()
+            if i not in q.inside and i not in values and i not in q.rows_said
+            and not w.isdigit()
             and w not in known and stem(w) not in known]
 
 
@@ -560,12 +646,17 @@ def _top_rows(q: Question, free: str, found: list[str]) -> Plan:
         raise _not_understood(q.frame, "The question asks for both the largest and the "
                                        "smallest rows; the template shows one end at a time.")
     column = _one_numeric(q)
-    n = next((int(w) for w in q.free_words if w.isdigit()), 10)
+    # "the highest unemployment and when": the one row, with its date
+    n = next((int(w) for w in q.free_words if w.isdigit()), 1 if "when" in q.free_words else 10)
     order = "smallest" if smallest else "largest"
-    return Plan("top_rows", q.frame.name, {"column": column.name, "n": n, "order": order},
-                f"The {n} rows of {q.frame.name} with the {order} {column.name!r}, as a table "
-                "and a bar chart.",
-                _uses(column))
+    label = _identifier(q.frame)
+    return Plan("top_rows", q.frame.name,
+                {"column": column.name, "n": n, "order": order,
+                 "label": label.name if label else None},
+                f"The {f'{n} rows' if n > 1 else 'row'} of {q.frame.name} with the {order} "
+                f"{column.name!r}, as a table "
+                "and a bar chart" + (f", each named by its {label.name}." if label else "."),
+                _uses(column, label))
 
 
 def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
@@ -842,7 +933,8 @@ def _t_test(q: Question, free: str, found: list[str]) -> Plan:
     if group is not None:
         value = _one_numeric(q, exclude=(group.name,))
         named = sorted({v.value for v in q.values if v.column.name == group.name})
-        groups = named if len(named) >= 2 else [str(g) for g in group.stats.get("top", {})]
+        groups = named if len(named) >= 2 else [str(g) for g in group.stats.get("top", {})] \
+            or _numeric_groups(group)
         if len(groups) < 2 or (len(named) < 2 and group.unique > len(groups)):
             raise _not_understood(q.frame, f"Name the groups of {group.name!r} to compare.")
         return Plan("group_test", q.frame.name,
@@ -867,6 +959,21 @@ def _t_test(q: Question, free: str, found: list[str]) -> Plan:
                 {"columns": [column.name], "column_holds": "values", "null_value": null},
                 f"One-sample t-test of the mean of {column.name!r} against {null:g}, with a 95% "
                 "confidence interval.", _uses(column))
+
+
+def _numeric_groups(column: ColumnInfo) -> list[str]:
+    """The groups of a numeric column of a few codes (sex as 1 and 2, a class as 0, 1, 2), as
+    the template compares them (as text): known from the context when they are its min and
+    max, or every integer between."""
+    low, high = column.stats.get("min"), column.stats.get("max")
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        return []
+    if column.unique == 2:
+        return [str(low), str(high)]
+    if float(low).is_integer() and float(high).is_integer() and high - low + 1 == column.unique:
+        kind = float if "float" in column.dtype else int
+        return [str(kind(v)) for v in range(int(low), int(high) + 1)]
+    return []
 
 
 def _regression(q: Question, free: str, found: list[str]) -> Plan:
@@ -905,14 +1012,19 @@ def _clustering(q: Question, free: str, found: list[str]) -> Plan:
                     "from 2 up, chosen by silhouette score; a PCA view and each cluster's mean "
                     "return and volatility.", assets.uses)
     named = q.columns("numeric")
-    columns = named if len(named) >= 2 else q.frame.columns_of_kind("numeric")
+    # A class label ("target") is what clusters might find, not a feature to find them by.
+    labels = [c for c in q.frame.columns_of_kind("numeric") if c.name.lower() in LABEL_NAMES]
+    columns = named if len(named) >= 2 else [
+        c for c in q.frame.columns_of_kind("numeric") if c not in labels]
     if len(columns) < 2:
         raise _not_understood(q.frame, "Clustering rows needs two or more numeric columns.")
+    left_out = f" ({labels[0].name} left out: it labels the rows)" \
+        if labels and len(named) < 2 else ""
     return Plan("clustering", q.frame.name,
                 {"cluster_assets": False, "columns": [c.name for c in columns], "max_k": k_max},
                 f"k-means clustering of the rows by {', '.join(c.name for c in columns[:50])} "
-                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised); k "
-                "chosen by silhouette score; a PCA view and each cluster's means.",
+                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised){left_out};"
+                " k chosen by silhouette score; a PCA view and each cluster's means.",
                 _uses(*columns))
 
 
@@ -961,8 +1073,9 @@ def _chart(q: Question, free: str, found: list[str]) -> Plan:
         y = _one_numeric(q)
         x = _date_column(q)
     else:
-        y = _one_numeric(q, exclude=tuple(c.name for c in other))
-        x = _group_column(q) or (other[0] if other else None)
+        group = _group_column(q)
+        x = group or (other[0] if other else None)
+        y = _one_numeric(q, exclude=tuple(c.name for c in (*other, *[x] * (x is not None))))
     return Plan(f"{kind}_chart", q.frame.name,
                 {"kind": kind, "x": x.name if x else None, "y": y.name if y else None},
                 f"A {kind} chart of " + " by ".join(c.name for c in (y, x) if c is not None)
@@ -1009,24 +1122,28 @@ RECIPES = [
                                        "correlation", "group_statistic", "group_comparison"}),
            True),
     Recipe("regression",
-           r"regress\w*|linear model|predict\w*|explain\w*|drivers?|feature importance|"
+           r"regress\w*|linear model|predict\w*|explain\w*|drivers?|what drives|"
+           r"feature importance|"
            r"r squared|r2", _regression, ("regression",),
            frozenset({"portfolio_performance", "summary", "chart", "correlation"}), True),
     Recipe("t_test",
            r"t tests?|ttest|significan\w*|hypothes\w*|p values?|confidence intervals?|"
            r"different from zero|differ\w* significantly|anova|statistically|"
+           r"(?:differ|differs|different) (?:between|across|among|by)|"
            r"test (?:whether|if)",
            _t_test, ("t_test", "group_test"),
            frozenset({"portfolio_performance", "group_comparison", "group_statistic",
                       "distribution", "chart", "summary"}), True),
     Recipe("portfolio_performance",
            r"sharpe|draw ?downs?|portfolio|equity curves?|total returns?|risk and returns?|"
-           r"annuali[sz]ed|volatility|cagr|cumulative returns?|performance",
+           r"annuali[sz]ed|volatility|cagr|cumulative returns?|performance|"
+           r"(?:best|worst|highest|lowest) returns?",
            _portfolio, ("portfolio_performance",),
            frozenset({"time_series", "summary", "chart", "group_comparison", "group_statistic",
                       "distribution"}), True),
     Recipe("correlation",
-           r"correlat\w*|heat ?maps?|relationships? between|related|associat\w*|co ?move\w*",
+           r"correlat\w*|heat ?maps?|relationships? between|relate[sd]?|associat\w*|"
+           r"co ?move\w*|move together",
            _correlation, ("correlation",),
            frozenset({"summary", "chart", "group_comparison", "group_statistic",
                       "time_series"}), True),
@@ -1051,6 +1168,9 @@ RECIPES = [
     Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic",),
            frozenset({"summary", "value_counts", "distribution"})),
     Recipe("top_rows", r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
+                       r"\d+ rows? (?:with|have|has|had|by) (?:the )?(?:largest|smallest|"
+                       r"highest|lowest|biggest|most|least)|(?:largest|smallest|highest|"
+                       r"lowest|biggest|maximum|minimum) (?:\w+ )?(?:and )?when\b|"
                        r"\d+ (?:largest|smallest|highest|lowest|biggest|heaviest|lightest|"
                        r"longest|shortest|most expensive|cheapest)",
            _top_rows, ("top_rows",), frozenset({"value_counts", "summary"})),
@@ -1058,7 +1178,7 @@ RECIPES = [
                            r"how many|counts?|top \d+|unique values|distinct values|breakdown",
            _value_counts, ("value_counts",), frozenset({"distribution", "summary"})),
     Recipe("distribution",
-           r"distribut\w*|histograms?|spread|skew\w*|kurtosis|outliers?|dispersion|"
+           r"distribut\w*|histograms?|hist|spread|skew\w*|kurtosis|outliers?|dispersion|"
            r"variance|standard deviation|std|percentiles?|quantiles?|quartiles?",
            _distribution, ("distribution",), frozenset({"summary"})),
     Recipe("summary", r"summar\w*|describe|description|overview|statistics|stats|profile|"

@@ -3,6 +3,9 @@
 Questions and column names are compared as sequences of lowercased word stems, so
 "Total Bill", "total_bill", "totalBill" and "total bills" all name ``total_bill``.
 Longer column names are matched first and a word belongs to one column at most.
+A question read with a ``vocabulary`` (the words of the analyses) also finds columns by
+their abbreviations ("unemployment" names ``unemp``, "real gdp" ``realgdp``, "sepal len"
+``sepal length (cm)``, "blood pressure" ``bp``) where exactly one column fits.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ GENERIC = {
     "minimum", "top", "most", "common", "unique", "distinct", "level", "levels", "change",
     "changes", "underneath", "below", "me", "us", "how", "what", "which", "whether", "bottom",
     "largest", "smallest", "highest", "lowest", "biggest", "asset", "stock", "ticker",
-    "security", "securities", "instrument", "series",
+    "security", "securities", "instrument", "series", "quarter", "quarters", "avg",
 }
 # Words between a preposition and the name it introduces: "of the daily returns".
 MODIFIERS = {"the", "a", "an", "each", "every", "different", "its", "their", "all", "daily",
@@ -44,6 +47,10 @@ CALENDAR_NAMES = {n.lower() for n in (*calendar.day_name, *calendar.month_name) 
 # Unit suffixes: "body mass" names body_mass_g, "bill length" names bill_length_mm.
 UNITS = {"mm", "cm", "m", "km", "g", "kg", "lb", "lbs", "s", "sec", "ms", "min", "h", "hr",
          "pct", "usd", "eur", "gbp", "ft", "in"}
+# What the class of a row is called in a question, for a frame that keeps it as "target"
+# (scikit-learn's frames) or "label": "how many wines in each class".
+LABEL_NAMES = {"target", "label", "class", "y"}
+LABEL_WORDS = {"class", "classes", "label", "labels", "target"}
 
 
 CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")  # "totalBill" is two words; "CVaR" one
@@ -103,22 +110,41 @@ class ValueMention:
 class Question:
     """A question read against one frame: its words and the columns and values it names."""
 
-    def __init__(self, text: str, frame: FrameInfo):
+    def __init__(self, text: str, frame: FrameInfo, vocabulary: frozenset[str] | None = None):
         self.text = text
         self.frame = frame
         self.words = words(text)
         self.stems = [stem(w) for w in self.words]
         taken = _phrase_positions(self.stems, [[stem(w) for w in words(p)] for p in NOT_COLUMNS])
         self.mentions = self._find_columns(taken)
+        if vocabulary is not None:
+            self.mentions = sorted([*self.mentions, *self._abbreviations(taken, vocabulary)],
+                                   key=lambda m: m.start)
         self.inside = {i for m in self.mentions for i in range(m.start, m.end)}
         self.values = self._find_values(taken | self.inside)
         # Columns of a wide frame that the context lists by name only (no type, no stats).
         self.undescribed = [name for name in frame.listed_only
                             if _occurrences(self.stems, [stem(w) for w in words(name)], taken)]
+        self.rows_said: set[int] = set()  # words naming the rows: "flowers", "states"
         self.selects: set[str] = set()  # columns a row filter of the question reads
+        self.filtered_rows = False  # some rows selected (by a column, or by the dated index)
         self.filtered: list[Mention] = []
         # The words outside column names: what the question asks, not what it is about.
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
+
+    def name_rows(self, positions: set[int]) -> None:
+        """Words that name the rows themselves, read as "rows" ("top 5 flowers by ..."); a
+        column of row names said so ("which 5 states") is not a column the analysis uses."""
+        self.rows_said |= positions
+        self.mentions = [m for m in self.mentions if m.start not in positions]
+        self.inside = {i for m in self.mentions for i in range(m.start, m.end)}
+        self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
+
+    @property
+    def free_text(self) -> str:
+        """The words outside column names, a word for the rows read as "rows"."""
+        return " ".join("rows" if i in self.rows_said else w
+                        for i, w in enumerate(self.words) if i not in self.inside)
 
     def read_elsewhere(self, positions: set[int], selects: set[str]) -> None:
         """Words another reader took (a row filter on ``selects``): not free for the analysis."""
@@ -147,6 +173,53 @@ class Question:
                     found.append(Mention(column, start, end, weak))
                     taken |= set(range(start, end))
         return sorted(found, key=lambda m: m.start)
+
+    def _abbreviations(self, taken: set[int], vocabulary: frozenset[str]) -> list[Mention]:
+        """Columns named by an abbreviation, on words no exact name took. A span that fits
+        two columns names neither (the question is refused rather than guessed)."""
+        found: dict[tuple[int, int], list[ColumnInfo]] = {}
+        for column in self.frame.columns:
+            tokens = [stem(w) for w in words(column.name)]
+            if len(tokens) > 1 and tokens[-1] in UNITS:
+                tokens = tokens[:-1]
+            for start in range(len(self.words)):
+                if start in taken:
+                    continue
+                end = self._spelled(tokens, start, taken, vocabulary)
+                if end is None and column.name.lower() in LABEL_NAMES \
+                        and column.unique <= 30 and self.words[start] in LABEL_WORDS:
+                    end = start + 1
+                if end is not None:
+                    found.setdefault((start, end), []).append(column)
+        chosen = []
+        for (start, end), columns in sorted(found.items(), key=lambda f: f[0][0] - f[0][1]):
+            if len(columns) == 1 and not taken & set(range(start, end)):
+                chosen.append(Mention(columns[0], start, end))
+                taken |= set(range(start, end))
+        return chosen
+
+    def _spelled(self, tokens: list[str], start: int, taken: set[int],
+                 vocabulary: frozenset[str]) -> int | None:
+        """One past the last word if the words from ``start`` spell ``tokens`` in short, with
+        at least one token abbreviated; None otherwise."""
+        i, shortened = start, False
+        for token in tokens:
+            if i >= len(self.words) or i in taken:
+                return None
+            word = self.words[i]
+            content = word not in vocabulary and self.stems[i] not in vocabulary
+            pieces = _pieces(token, self.words, i, taken, vocabulary)
+            if self.stems[i] == token:
+                i += 1
+            elif pieces is not None:  # the longest reading first: "real gdp" for realgdp
+                i, shortened = pieces, True
+            elif content and len(word) >= 3 and token.startswith(word) and not word.isdigit():
+                i, shortened = i + 1, True  # "len" for length
+            elif content and len(token) >= 4 and word.startswith(token):
+                i, shortened = i + 1, True  # "unemployment" for unemp
+            else:
+                return None
+        return i if shortened else None
 
     def _find_values(self, taken: set[int]) -> list[ValueMention]:
         """Category values the question names ("Sun", "Dinner"): they signal a row filter."""
@@ -206,13 +279,51 @@ class Question:
             j = i + 1
             while j < len(self.words) and j not in starts and self.words[j] in MODIFIERS:
                 j += 1
-            if j >= len(self.words) or j in starts or j in self.inside or j + 1 in starts:
+            if j >= len(self.words) or j in starts or j in self.inside or j + 1 in starts \
+                    or j in self.rows_said:
                 continue  # a word right before a column qualifies it: "party size"
             candidate = self.words[j]
             if candidate.isdigit() or candidate in known or self.stems[j] in known:
                 continue
             unknown.append(candidate)
         return unknown
+
+
+def _pieces(token: str, said: list[str], start: int, taken: set[int],
+            vocabulary: frozenset[str]) -> int | None:
+    """One past the words that spell ``token`` piece by piece: whole words and prefixes of
+    three letters or more ("real interest" for realint, "t bill rate" for tbilrate), or the
+    initials of content words only ("blood pressure" for bp). Two words at least."""
+
+    def spell(rest: str, i: int, initials: bool | None) -> int | None:
+        if not rest:
+            return i
+        if i >= len(said) or i in taken:
+            return None
+        word = said[i]
+        content = word not in vocabulary and stem(word) not in vocabulary
+        for size in range(min(len(word), len(rest)), 0, -1):
+            piece = rest[:size]
+            if not word.startswith(piece) or (word.isdigit() and size < len(word)):
+                continue
+            initial = size == 1 and len(word) >= 3 and content
+            # "total employment" for TOTEMP; a span of analysis words alone is refused below
+            whole_or_prefix = size == len(word) or size >= 3
+            if initials is not False and initial and size < len(word):
+                end = spell(rest[size:], i + 1, True)
+            elif initials is not True and whole_or_prefix:
+                end = spell(rest[size:], i + 1, False)
+            else:
+                continue
+            if end is not None:
+                return end
+        return None
+
+    end = spell(token, start, None)
+    if end is None or end - start < 2 or all(
+            w in vocabulary or stem(w) in vocabulary for w in said[start:end]):
+        return None
+    return end
 
 
 def _too_common(target: list[str]) -> bool:
