@@ -127,6 +127,22 @@ def test_collect_builds_titled_visualizations_and_metrics():
     assert collected.visualizations[0]["format"] == "png"
 
 
+def test_a_table_keeps_its_text_for_terminals_without_the_escapes_it_carried():
+    from jupyter_analyst import AnalysisResult
+    from jupyter_analyst.rendering import display_outputs
+
+    shown = display({"text/html": "<table><tr><td>Sun</td><td>3.26</td></tr></table>",
+                     "text/plain": "day\nSun    3.26\x1b]0;owned\x07\x1b[2J"})
+    collected = collect([clean_output(shown)], None)
+    [table] = collected.tables
+    assert table["text"] == "day\nSun    3.26"
+    result = AnalysisResult(query="average tip by day", success=True)
+    result.tables = collected.tables
+    [bundle] = [o["data"] for o in display_outputs(result) if "text/html" in o["data"]
+                and "<table>" in o["data"]["text/html"]]
+    assert bundle["text/plain"] == "day\nSun    3.26"
+
+
 @pytest.mark.parametrize("metadata", [[], "x", {"jupyter-analyst": "not a dict"}])
 def test_odd_metadata_is_ignored(metadata):
     clean = clean_output(display({"image/png": b64(png_bytes())}, metadata))

@@ -60,7 +60,7 @@ def display_outputs(result, include_code: bool = False) -> list[dict[str, Any]]:
         show({"text/html": metrics_html(result.metrics),
               "text/plain": metrics_text(result.metrics)})
     for table in result.tables:
-        show({"text/html": table["data"], "text/plain": "<table>"})
+        show({"text/html": table["data"], "text/plain": table.get("text", "<table>")})
     for title, lines in (("Insights", result.insights), ("Notes", result.notices)):
         if lines:
             show(_bullets(title, lines))

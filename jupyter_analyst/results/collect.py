@@ -197,7 +197,9 @@ def _take_display(output: dict[str, Any], result: Collected) -> None:
         result.visualizations.append({"title": title or f"Figure {len(result.visualizations) + 1}",
                                       "format": kind, "data": data[f"image/{kind}"]})
     elif "text/html" in data:
-        result.tables.append({"format": "html", "data": data["text/html"]})
+        # The text form (pandas' repr, already cleaned of escapes) is what a terminal shows.
+        result.tables.append({"format": "html", "data": data["text/html"],
+                              "text": data.get("text/plain", "<table>")})
 
 
 def _size(output: dict[str, Any]) -> int:
