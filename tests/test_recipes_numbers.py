@@ -383,6 +383,20 @@ def test_weekend_filter_on_a_day_column(ask):
     assert out.metrics["mean"] == pytest.approx(tips["tip"].to_numpy()[weekend].mean())
 
 
+def test_weekends_are_both_days_even_when_the_description_lists_only_one(ask):
+    # Seven day names, of which the description lists the five most frequent: Saturday
+    # is among them, Sunday (the rarest) is not, yet it is a weekend day all the same.
+    days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    counts = [30, 30, 30, 30, 30, 31, 12]
+    rng = np.random.default_rng(7)
+    day = np.repeat(days, counts)
+    sales = pd.DataFrame({"day": day, "amount": rng.gamma(2.0, 10.0, len(day))})
+    out, _, _ = ask("average amount on weekends", "sales", sales)
+    weekend = np.isin(day, ["Saturday", "Sunday"])
+    assert out.metrics["count"] == 43
+    assert out.metrics["mean"] == pytest.approx(sales["amount"].to_numpy()[weekend].mean())
+
+
 def test_a_symbol_filter_on_a_long_table(ask):
     out, _, _ = ask("top 5 prices for AAPL", "stocks")
     stocks = frame("stocks")

@@ -24,6 +24,7 @@ COMPARISONS = {
 # Symbols are read as the same words: "tip > 5" is "tip over 5".
 SYMBOLS = ((">=", " at least "), ("<=", " at most "), (">", " over "), ("<", " under "))
 WEEKEND_DAYS = ("sat", "sun")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", *WEEKEND_DAYS)
 # Words after a column that name its quantity, not another column: "murder rate" is the
 # murder column, "alcohol content" the alcohol column, "co2 levels" the co2 column.
 QUANTITY = {"rate", "rates", "level", "levels", "content", "amount", "amounts", "value",
@@ -235,11 +236,14 @@ def _date_conditions(q: Question, found: Selection) -> None:
         elif stem(word) in ("weekend", "weekday"):
             weekend = stem(word) == "weekend"
             day_column = next((c for c in q.frame.columns_of_kind("categorical")
-                               if set(map(str.lower, c.stats.get("top", {}))) & {"sat", "sun"}),
+                               if c.stats.get("top") and all(
+                                   str(d).lower()[:3] in DAY_NAMES for d in c.stats["top"])),
                               None)
             if day_column is not None:
-                days = [d for d in day_column.stats["top"] if d.lower()[:3] in WEEKEND_DAYS]
-                test = f"$frame[{day_column.name!r}].astype(str).isin({days!r})"
+                # Read from the values themselves: the description lists only the most
+                # frequent few, which need not include both weekend days.
+                test = (f"$frame[{day_column.name!r}].astype(str).str[:3].str.lower()"
+                        f".isin({list(WEEKEND_DAYS)!r})")
                 found.columns.add(day_column.name)
             elif where:
                 test = f"({where}.dayofweek >= 5)"
