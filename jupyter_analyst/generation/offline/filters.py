@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...context import ColumnInfo, FrameInfo
-from .matching import Question, stem
+from .matching import GROUPING, Question, holds_day_names, stem
 
 COMPARISONS = {
     ">": ("over", "above", "more than", "greater than", "higher than", "larger than",
@@ -24,7 +24,6 @@ COMPARISONS = {
 # Symbols are read as the same words: "tip > 5" is "tip over 5".
 SYMBOLS = ((">=", " at least "), ("<=", " at most "), (">", " over "), ("<", " under "))
 WEEKEND_DAYS = ("sat", "sun")
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", *WEEKEND_DAYS)
 # Words after a column that name its quantity, not another column: "murder rate" is the
 # murder column, "alcohol content" the alcohol column, "co2 levels" the co2 column.
 QUANTITY = {"rate", "rates", "level", "levels", "content", "amount", "amounts", "value",
@@ -233,12 +232,11 @@ def _date_conditions(q: Question, found: Selection) -> None:
                 found.positions.add(i - 2)  # "years after 1945": the year column's condition
             if date:
                 found.columns.add(date.name)
-        elif stem(word) in ("weekend", "weekday"):
+        elif stem(word) in ("weekend", "weekday") and not (i and q.words[i - 1] in GROUPING):
+            # "on weekdays" selects rows; "by weekday" asks for groups, which no filter is.
             weekend = stem(word) == "weekend"
             day_column = next((c for c in q.frame.columns_of_kind("categorical")
-                               if c.stats.get("top") and all(
-                                   str(d).lower()[:3] in DAY_NAMES for d in c.stats["top"])),
-                              None)
+                               if holds_day_names(c)), None)
             if day_column is not None:
                 # Read from the values themselves: the description lists only the most
                 # frequent few, which need not include both weekend days.

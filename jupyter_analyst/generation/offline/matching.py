@@ -51,6 +51,9 @@ UNITS = {"mm", "cm", "m", "km", "g", "kg", "lb", "lbs", "s", "sec", "ms", "min",
 # (scikit-learn's frames) or "label": "how many wines in each class".
 LABEL_NAMES = {"target", "label", "class", "y"}
 LABEL_WORDS = {"class", "classes", "label", "labels", "target"}
+# A column of day names is what "by weekday" groups by ("average tip by weekday").
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+GROUPING = ("by", "per", "each", "every", "across")
 
 
 CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")  # "totalBill" is two words; "CVaR" one
@@ -188,6 +191,9 @@ class Question:
                 end = self._spelled(tokens, start, taken, vocabulary)
                 if end is None and column.name.lower() in LABEL_NAMES \
                         and column.unique <= 30 and self.words[start] in LABEL_WORDS:
+                    end = start + 1
+                if end is None and self.words[start] == "weekday" and start \
+                        and self.words[start - 1] in GROUPING and holds_day_names(column):
                     end = start + 1
                 if end is not None:
                     found.setdefault((start, end), []).append(column)
@@ -346,3 +352,9 @@ def _occurrences(stems: list[str], target: list[str], taken: set[int]) -> list[i
 def _phrase_positions(stems: list[str], phrases: list[list[str]]) -> set[int]:
     return {i + k for phrase in phrases for i in _occurrences(stems, phrase, set())
             for k in range(len(phrase))}
+
+
+def holds_day_names(column: ColumnInfo) -> bool:
+    """Whether the listed values of ``column`` are all names of days ("Sun", "Monday")."""
+    top = column.stats.get("top")
+    return bool(top) and all(str(value).lower()[:3] in DAY_NAMES for value in top)
