@@ -397,6 +397,18 @@ def test_weekends_are_both_days_even_when_the_description_lists_only_one(ask):
     assert out.metrics["mean"] == pytest.approx(sales["amount"].to_numpy()[weekend].mean())
 
 
+def test_a_value_the_question_excludes_is_left_out_not_kept(ask):
+    tips = frame("tips")
+    day, bill = tips["day"].astype(str).to_numpy(), tips["total_bill"].to_numpy()
+    out, _, generated = ask("average total bill by day except Thur and Fri", "tips")
+    assert "day not in Fri, Thur" in generated.explanation
+    shown = {key.removeprefix("mean "): value for key, value in out.metrics.items()}
+    assert set(shown) == {"Sat", "Sun"}
+    assert shown["Sun"] == pytest.approx(bill[day == "Sun"].mean(), abs=1e-4)
+    out, _, _ = ask("how many penguins are not on Biscoe?", "penguins")
+    assert out.metrics["rows"] == int((frame("penguins")["island"] != "Biscoe").sum())
+
+
 def test_a_symbol_filter_on_a_long_table(ask):
     out, _, _ = ask("top 5 prices for AAPL", "stocks")
     stocks = frame("stocks")

@@ -190,22 +190,47 @@ def _number(q: Question, i: int) -> float:
     return float(q.words[i])
 
 
+# Words before a value that turn its condition around: "for regions other than North",
+# "every species except Adelie", "excluding Online".
+NEGATIONS = (("not",), ("non",), ("except",), ("excluding",), ("exclude",), ("without",),
+             ("besides",), ("other", "than"), ("apart", "from"), ("except", "for"),
+             ("but", "not"), ("outside",),
+             *(("not", place) for place in ("in", "on", "for", "from", "at", "of")))
+
+
+def _negation_before(q: Question, start: int) -> int:
+    """How many words before ``start`` negate the value there (0: none)."""
+    for words in sorted(NEGATIONS, key=len, reverse=True):
+        if q.words[max(0, start - len(words)):start] == list(words):
+            return len(words)
+    return 0
+
+
 def _value_conditions(q: Question, found: Selection, groups: str | None) -> None:
-    by_column: dict[str, list] = {}
-    for value in q.values:
-        by_column.setdefault(value.column.name, []).append(value)
-    for column, values in by_column.items():
-        if column == groups:
+    by_column: dict[tuple[str, bool], list] = {}
+    previous = None
+    for value in sorted(q.values, key=lambda v: v.start):
+        words = _negation_before(q, value.start)
+        negated = bool(words)
+        if previous is not None and previous[0].column == value.column:
+            between = q.words[previous[0].start + len(previous[0].value.split()):value.start]
+            if set(between) <= {"and", "or", "nor"}:  # "except North and South": both
+                negated = negated or previous[1]
+        by_column.setdefault((value.column.name, negated), []).append(value)
+        found.positions |= set(range(value.start - words, value.start))
+        previous = (value, negated)
+    for (column, negated), values in by_column.items():
+        if column == groups and not negated:  # "tip by day for Sat and Sun": the groups
             continue
         chosen = sorted({v.value for v in values})
         if len(chosen) == 1:
-            found.lines.append(f"$frame = $frame[$frame[{column!r}].astype(str) == "
-                               f"{chosen[0]!r}]")
-            found.said.append(f"{column} is {chosen[0]}")
+            found.lines.append(f"$frame = $frame[$frame[{column!r}].astype(str) "
+                               f"{'!=' if negated else '=='} {chosen[0]!r}]")
+            found.said.append(f"{column} is {'not ' if negated else ''}{chosen[0]}")
         else:
-            found.lines.append(f"$frame = $frame[$frame[{column!r}].astype(str).isin("
-                               f"{chosen!r})]")
-            found.said.append(f"{column} in {', '.join(chosen)}")
+            found.lines.append(f"$frame = $frame[{'~' if negated else ''}$frame[{column!r}]"
+                               f".astype(str).isin({chosen!r})]")
+            found.said.append(f"{column} {'not ' if negated else ''}in {', '.join(chosen)}")
         found.columns.add(column)
         for v in values:
             found.positions |= set(range(v.start, v.start + max(1, len(v.value.split()))))
