@@ -100,6 +100,8 @@ def _percent_base(q: Question, after: int, part: ColumnInfo) -> ColumnInfo | Non
         if m.start in (after + 1, after + 2) and q.words[after] == "of" \
                 and m.column.kind == "numeric":
             return m.column
+    if after < len(q.words) and q.words[after] == "of":
+        return None  # "percent of total", "share of all tips": a whole no column is
     totals = [c for c in q.frame.columns_of_kind("numeric")
               if "total" in c.name.lower() and c.name != part.name]
     return totals[0] if len(totals) == 1 else None

@@ -25,7 +25,7 @@ GENERIC = {
     "our", "your", "each", "every", "all", "both", "different", "whole", "entire", "other",
     "data", "dataset", "datasets", "frame", "dataframe", "table", "column", "columns",
     "variable", "feature", "field", "value", "values", "number", "numbers", "numeric",
-    "numerical", "row", "record", "entry", "observation", "sample", "percent", "percentage",
+    "numerical", "row", "record", "entry", "observation", "sample",
     "distribution", "histogram", "correlation", "correlations", "trend", "summary",
     "statistic", "statistics", "stats", "overview", "heatmap", "matrix", "mean", "average",
     "median", "sum", "total", "count", "counts", "frequency", "frequencies", "rolling",
