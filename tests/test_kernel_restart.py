@@ -2,10 +2,12 @@
 
 A real ipykernel, started by jupyter_client as a notebook server starts it, runs
 ``%%analyze --yes`` on the Docker backend with the status shown as a widget (as in
-JupyterLab); the restart comes while the code runs. jupyter_client interrupts the kernel
-before it asks it to shut down: the cell must end and say so in its last status, leave no
-widget-only status whose saved fallback reads "Running … 4 s", and leave no running
-container owned by the old kernel.
+JupyterLab); the restart comes while the code runs. The code comes from the loopback
+Claude server and takes a minute, so the restart surely meets it running (an offline
+template, done in a fraction of a second, could end before the status said it ran).
+jupyter_client interrupts the kernel before it asks it to shut down: the cell must end and
+say so in its last status, leave no widget-only status whose saved fallback reads
+"Running … 4 s", and leave no running container owned by the old kernel.
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ import time
 import pytest
 from conftest import docker_engine
 from jupyter_client.manager import start_new_kernel
+from llm_server import analysis, llm, server  # noqa: F401 (fixtures)
 
 from jupyter_analyst.sandbox.engine import LABEL, PID_LABEL
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.docker, pytest.mark.llm, pytest.mark.timeout(240)]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SETUP = ("import os\nfrom jupyter_analyst.datasets import load\ntips = load('tips')\n"
          "%load_ext jupyter_analyst\n%config Analyze.widgets = 'always'\n"
          "print('kernel pid:', os.getpid())")
-CELL = "%%analyze tips --yes --model offline --backend docker\nShow the distribution of total_bill"
+CELL = "%%analyze tips --yes --backend docker\nShow the distribution of total_bill"
+SLOW = ("import time\nfrom jupyter_analyst.runtime import save_metrics\n"
+        "for _ in range(120):\n    time.sleep(0.5)\nsave_metrics({'finished': 1})\n")
 
 
-def test_restart_mid_run_ends_the_cell_and_its_container(tmp_path):
+def test_restart_mid_run_ends_the_cell_and_its_container(tmp_path, llm):
     engine = docker_engine()
+    llm.script(analysis(SLOW))
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path),
                                        env={**os.environ, "MPLBACKEND": "Agg"})
     try:
@@ -62,6 +68,7 @@ def test_restart_mid_run_ends_the_cell_and_its_container(tmp_path):
         if manager.is_alive():
             manager.shutdown_kernel(now=True)
 
+    assert len(llm.bodies()) == 1  # the slow code was asked for, and nothing more
     shown = [m["content"] for m in messages
              if m["msg_type"] in ("display_data", "update_display_data")]
     # While it ran, the status was a widget whose saved fallback is not a frozen status ...
