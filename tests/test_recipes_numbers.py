@@ -409,6 +409,16 @@ def test_a_value_the_question_excludes_is_left_out_not_kept(ask):
     assert out.metrics["rows"] == int((frame("penguins")["island"] != "Biscoe").sum())
 
 
+def test_two_years_are_a_range_or_a_list_not_two_conditions(ask):
+    stocks = frame("stocks")
+    year, price = stocks["date"].dt.year.to_numpy(), stocks["price"].to_numpy()
+    out, _, generated = ask("average price between 2003 and 2005", "stocks")
+    assert "2003 <= year <= 2005" in generated.explanation
+    assert out.metrics["mean"] == pytest.approx(price[(year >= 2003) & (year <= 2005)].mean())
+    out, _, _ = ask("how many rows in 2003 or 2005", "stocks")
+    assert out.metrics["rows"] == int(np.isin(year, [2003, 2005]).sum()) > 0
+
+
 def test_a_symbol_filter_on_a_long_table(ask):
     out, _, _ = ask("top 5 prices for AAPL", "stocks")
     stocks = frame("stocks")

@@ -150,6 +150,9 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
     hint = _recipe(analysis_type) if analysis_type else None
     group = _group_column(q)
     selection = row_filters(q, group.name if group else None)
+    if selection.problem:
+        raise _filter_error(q.frame, f"The question's conditions cannot be read as one "
+                                     f"selection of rows: {selection.problem}.")
     q.read_elsewhere(selection.positions | derived.positions, selection.columns)
     q.filtered_rows = bool(selection)
     free = q.free_text  # so a column called "count" is not an intent
