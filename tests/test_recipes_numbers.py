@@ -362,6 +362,14 @@ def test_clustering_rows_by_numeric_features(ask):
 # Everyday questions.
 
 
+def test_clustering_into_the_number_of_clusters_asked(ask):
+    out, written, generated = ask("cluster the penguins into 3 clusters", "penguins")
+    assert "k = 3, as asked" in generated.explanation
+    assert out.metrics["k"] == 3 and list(out.metrics).count("silhouette k=3") == 1
+    sizes = [out.metrics[f"cluster {c} size"] for c in range(3)]
+    assert sum(sizes) == len(frame("penguins").select_dtypes("number").dropna())
+
+
 def test_counts_of_rows_columns_and_missing_values(ask):
     out, written, generated = ask("how many missing values?", "penguins")
     penguins = frame("penguins")

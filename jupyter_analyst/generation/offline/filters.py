@@ -21,6 +21,9 @@ COMPARISONS = {
     "<": ("under", "below", "less than", "lower than", "smaller than"),
     "<=": ("at most",),
 }
+# A number before these is a length of time ("over 10 days"), not a value compared.
+DURATIONS = {"day", "week", "month", "quarter", "year", "period", "observation", "row",
+             "trading"}
 # Symbols are read as the same words: "tip > 5" is "tip over 5".
 SYMBOLS = ((">=", " at least "), ("<=", " at most "), (">", " over "), ("<", " under "))
 WEEKEND_DAYS = ("sat", "sun")
@@ -167,6 +170,9 @@ def _numeric_conditions(q: Question, found: Selection) -> None:
                         or (implied is None and i not in ends):
                     continue
                 value = _number(q, number_at)
+                after = number_at + _number_words(q, number_at)
+                if after < len(q.words) and stem(q.words[after]) in DURATIONS:
+                    continue  # "VaR over 10 days": a horizon, not a condition on the rows
                 if implied is not None:
                     column = implied.name
                     found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
@@ -180,6 +186,11 @@ def _numeric_conditions(q: Question, found: Selection) -> None:
                 found.columns.add(column)
                 last = number_at + _number_words(q, number_at)
                 found.positions |= set(range(ends[i].start, last))
+
+
+def number_at(q: Question, i: int) -> tuple[float, int]:
+    """The number whose first word is ``i``, and how many words it takes."""
+    return _number(q, i), _number_words(q, i)
 
 
 def _number_words(q: Question, i: int) -> int:

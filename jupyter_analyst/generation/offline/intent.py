@@ -23,7 +23,15 @@ from typing import Any
 from ...context import ColumnInfo, DataContext, FrameInfo
 from ...errors import InputError, NotUnderstoodError
 from ...templates import TEMPLATES
-from .filters import QUANTITY, SYMBOLS, Selection, derived_columns, row_filters, with_derived
+from .filters import (
+    QUANTITY,
+    SYMBOLS,
+    Selection,
+    derived_columns,
+    number_at,
+    row_filters,
+    with_derived,
+)
 from .matching import GENERIC, LABEL_NAMES, Question, stem, words
 
 # Everyday words of a question that say nothing about which column or analysis is meant.
@@ -172,6 +180,7 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
                         f"{'; '.join(derived.said + selection.said)}.")
     _refuse_unused(q, result)
     _refuse_filters(q, result, selection)
+    _refuse_unread_numbers(q, result)
     _refuse_unread(q)
     # The frame's own columns the code reads (a derived column is made from some of them).
     return dataclasses.replace(result, uses=result.uses - {c.name for c in derived.derived})
@@ -298,6 +307,27 @@ def _refuse_unread(q: Question) -> None:
         raise _not_understood(q.frame, f"The offline generator does not know what "
                                        f"{', '.join(map(repr, unread[:3]))} means here, so its "
                                        "answer might not be the one asked for.")
+
+
+def _refuse_unread_numbers(q: Question, result: Plan) -> None:
+    """A number no part of the reading used ("for groups of 4", "into 3 clusters", "over 10
+    days") would be dropped: the answer would be to the question without it. A number is
+    used when a binding holds it (a percentage as its fraction: "95%" is 0.95)."""
+    used = {round(scale * value, 6) for value in result.bindings.values()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            for scale in (1, 100)}
+    i = 0
+    while i < len(q.words):
+        if q.words[i].isdigit() and i not in q.inside and i not in q.rows_said:
+            value, size = number_at(q, i)
+            if round(value, 6) not in used:
+                raise _not_understood(
+                    q.frame, f"The question says {value:g}, which the "
+                             f"{result.template.replace('_', ' ')} analysis would not use, so "
+                             "its answer would not be the one asked for.")
+            i += size
+        else:
+            i += 1
 
 
 def _refuse_unused(q: Question, result: Plan) -> None:
@@ -845,8 +875,9 @@ def _one_asset(q: Question) -> ColumnInfo | None:
 
 
 def _risk_free(q: Question) -> float:
+    text = q.text.lower().replace("-", " ").replace(".", " ")
     match = re.search(r"risk free(?: rate)?(?: of| is| at)? (\d+(?: \d+)?) ?(?:%|percent)",
-                      q.text.lower().replace("-", " ").replace(".", " "))
+                      text) or re.search(r"(\d+(?: \d+)?) ?(?:%|percent) risk free", text)
     return float(match.group(1).replace(" ", ".")) / 100 if match else 0.0
 
 
@@ -917,6 +948,9 @@ def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
     rate, basis = _periods_per_year(q, date, symbol.unique if symbol else 1)
     # One seasonal cycle a year for monthly, quarterly and weekly data; a week for daily data.
     period = {365: 7, 252: 5}.get(rate, rate)
+    given = _number_after(q, "period", "of")
+    if given and given > 1 and "period" in q.free_words:  # "with a period of 6"
+        period, basis = given, "as the question says"
     return Plan("decomposition", q.frame.name,
                 {"column": column.name, "date_column": date.name if date else None,
                  "period": period, "model": "multiplicative" if "multiplicative" in free
@@ -1004,16 +1038,22 @@ def _regression(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _clustering(q: Question, free: str, found: list[str]) -> Plan:
-    k_max = _number_after(q, "to", "max") or 6
+    # "into 3 clusters", "k = 3": that k, not the best by silhouette score
+    asked = next((int(q.words[i]) for i in range(len(q.words) - 1) if q.words[i].isdigit()
+                  and q.stems[i + 1] in ("cluster", "group", "segment")), None) \
+        or _number_after(q, "k")
+    k_min, k_max = (asked, asked) if asked else (2, _number_after(q, "to", "max") or 6)
+    chosen = f"k = {asked}, as asked" if asked else "k from 2 up, chosen by silhouette score"
     by_returns = bool(re.search(r"\b(?:assets?|stocks?|tickers?|holdings?|returns?|symbols?)\b",
                                 free))
     if by_returns:
         assets = _assets(q)
         return Plan("clustering", q.frame.name,
-                    {"cluster_assets": True, **assets.bindings, "max_k": k_max},
-                    f"k-means clustering of the assets by their returns ({assets.said}); k "
-                    "from 2 up, chosen by silhouette score; a PCA view and each cluster's mean "
-                    "return and volatility.", assets.uses)
+                    {"cluster_assets": True, **assets.bindings, "min_k": k_min,
+                     "max_k": k_max},
+                    f"k-means clustering of the assets by their returns ({assets.said}); "
+                    f"{chosen}; a PCA view and each cluster's mean return and volatility.",
+                    assets.uses)
     named = q.columns("numeric")
     # A class label ("target") is what clusters might find, not a feature to find them by.
     labels = [c for c in q.frame.columns_of_kind("numeric") if c.name.lower() in LABEL_NAMES]
@@ -1024,10 +1064,11 @@ def _clustering(q: Question, free: str, found: list[str]) -> Plan:
     left_out = f" ({labels[0].name} left out: it labels the rows)" \
         if labels and len(named) < 2 else ""
     return Plan("clustering", q.frame.name,
-                {"cluster_assets": False, "columns": [c.name for c in columns], "max_k": k_max},
+                {"cluster_assets": False, "columns": [c.name for c in columns],
+                 "min_k": k_min, "max_k": k_max},
                 f"k-means clustering of the rows by {', '.join(c.name for c in columns[:50])} "
-                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised){left_out};"
-                " k chosen by silhouette score; a PCA view and each cluster's means.",
+                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised)"
+                f"{left_out}; {chosen}; a PCA view and each cluster's means.",
                 _uses(*columns))
 
 
