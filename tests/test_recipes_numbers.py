@@ -405,6 +405,20 @@ def test_weekends_are_both_days_even_when_the_description_lists_only_one(ask):
     assert out.metrics["mean"] == pytest.approx(sales["amount"].to_numpy()[weekend].mean())
 
 
+def test_how_many_units_adds_up_a_column_of_counts(ask):
+    rng = np.random.default_rng(3)
+    region = rng.choice(["North", "South", "East"], 200)
+    units = rng.integers(1, 20, 200)
+    sales = pd.DataFrame({"region": region, "units": units, "price": rng.uniform(5, 50, 200)})
+    out, _, generated = ask("how many units per region", "sales", sales)
+    assert generated.explanation.startswith("Sum of 'units'")
+    assert out.metrics["highest_value"] == max(units[region == r].sum() for r in "North South "
+                                               "East".split())
+    out, _, generated = ask("how many units in North", "sales", sales)
+    assert "total (sum) of 'units'" in generated.explanation
+    assert out.metrics["sum"] == units[region == "North"].sum()
+
+
 def test_a_value_the_question_excludes_is_left_out_not_kept(ask):
     tips = frame("tips")
     day, bill = tips["day"].astype(str).to_numpy(), tips["total_bill"].to_numpy()

@@ -111,6 +111,9 @@ PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px|bench|
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
 DATE_NAME = re.compile(r"date|time|timestamp|day|month|period", re.IGNORECASE)
 MAX_GROUPS = 30
+# Columns that count things, so that "how many units" is their sum.
+COUNT_NAME = re.compile(r"units?\b|qty|quantit|count|items?\b|pieces|passengers|visit|"
+                        r"orders|sold|sales|tickets|cases|births|deaths|votes", re.IGNORECASE)
 # Where to go when the offline reading cannot answer: a language model writes the code.
 LLM_OPTIONS = ("For free-form questions, use an LLM: set ANTHROPIC_API_KEY to let Claude write "
                "the code, or pick a model with `--model`.")
@@ -495,9 +498,40 @@ def _period(q: Question) -> str | None:
 
 
 def _statistic(q: Question) -> str | None:
+    if _counted(q) == "sum":
+        return "sum"  # "how many units": the units added up
     for name, spelled in STATISTICS.items():
         if any(w in spelled for w in q.free_words):
             return name
+    return None
+
+
+def _counted(q: Question) -> str | None:
+    """What "how many X", "number of X", "the most X" count: "rows" when X names the rows
+    ("number of tips", in the tips frame), "sum" when X is a column of counts ("how many
+    units" is the units added up), None when the question counts nothing. Any other column
+    ("number of pulses") could be either, and is refused."""
+    for mention in q.mentions:
+        if q.words[mention.start:mention.end + 1] == ["number", "of"] \
+                and mention.end + 1 in q.rows_said:
+            return "rows"  # "number of planets", though planets has a column "number"
+        before = q.words[max(0, mention.start - 2):mention.start]
+        if not (before == ["how", "many"] or before[-2:] in (["number", "of"], ["count", "of"])
+                or before[-1:] in (["most"], ["fewest"])):
+            continue
+        column = mention.column
+        if mention.weak:
+            return "rows"
+        if column.kind != "numeric":
+            continue  # "count of smokers": the values of a category, counted
+        low = column.stats.get("min")
+        if "int" in column.dtype and isinstance(
+                low, (int, float)) and low >= 0 and COUNT_NAME.search(column.name):
+            return "sum"
+        said = " ".join(q.words[mention.start - len(before):mention.end])
+        raise _not_understood(q.frame, f"{said!r} could mean the number of rows or the total "
+                                       f"of {column.name!r}. Ask for \"the number of rows\" or "
+                                       f"\"the total {column.name}\".")
     return None
 
 
@@ -635,8 +669,10 @@ def _distribution(q: Question, free: str, found: list[str]) -> Plan:
         raise _not_understood(q.frame, f"{named[0].name!r} holds dates; the distribution "
                                        "template describes numeric columns.")
     column = _one_numeric(q)
+    total = f"The total (sum) of {column.name!r}, with its distribution" \
+        if _statistic(q) == "sum" else f"Distribution of {column.name!r}"
     return Plan("distribution", q.frame.name, {"column": column.name},
-                f"Distribution of {column.name!r} in {q.frame.name}: summary statistics, "
+                f"{total} in {q.frame.name}: summary statistics, "
                 "skewness, outliers by Tukey's rule and a histogram.",
                 _uses(column))
 
@@ -648,6 +684,8 @@ def _value_counts(q: Question, free: str, found: list[str]) -> Plan:
                                        "look at one column.")
     if named:
         column = named[0]
+        if _counted(q) == "sum":
+            return _distribution(q, free, found)
         if column.kind == "numeric" and column.unique > MAX_GROUPS:
             if _number_after(q, "top"):  # "top 5 total bills": the rows, not value counts
                 return _top_rows(q, free, found)
@@ -700,7 +738,7 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
             raise _ambiguous(q.frame, "column to group by",
                              candidates or q.frame.columns_of_kind("categorical", "bool"))
         group = candidates[0]
-    if "value_counts" in found and not q.columns("numeric"):
+    if "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows":
         # "how many rows per day": counting the groups themselves
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
                     f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
@@ -1084,7 +1122,7 @@ def _counts(q: Question, free: str, found: list[str]) -> Plan:
 
 def _group_statistic(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
-    if group is None:
+    if group is None or _counted(q) == "rows":
         return _group_comparison(q, free, found)
     value = _one_numeric(q, exclude=(group.name,))
     statistic = _statistic(q) or "mean"
