@@ -362,6 +362,14 @@ def test_clustering_rows_by_numeric_features(ask):
 # Everyday questions.
 
 
+def test_clustering_into_the_number_of_clusters_asked(ask):
+    out, written, generated = ask("cluster the penguins into 3 clusters", "penguins")
+    assert "k = 3, as asked" in generated.explanation
+    assert out.metrics["k"] == 3 and list(out.metrics).count("silhouette k=3") == 1
+    sizes = [out.metrics[f"cluster {c} size"] for c in range(3)]
+    assert sum(sizes) == len(frame("penguins").select_dtypes("number").dropna())
+
+
 def test_counts_of_rows_columns_and_missing_values(ask):
     out, written, generated = ask("how many missing values?", "penguins")
     penguins = frame("penguins")
@@ -397,6 +405,20 @@ def test_weekends_are_both_days_even_when_the_description_lists_only_one(ask):
     assert out.metrics["mean"] == pytest.approx(sales["amount"].to_numpy()[weekend].mean())
 
 
+def test_how_many_units_adds_up_a_column_of_counts(ask):
+    rng = np.random.default_rng(3)
+    region = rng.choice(["North", "South", "East"], 200)
+    units = rng.integers(1, 20, 200)
+    sales = pd.DataFrame({"region": region, "units": units, "price": rng.uniform(5, 50, 200)})
+    out, _, generated = ask("how many units per region", "sales", sales)
+    assert generated.explanation.startswith("Sum of 'units'")
+    assert out.metrics["highest_value"] == max(units[region == r].sum() for r in "North South "
+                                               "East".split())
+    out, _, generated = ask("how many units in North", "sales", sales)
+    assert "total (sum) of 'units'" in generated.explanation
+    assert out.metrics["sum"] == units[region == "North"].sum()
+
+
 def test_a_value_the_question_excludes_is_left_out_not_kept(ask):
     tips = frame("tips")
     day, bill = tips["day"].astype(str).to_numpy(), tips["total_bill"].to_numpy()
@@ -407,6 +429,16 @@ def test_a_value_the_question_excludes_is_left_out_not_kept(ask):
     assert shown["Sun"] == pytest.approx(bill[day == "Sun"].mean(), abs=1e-4)
     out, _, _ = ask("how many penguins are not on Biscoe?", "penguins")
     assert out.metrics["rows"] == int((frame("penguins")["island"] != "Biscoe").sum())
+
+
+def test_two_years_are_a_range_or_a_list_not_two_conditions(ask):
+    stocks = frame("stocks")
+    year, price = stocks["date"].dt.year.to_numpy(), stocks["price"].to_numpy()
+    out, _, generated = ask("average price between 2003 and 2005", "stocks")
+    assert "2003 <= year <= 2005" in generated.explanation
+    assert out.metrics["mean"] == pytest.approx(price[(year >= 2003) & (year <= 2005)].mean())
+    out, _, _ = ask("how many rows in 2003 or 2005", "stocks")
+    assert out.metrics["rows"] == int(np.isin(year, [2003, 2005]).sum()) > 0
 
 
 def test_a_symbol_filter_on_a_long_table(ask):

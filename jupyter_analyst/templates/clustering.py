@@ -37,7 +37,7 @@ else:
 
 # k with the best silhouette (how much closer points are to their own cluster than to the
 # next one: 1 is perfect, 0 overlapping).
-candidates = range(2, min(max_k, len(points) - 1) + 1)
+candidates = range(min_k, min(max_k, len(points) - 1) + 1)
 scores = {k: silhouette_score(points, KMeans(k, n_init=10, random_state=0).fit_predict(points))
           for k in candidates}
 best_k = max(scores, key=scores.get)
@@ -100,6 +100,7 @@ TEMPLATE = Template(
         Param("cluster_assets", "choice", "True: cluster the assets (columns) by returns",
               "False", (True, False)),
         *asset_params(),
+        Param("min_k", "int", "the smallest number of clusters tried", "2"),
         Param("max_k", "int", "the largest number of clusters tried", "6"),
         Param("max_features", "int", "rows are clustered on at most this many columns", "50"),
     ),

@@ -30,6 +30,7 @@ save_metrics({
     "q1": float(q1),
     "q3": float(q3),
     "max": float(values.max()),
+    "sum": float(values.sum()),
     "skewness": float(values.skew()),
     "excess_kurtosis": float(values.kurt()),
     "outliers": int(len(outliers)),

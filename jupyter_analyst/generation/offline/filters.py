@@ -21,6 +21,9 @@ COMPARISONS = {
     "<": ("under", "below", "less than", "lower than", "smaller than"),
     "<=": ("at most",),
 }
+# A number before these is a length of time ("over 10 days"), not a value compared.
+DURATIONS = {"day", "week", "month", "quarter", "year", "period", "observation", "row",
+             "trading"}
 # Symbols are read as the same words: "tip > 5" is "tip over 5".
 SYMBOLS = ((">=", " at least "), ("<=", " at most "), (">", " over "), ("<", " under "))
 WEEKEND_DAYS = ("sat", "sun")
@@ -46,6 +49,8 @@ class Selection:
     positions: set[int] = field(default_factory=set)  # words of the question read here
     columns: set[str] = field(default_factory=set)  # columns the selection reads
     derived: list[ColumnInfo] = field(default_factory=list)
+    # Conditions read but not combinable into one selection, said why ("in 2005 ... in 2008").
+    problem: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.lines)
@@ -165,6 +170,9 @@ def _numeric_conditions(q: Question, found: Selection) -> None:
                         or (implied is None and i not in ends):
                     continue
                 value = _number(q, number_at)
+                after = number_at + _number_words(q, number_at)
+                if after < len(q.words) and stem(q.words[after]) in DURATIONS:
+                    continue  # "VaR over 10 days": a horizon, not a condition on the rows
                 if implied is not None:
                     column = implied.name
                     found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
@@ -178,6 +186,11 @@ def _numeric_conditions(q: Question, found: Selection) -> None:
                 found.columns.add(column)
                 last = number_at + _number_words(q, number_at)
                 found.positions |= set(range(ends[i].start, last))
+
+
+def number_at(q: Question, i: int) -> tuple[float, int]:
+    """The number whose first word is ``i``, and how many words it takes."""
+    return _number(q, i), _number_words(q, i)
 
 
 def _number_words(q: Question, i: int) -> int:
@@ -245,16 +258,13 @@ def _date_conditions(q: Question, found: Selection) -> None:
     index_dates = q.frame.index.startswith("DatetimeIndex")
     where = (f"$frame[{date.name!r}]" + (".dt" if date.kind == "datetime" else "") if date
              else "$frame.index" if index_dates else None)
+    year = (f"{where}.year" if date is None or date.kind == "datetime" else where) \
+        if where else None
     for i, word in enumerate(q.words):
-        if re.fullmatch(r"(?:19|20)\d\d", word) and where:
-            before = q.words[i - 1] if i else ""
-            op = {"since": ">=", "after": ">", "from": ">=", "before": "<", "until": "<="}.get(
-                before, "==")
-            year = f"{where}.year" if date is None or date.kind == "datetime" else where
-            found.lines.append(f"$frame = $frame[{year} {op} {int(word)}]")
-            found.said.append(f"year {op} {word}" if op != "==" else f"in {word}")
-            found.positions |= {i, i - 1} if before in ("in", "during", "for", "since", "after",
-                                                         "from", "before", "until") else {i}
+        if YEAR.fullmatch(word) and year:
+            if i in found.positions:
+                continue  # the second year of a range or list read below
+            _year_condition(q, found, i, year)
             if date and i > 1 and any(m.column == date and m.end == i - 1 for m in q.mentions):
                 found.positions.add(i - 2)  # "years after 1945": the year column's condition
             if date:
@@ -279,6 +289,43 @@ def _date_conditions(q: Question, found: Selection) -> None:
             found.lines.append(f"$frame = $frame[{test if weekend else '~' + test}]")
             found.said.append("on weekends" if weekend else "on weekdays")
             found.positions |= {i}
+
+
+YEAR = re.compile(r"(?:19|20)\d\d")
+# Words before a year that bound it; "in 2008" (or none) is the year itself.
+YEAR_BOUNDS = {"since": ">=", "after": ">", "from": ">=", "before": "<", "until": "<="}
+YEAR_LEADS = ("in", "during", "for", "since", "after", "from", "before", "until", "between")
+
+
+def _year_condition(q: Question, found: Selection, i: int, year: str) -> None:
+    """ "in 2008", "since 2005", "between 2003 and 2005", "from 2003 to 2005", "in 2003 or
+    2005", "except 2008": one condition on the year of the rows. Two years are a range or a
+    list, never two conditions that no row meets at once."""
+    before = q.words[i - 1] if i else ""
+    link = q.words[i + 1] if i + 1 < len(q.words) else ""
+    second = i + 2 if link in ("and", "or", "to", "through", "until") else i + 1
+    first = int(q.words[i])
+    if second < len(q.words) and YEAR.fullmatch(q.words[second]):
+        last = int(q.words[second])
+        ranged = before in ("between", "from") or link in ("to", "through", "until") or (
+            second == i + 1 and re.search(rf"{first}\s*[-–]\s*{last}", q.text))
+        if ranged and first < last:
+            found.lines.append(f"$frame = $frame[{year}.between({first}, {last})]")
+            found.said.append(f"{first} <= year <= {last}")
+        elif link in ("and", "or") and not ranged:
+            found.lines.append(f"$frame = $frame[{year}.isin({[first, last]!r})]")
+            found.said.append(f"in {first} or {last}")
+        else:
+            found.problem = f"the years {first} and {last} are neither a range nor a list"
+        found.positions |= set(range(i - (before in YEAR_LEADS), second + 1))
+        return
+    negation = _negation_before(q, i)
+    op = "!=" if negation else YEAR_BOUNDS.get(before, "==")
+    found.lines.append(f"$frame = $frame[{year} {op} {first}]")
+    found.said.append({"==": f"in {first}", "!=": f"not in {first}"}.get(op, f"year {op} {first}"))
+    found.positions |= set(range(i - (negation or before in YEAR_LEADS), i + 1))
+    if op == "==" and sum(s.startswith("in ") for s in found.said) > 1:
+        found.problem = "it names two years that no row can be in at once"
 
 
 def _derive(found, name: str, mention, base, scale: str = "", said: str = "") -> None:

@@ -23,7 +23,15 @@ from typing import Any
 from ...context import ColumnInfo, DataContext, FrameInfo
 from ...errors import InputError, NotUnderstoodError
 from ...templates import TEMPLATES
-from .filters import QUANTITY, SYMBOLS, Selection, derived_columns, row_filters, with_derived
+from .filters import (
+    QUANTITY,
+    SYMBOLS,
+    Selection,
+    derived_columns,
+    number_at,
+    row_filters,
+    with_derived,
+)
 from .matching import GENERIC, LABEL_NAMES, Question, stem, words
 
 # Everyday words of a question that say nothing about which column or analysis is meant.
@@ -103,6 +111,9 @@ PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px|bench|
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
 DATE_NAME = re.compile(r"date|time|timestamp|day|month|period", re.IGNORECASE)
 MAX_GROUPS = 30
+# Columns that count things, so that "how many units" is their sum.
+COUNT_NAME = re.compile(r"units?\b|qty|quantit|count|items?\b|pieces|passengers|visit|"
+                        r"orders|sold|sales|tickets|cases|births|deaths|votes", re.IGNORECASE)
 # Where to go when the offline reading cannot answer: a language model writes the code.
 LLM_OPTIONS = ("For free-form questions, use an LLM: set ANTHROPIC_API_KEY to let Claude write "
                "the code, or pick a model with `--model`.")
@@ -150,6 +161,9 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
     hint = _recipe(analysis_type) if analysis_type else None
     group = _group_column(q)
     selection = row_filters(q, group.name if group else None)
+    if selection.problem:
+        raise _filter_error(q.frame, f"The question's conditions cannot be read as one "
+                                     f"selection of rows: {selection.problem}.")
     q.read_elsewhere(selection.positions | derived.positions, selection.columns)
     q.filtered_rows = bool(selection)
     free = q.free_text  # so a column called "count" is not an intent
@@ -169,6 +183,7 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
                         f"{'; '.join(derived.said + selection.said)}.")
     _refuse_unused(q, result)
     _refuse_filters(q, result, selection)
+    _refuse_unread_numbers(q, result)
     _refuse_unread(q)
     # The frame's own columns the code reads (a derived column is made from some of them).
     return dataclasses.replace(result, uses=result.uses - {c.name for c in derived.derived})
@@ -295,6 +310,27 @@ def _refuse_unread(q: Question) -> None:
         raise _not_understood(q.frame, f"The offline generator does not know what "
                                        f"{', '.join(map(repr, unread[:3]))} means here, so its "
                                        "answer might not be the one asked for.")
+
+
+def _refuse_unread_numbers(q: Question, result: Plan) -> None:
+    """A number no part of the reading used ("for groups of 4", "into 3 clusters", "over 10
+    days") would be dropped: the answer would be to the question without it. A number is
+    used when a binding holds it (a percentage as its fraction: "95%" is 0.95)."""
+    used = {round(scale * value, 6) for value in result.bindings.values()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            for scale in (1, 100)}
+    i = 0
+    while i < len(q.words):
+        if q.words[i].isdigit() and i not in q.inside and i not in q.rows_said:
+            value, size = number_at(q, i)
+            if round(value, 6) not in used:
+                raise _not_understood(
+                    q.frame, f"The question says {value:g}, which the "
+                             f"{result.template.replace('_', ' ')} analysis would not use, so "
+                             "its answer would not be the one asked for.")
+            i += size
+        else:
+            i += 1
 
 
 def _refuse_unused(q: Question, result: Plan) -> None:
@@ -462,9 +498,40 @@ def _period(q: Question) -> str | None:
 
 
 def _statistic(q: Question) -> str | None:
+    if _counted(q) == "sum":
+        return "sum"  # "how many units": the units added up
     for name, spelled in STATISTICS.items():
         if any(w in spelled for w in q.free_words):
             return name
+    return None
+
+
+def _counted(q: Question) -> str | None:
+    """What "how many X", "number of X", "the most X" count: "rows" when X names the rows
+    ("number of tips", in the tips frame), "sum" when X is a column of counts ("how many
+    units" is the units added up), None when the question counts nothing. Any other column
+    ("number of pulses") could be either, and is refused."""
+    for mention in q.mentions:
+        if q.words[mention.start:mention.end + 1] == ["number", "of"] \
+                and mention.end + 1 in q.rows_said:
+            return "rows"  # "number of planets", though planets has a column "number"
+        before = q.words[max(0, mention.start - 2):mention.start]
+        if not (before == ["how", "many"] or before[-2:] in (["number", "of"], ["count", "of"])
+                or before[-1:] in (["most"], ["fewest"])):
+            continue
+        column = mention.column
+        if mention.weak:
+            return "rows"
+        if column.kind != "numeric":
+            continue  # "count of smokers": the values of a category, counted
+        low = column.stats.get("min")
+        if "int" in column.dtype and isinstance(
+                low, (int, float)) and low >= 0 and COUNT_NAME.search(column.name):
+            return "sum"
+        said = " ".join(q.words[mention.start - len(before):mention.end])
+        raise _not_understood(q.frame, f"{said!r} could mean the number of rows or the total "
+                                       f"of {column.name!r}. Ask for \"the number of rows\" or "
+                                       f"\"the total {column.name}\".")
     return None
 
 
@@ -602,8 +669,10 @@ def _distribution(q: Question, free: str, found: list[str]) -> Plan:
         raise _not_understood(q.frame, f"{named[0].name!r} holds dates; the distribution "
                                        "template describes numeric columns.")
     column = _one_numeric(q)
+    total = f"The total (sum) of {column.name!r}, with its distribution" \
+        if _statistic(q) == "sum" else f"Distribution of {column.name!r}"
     return Plan("distribution", q.frame.name, {"column": column.name},
-                f"Distribution of {column.name!r} in {q.frame.name}: summary statistics, "
+                f"{total} in {q.frame.name}: summary statistics, "
                 "skewness, outliers by Tukey's rule and a histogram.",
                 _uses(column))
 
@@ -615,6 +684,8 @@ def _value_counts(q: Question, free: str, found: list[str]) -> Plan:
                                        "look at one column.")
     if named:
         column = named[0]
+        if _counted(q) == "sum":
+            return _distribution(q, free, found)
         if column.kind == "numeric" and column.unique > MAX_GROUPS:
             if _number_after(q, "top"):  # "top 5 total bills": the rows, not value counts
                 return _top_rows(q, free, found)
@@ -667,7 +738,7 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
             raise _ambiguous(q.frame, "column to group by",
                              candidates or q.frame.columns_of_kind("categorical", "bool"))
         group = candidates[0]
-    if "value_counts" in found and not q.columns("numeric"):
+    if "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows":
         # "how many rows per day": counting the groups themselves
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
                     f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
@@ -842,8 +913,9 @@ def _one_asset(q: Question) -> ColumnInfo | None:
 
 
 def _risk_free(q: Question) -> float:
+    text = q.text.lower().replace("-", " ").replace(".", " ")
     match = re.search(r"risk free(?: rate)?(?: of| is| at)? (\d+(?: \d+)?) ?(?:%|percent)",
-                      q.text.lower().replace("-", " ").replace(".", " "))
+                      text) or re.search(r"(\d+(?: \d+)?) ?(?:%|percent) risk free", text)
     return float(match.group(1).replace(" ", ".")) / 100 if match else 0.0
 
 
@@ -914,6 +986,9 @@ def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
     rate, basis = _periods_per_year(q, date, symbol.unique if symbol else 1)
     # One seasonal cycle a year for monthly, quarterly and weekly data; a week for daily data.
     period = {365: 7, 252: 5}.get(rate, rate)
+    given = _number_after(q, "period", "of")
+    if given and given > 1 and "period" in q.free_words:  # "with a period of 6"
+        period, basis = given, "as the question says"
     return Plan("decomposition", q.frame.name,
                 {"column": column.name, "date_column": date.name if date else None,
                  "period": period, "model": "multiplicative" if "multiplicative" in free
@@ -1001,16 +1076,22 @@ def _regression(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _clustering(q: Question, free: str, found: list[str]) -> Plan:
-    k_max = _number_after(q, "to", "max") or 6
+    # "into 3 clusters", "k = 3": that k, not the best by silhouette score
+    asked = next((int(q.words[i]) for i in range(len(q.words) - 1) if q.words[i].isdigit()
+                  and q.stems[i + 1] in ("cluster", "group", "segment")), None) \
+        or _number_after(q, "k")
+    k_min, k_max = (asked, asked) if asked else (2, _number_after(q, "to", "max") or 6)
+    chosen = f"k = {asked}, as asked" if asked else "k from 2 up, chosen by silhouette score"
     by_returns = bool(re.search(r"\b(?:assets?|stocks?|tickers?|holdings?|returns?|symbols?)\b",
                                 free))
     if by_returns:
         assets = _assets(q)
         return Plan("clustering", q.frame.name,
-                    {"cluster_assets": True, **assets.bindings, "max_k": k_max},
-                    f"k-means clustering of the assets by their returns ({assets.said}); k "
-                    "from 2 up, chosen by silhouette score; a PCA view and each cluster's mean "
-                    "return and volatility.", assets.uses)
+                    {"cluster_assets": True, **assets.bindings, "min_k": k_min,
+                     "max_k": k_max},
+                    f"k-means clustering of the assets by their returns ({assets.said}); "
+                    f"{chosen}; a PCA view and each cluster's mean return and volatility.",
+                    assets.uses)
     named = q.columns("numeric")
     # A class label ("target") is what clusters might find, not a feature to find them by.
     labels = [c for c in q.frame.columns_of_kind("numeric") if c.name.lower() in LABEL_NAMES]
@@ -1021,10 +1102,11 @@ def _clustering(q: Question, free: str, found: list[str]) -> Plan:
     left_out = f" ({labels[0].name} left out: it labels the rows)" \
         if labels and len(named) < 2 else ""
     return Plan("clustering", q.frame.name,
-                {"cluster_assets": False, "columns": [c.name for c in columns], "max_k": k_max},
+                {"cluster_assets": False, "columns": [c.name for c in columns],
+                 "min_k": k_min, "max_k": k_max},
                 f"k-means clustering of the rows by {', '.join(c.name for c in columns[:50])} "
-                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised){left_out};"
-                " k chosen by silhouette score; a PCA view and each cluster's means.",
+                f"{'(the 50 most variable) ' if len(columns) > 50 else ''}(standardised)"
+                f"{left_out}; {chosen}; a PCA view and each cluster's means.",
                 _uses(*columns))
 
 
@@ -1040,7 +1122,7 @@ def _counts(q: Question, free: str, found: list[str]) -> Plan:
 
 def _group_statistic(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
-    if group is None:
+    if group is None or _counted(q) == "rows":
         return _group_comparison(q, free, found)
     value = _one_numeric(q, exclude=(group.name,))
     statistic = _statistic(q) or "mean"
