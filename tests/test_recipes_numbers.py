@@ -441,6 +441,15 @@ def test_two_years_are_a_range_or_a_list_not_two_conditions(ask):
     assert out.metrics["rows"] == int(np.isin(year, [2003, 2005]).sum()) > 0
 
 
+def test_named_groups_are_the_only_groups_shown(ask):
+    tips = frame("tips")
+    out, written, _ = ask("average tip by day for Sat and Sun", "tips")
+    shown = {key.removeprefix("mean "): value for key, value in out.metrics.items()}
+    assert set(shown) == {"Sat", "Sun"}
+    assert shown["Sat"] == pytest.approx(tips.loc[tips["day"] == "Sat", "tip"].mean(), abs=1e-4)
+    assert "Thur" not in " ".join(written) and "Fri" not in " ".join(written)
+
+
 def test_a_symbol_filter_on_a_long_table(ask):
     out, _, _ = ask("top 5 prices for AAPL", "stocks")
     stocks = frame("stocks")

@@ -235,9 +235,10 @@ def _value_conditions(q: Question, found: Selection, groups: str | None) -> None
         found.positions |= set(range(value.start - words, value.start))
         previous = (value, negated)
     for (column, negated), values in by_column.items():
-        if column == groups and not negated:  # "tip by day for Sat and Sun": the groups
-            continue
         chosen = sorted({v.value for v in values})
+        if column == groups and not negated and len(chosen) >= values[0].column.unique:
+            continue  # "tips of Lunch and Dinner by time": every group, as grouping shows
+        # Otherwise the named groups are the rows: "tip by day for Sat and Sun" shows two.
         if len(chosen) == 1:
             found.lines.append(f"$frame = $frame[$frame[{column!r}].astype(str) "
                                f"{'!=' if negated else '=='} {chosen[0]!r}]")

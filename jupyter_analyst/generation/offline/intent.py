@@ -478,10 +478,11 @@ def _group_column(q: Question) -> ColumnInfo | None:
             return column
     # "compare tip between Lunch and Dinner": two values of one column name its groups.
     by_column: dict[str, list[str]] = {}
-    for value in q.values:
+    for value in [*q.values, *q.selected]:  # a filter may have taken them: still the groups
         by_column.setdefault(value.column.name, []).append(value.value)
     compared = [name for name, values in by_column.items() if len(set(values)) >= 2]
-    if len(compared) == 1 and q.positions("compare", "comparing", "between", "vs", "versus"):
+    if len(compared) == 1 and q.positions("compare", "comparing", "between", "vs", "versus",
+                                          "differ", "different", "difference"):
         return q.frame.column(compared[0])
     return None
 
@@ -1000,14 +1001,16 @@ def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
 
 def _t_test(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
+    # The groups a test compares are named values, whether or not a filter also took them
+    # ("between Lunch and Dinner" keeps those rows, and compares them).
+    values = [*q.values, *q.selected]
     if group is None:
-        values = [v for v in q.values]
         columns = {v.column.name for v in values}
         group = q.frame.column(columns.pop()) if len(columns) == 1 and len(values) >= 2 \
             else None
     if group is not None:
         value = _one_numeric(q, exclude=(group.name,))
-        named = sorted({v.value for v in q.values if v.column.name == group.name})
+        named = sorted({v.value for v in values if v.column.name == group.name})
         groups = named if len(named) >= 2 else [str(g) for g in group.stats.get("top", {})] \
             or _numeric_groups(group)
         if len(groups) < 2 or (len(named) < 2 and group.unique > len(groups)):

@@ -132,6 +132,7 @@ class Question:
         self.selects: set[str] = set()  # columns a row filter of the question reads
         self.filtered_rows = False  # some rows selected (by a column, or by the dated index)
         self.filtered: list[Mention] = []
+        self.selected: list[ValueMention] = []  # values a row filter took ("for Sat and Sun")
         # The words outside column names: what the question asks, not what it is about.
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
 
@@ -157,6 +158,7 @@ class Question:
         self.filtered = [m for m in self.mentions if m.start in positions]
         self.mentions = [m for m in self.mentions if m.start not in positions]
         self.inside |= positions
+        self.selected = [v for v in self.values if v.start in positions]
         self.values = [v for v in self.values if v.start not in positions]
         self.free_words = [w for i, w in enumerate(self.words) if i not in self.inside]
 
