@@ -450,6 +450,15 @@ def test_named_groups_are_the_only_groups_shown(ask):
     assert "Thur" not in " ".join(written) and "Fri" not in " ".join(written)
 
 
+def test_the_variance_by_group_ranks_the_groups_by_their_variance(ask):
+    penguins = frame("penguins")
+    out, written, _ = ask("variance of bill depth by island", "penguins")
+    variance = penguins.groupby("island")["bill_depth_mm"].var()
+    assert out.metrics["statistic"] == "var"
+    assert out.metrics["overall_value"] == pytest.approx(penguins["bill_depth_mm"].var())
+    assert variance.idxmax() in " ".join(written)
+
+
 def test_a_symbol_filter_on_a_long_table(ask):
     out, _, _ = ask("top 5 prices for AAPL", "stocks")
     stocks = frame("stocks")

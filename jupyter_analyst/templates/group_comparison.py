@@ -16,7 +16,7 @@ $params
 
 values = pd.to_numeric($frame[value_column], errors="coerce")
 groups = values.groupby($frame[group_column], observed=True)
-table = groups.agg(["count", "mean", "median", "std", "min", "max", "sum"])
+table = groups.agg(["count", "mean", "median", "std", "var", "min", "max", "sum"])
 table = table.sort_values(statistic, ascending=False)
 save_table(table, "comparison")
 
@@ -74,8 +74,8 @@ TEMPLATE = Template(
               '$frame.select_dtypes("number").columns[0]'),
         Param("group_column", "column", "the groups",
               '$frame.select_dtypes(exclude="number").columns[0]'),
-        Param("statistic", "choice", '"mean", "median", "sum", "min", "max" or "std"', '"mean"',
-              ("mean", "median", "sum", "min", "max", "std")),
+        Param("statistic", "choice", '"mean", "median", "sum", "min", "max", "std" or "var"',
+              '"mean"', ("mean", "median", "sum", "min", "max", "std", "var")),
     ),
     code=CODE,
     insights=insights,

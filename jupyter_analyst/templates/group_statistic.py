@@ -32,7 +32,7 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
 
 TEMPLATE = Template(
     name="group_statistic",
-    description="One statistic (mean, median, sum, count, min, max) of a column per group.",
+    description="One statistic (mean, median, sum, count, min, max, std, var) per group.",
     example="average {numeric} by {group}",
     params=(
         Param("value_column", "column", "the column summarised",
@@ -40,7 +40,7 @@ TEMPLATE = Template(
         Param("group_column", "column", "the column that defines the groups",
               '$frame.select_dtypes(exclude="number").columns[0]'),
         Param("statistic", "choice", "how each group is summarised", '"mean"',
-              ("mean", "median", "sum", "count", "min", "max", "std")),
+              ("mean", "median", "sum", "count", "min", "max", "std", "var")),
     ),
     code=CODE,
     insights=insights,

@@ -93,7 +93,8 @@ STATISTICS = {
     "mean": ("average", "mean", "avg"),
     "median": ("median",),
     "sum": ("sum", "total"),
-    "std": ("std", "deviation", "variability"),
+    "std": ("std", "deviation", "variability", "spread", "dispersion"),
+    "var": ("variance",),
     "max": ("max", "maximum", "highest", "largest", "biggest"),
     "min": ("min", "minimum", "lowest", "smallest"),
 }
