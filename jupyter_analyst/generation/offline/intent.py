@@ -1150,6 +1150,12 @@ def _chart(q: Question, free: str, found: list[str]) -> Plan:
         if len(numeric) != 2:
             raise _not_understood(q.frame, "A scatter plot needs two numeric columns; name them.")
         x, y = numeric[1], numeric[0]  # "tip against total bill": total bill across
+    elif kind == "bar" and numeric and _statistic(q) not in (None, "mean"):
+        return _group_statistic(q, free, found)  # "bar chart of total units by region"
+    elif kind == "pie" and numeric:
+        raise _not_understood(q.frame, "A pie chart here shows how many rows fall in each "
+                                       "category; it cannot show a share of "
+                                       f"{numeric[0].name!r}.")
     elif kind in ("pie",) or (kind == "bar" and not numeric):
         if len(other) != 1:
             raise _ambiguous(q.frame, "category column",
