@@ -793,6 +793,10 @@ def _time_series(q: Question, free: str, found: list[str]) -> Plan:
     column = _one_numeric(q)
     window = _rolling_window(q) or 7
     period = _period(q) or "auto"
+    statistic = _statistic(q)
+    if statistic in ("sum", "median"):  # "total units by month": not the period averages
+        raise _not_understood(q.frame, f"A time series here shows period averages; the {statistic} "
+                                       f"of {column.name!r} per period is not one of its readings.")
     bindings = {"column": column.name, "date_column": date.name if date else None,
                 "window": window, "resample": period}
     if date is not None:
