@@ -459,6 +459,13 @@ def test_the_variance_by_group_ranks_the_groups_by_their_variance(ask):
     assert variance.idxmax() in " ".join(written)
 
 
+def test_when_a_price_was_highest_is_its_date(ask):
+    closes = frame("closes")
+    out, written, _ = ask("when was AAPL highest?", "closes")
+    assert out.metrics["first_value"] == pytest.approx(closes["AAPL"].max())
+    assert f"{closes['AAPL'].idxmax():%Y-%m-%d}" in " ".join(written) + out.stdout
+
+
 def test_a_symbol_filter_on_a_long_table(ask):
     out, _, _ = ask("top 5 prices for AAPL", "stocks")
     stocks = frame("stocks")

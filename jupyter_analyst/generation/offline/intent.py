@@ -720,7 +720,8 @@ def _top_rows(q: Question, free: str, found: list[str]) -> Plan:
                                        "smallest rows; the template shows one end at a time.")
     column = _one_numeric(q)
     # "the highest unemployment and when": the one row, with its date
-    n = next((int(w) for w in q.free_words if w.isdigit()), 1 if "when" in q.free_words else 10)
+    when = "when" in q.free_words or re.search(r"\b(?:which|what) date\b", q.free_text)
+    n = next((int(w) for w in q.free_words if w.isdigit()), 1 if when else 10)
     order = "smallest" if smallest else "largest"
     label = _identifier(q.frame)
     return Plan("top_rows", q.frame.name,
@@ -1267,6 +1268,8 @@ RECIPES = [
                        r"\d+ rows? (?:with|have|has|had|by) (?:the )?(?:largest|smallest|"
                        r"highest|lowest|biggest|most|least)|(?:largest|smallest|highest|"
                        r"lowest|biggest|maximum|minimum) (?:\w+ )?(?:and )?when\b|"
+                       r"\b(?:when|which date|what date)\b(?: \w+){0,3} (?:largest|smallest|"
+                       r"highest|lowest|biggest|maximum|minimum)\b|"
                        r"\d+ (?:largest|smallest|highest|lowest|biggest|heaviest|lightest|"
                        r"longest|shortest|most expensive|cheapest)",
            _top_rows, ("top_rows",), frozenset({"value_counts", "summary"})),
