@@ -51,6 +51,8 @@ class Selection:
     derived: list[ColumnInfo] = field(default_factory=list)
     # Conditions read but not combinable into one selection, said why ("in 2005 ... in 2008").
     problem: str | None = None
+    # Rows of years apart ("in 2005 or 2008"): one series with a gap in it.
+    gap: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.lines)
@@ -316,6 +318,8 @@ def _year_condition(q: Question, found: Selection, i: int, year: str) -> None:
         elif link in ("and", "or") and not ranged:
             found.lines.append(f"$frame = $frame[{year}.isin({[first, last]!r})]")
             found.said.append(f"in {first} or {last}")
+            if abs(last - first) > 1:
+                found.gap = f"{first} and {last}"
         else:
             found.problem = f"the years {first} and {last} are neither a range nor a list"
         found.positions |= set(range(i - (before in YEAR_LEADS), second + 1))

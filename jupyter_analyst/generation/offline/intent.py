@@ -112,6 +112,9 @@ PRICE_NAME = re.compile(r"price|close|adj|nav|equity|value|level|index|px|bench|
 RETURN_NAME = re.compile(r"return|ret$|^ret|pnl|pct|change|yield", re.IGNORECASE)
 DATE_NAME = re.compile(r"date|time|timestamp|day|month|period", re.IGNORECASE)
 MAX_GROUPS = 30
+# Templates that read the rows as one series in time (returns, trends, seasons).
+SERIES_TEMPLATES = frozenset({"portfolio_performance", "value_at_risk", "portfolio_optimization",
+                              "decomposition", "time_series"})
 # Columns that count things, so that "how many units" is their sum.
 COUNT_NAME = re.compile(r"units?\b|qty|quantit|count|items?\b|pieces|passengers|visit|"
                         r"orders|sold|sales|tickets|cases|births|deaths|votes", re.IGNORECASE)
@@ -182,6 +185,11 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
             uses=result.uses | selection.columns | derived.columns,
             explanation=f"{result.explanation} Rows and columns as the question defines them: "
                         f"{'; '.join(derived.said + selection.said)}.")
+    if selection.gap and result.template in SERIES_TEMPLATES:
+        raise _not_understood(q.frame, f"The years {selection.gap} are not one stretch of "
+                                       "time, and this analysis reads the rows as one series: "
+                                       "the step between them would count as one period. Ask "
+                                       "for each year on its own, or for a range of years.")
     _refuse_unused(q, result)
     _refuse_filters(q, result, selection)
     _refuse_unread_numbers(q, result)
