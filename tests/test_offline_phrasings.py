@@ -89,5 +89,9 @@ if __name__ == "__main__":
     misread = [(case, problem) for case in CASES if (problem := check(case))]
     for case, problem in misread:
         print(f"{case.data}: {case.question}\n    {problem}")
+    for data in sorted({case.data for case in CASES}):
+        cases = [case for case in CASES if case.data == data]
+        wrong = sum(case.data == data for case, _ in misread)
+        print(f"  {data}: {len(cases) - wrong} of {len(cases)}")
     print(f"{len(CASES) - len(misread)} of {len(CASES)} read as expected "
           f"({1 - len(misread) / len(CASES):.1%})")
