@@ -167,27 +167,20 @@ def _numeric_conditions(q: Question, found: Selection) -> None:
         for phrase, implied in phrases:
             target = phrase.split()
             for i in range(len(q.words) - len(target)):
-                number_at = i + len(target)
-                if q.words[i:number_at] != target or not q.words[number_at].isdigit() \
+                at = i + len(target)
+                if q.words[i:at] != target or not q.words[at].isdigit() \
                         or (implied is None and i not in ends):
                     continue
-                value = _number(q, number_at)
-                after = number_at + _number_words(q, number_at)
-                if after < len(q.words) and stem(q.words[after]) in DURATIONS:
+                value, size = number_at(q, at)
+                if at + size < len(q.words) and stem(q.words[at + size]) in DURATIONS:
                     continue  # "VaR over 10 days": a horizon, not a condition on the rows
-                if implied is not None:
-                    column = implied.name
-                    found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
-                    found.said.append(f"{column} {op} {value:g}")
-                    found.columns.add(column)
-                    found.positions |= set(range(i, number_at + _number_words(q, number_at)))
-                    continue
-                column = ends[i].column.name
-                found.lines.append(f"$frame = $frame[$frame[{column!r}] {op} {value!r}]")
-                found.said.append(f"{column} {op} {value:g}")
-                found.columns.add(column)
-                last = number_at + _number_words(q, number_at)
-                found.positions |= set(range(ends[i].start, last))
+                # "older than 60" names its column by the phrase; "tips over 5" before it.
+                column, start = (implied, i) if implied is not None else (ends[i].column,
+                                                                          ends[i].start)
+                found.lines.append(f"$frame = $frame[$frame[{column.name!r}] {op} {value!r}]")
+                found.said.append(f"{column.name} {op} {value:g}")
+                found.columns.add(column.name)
+                found.positions |= set(range(start, at + size))
 
 
 def number_at(q: Question, i: int) -> tuple[float, int]:

@@ -1180,7 +1180,8 @@ def _chart(q: Question, free: str, found: list[str]) -> Plan:
     else:
         group = _group_column(q)
         x = group or (other[0] if other else None)
-        y = _one_numeric(q, exclude=tuple(c.name for c in (*other, *[x] * (x is not None))))
+        y = _one_numeric(q, exclude=tuple(c.name for c in other if c is not x)
+                         + ((x.name,) if x else ()))
     return Plan(f"{kind}_chart", q.frame.name,
                 {"kind": kind, "x": x.name if x else None, "y": y.name if y else None},
                 f"A {kind} chart of " + " by ".join(c.name for c in (y, x) if c is not None)
