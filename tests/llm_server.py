@@ -41,6 +41,8 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between streamed events (to watch progress)
     # How a Chat Completions server shapes its stream: "openai", "vllm", "llamacpp",
     # "ollama" or "no-index" (Gemini's endpoint, mistral.rs); see ChatServer.events.
+    # "harmony": a server that does not parse gpt-oss's output sends it raw as the content,
+    # streamed or not (see as_harmony).
     dialect: str = "openai"
 
 
@@ -418,6 +420,30 @@ def streamed_as(dialect: str, reply: Reply) -> Reply:
     return replace(reply, dialect=dialect)
 
 
+def as_harmony(reply: Reply) -> Reply:
+    """``reply`` as gpt-oss writes it, sent by a server without a harmony parser (an older
+    vLLM, llama.cpp without --jinja, a raw completion proxy): the thinking in the analysis
+    channel, the content in the final one and each tool call in a commentary message to
+    ``functions.<name>``, all as the text of the content (openai/harmony docs/format.md).
+    The content goes before a call as a preamble: a call ends the reply."""
+    choice = reply.body["choices"][0]
+    message = choice["message"]
+    thinking = message.get("reasoning_content") or message.get("reasoning")
+    calls = message.get("tool_calls") or ()
+    parts = [f"<|channel|>analysis<|message|>{thinking}<|end|>"] if thinking else []
+    if message["content"]:
+        channel, end = ("commentary", "<|end|>") if calls else ("final", "<|return|>")
+        parts.append(f"<|start|>assistant<|channel|>{channel}<|message|>{message['content']}"
+                     + end)
+    for call in calls:
+        function = call["function"]
+        parts.append(f"<|start|>assistant<|channel|>commentary to=functions.{function['name']} "
+                     f"<|constrain|>json<|message|>{function['arguments']}<|call|>")
+    raw = {"role": "assistant", "content": "".join(parts), "refusal": None}
+    body = {**reply.body, "choices": [{**choice, "message": raw, "finish_reason": "stop"}]}
+    return replace(reply, body=body, dialect="harmony")
+
+
 def chat_error(status: int, msg: str, code: str | None = None,
                headers: dict[str, str] | None = None, kind: str | None = None) -> Reply:
     kind = kind or ("invalid_request_error" if status < 500 else "server_error")
@@ -491,6 +517,7 @@ class ChatServer(StandIn):
           chunk; the finish chunk, then usage.
         - no-index: each tool call whole in one delta without ``index`` (Gemini's
           OpenAI endpoint, mistral.rs).
+        - harmony: no role chunk, the raw text in content deltas, usage in a last chunk.
         """
         body, style = reply.body, reply.dialect
         choice = body["choices"][0]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from llm_server import (  # noqa: F401 (fixtures)
     ChatServer,
+    as_harmony,
     chat_analysis,
     chat_error,
     chat_insights,
@@ -507,6 +508,95 @@ async def test_a_reply_that_is_all_thinking_has_no_code(ollama_server):
     with pytest.raises(GenerationError) as raised:
         await ollama_model().generate(request())
     assert "no code" in raised.value.problem
+
+
+# gpt-oss's harmony format, raw in the content of a server that does not parse it.
+GPT_OSS = "openai-compatible:openai/gpt-oss-20b"
+CALL = json.dumps({"code": CODE, "explanation": "Median."})
+# A draft in the thinking, longer than the code of the answer: read, it would be taken.
+DRAFT = f"We need the median. Draft:\n```python\n{CODE}print(df.fare.mean())\n```\nNo mean."
+
+
+async def gpt_oss(monkeypatch, tmp_path, reply, streamed: bool):
+    """The answer of a gpt-oss behind a local server that sends ``reply``, and the progress
+    texts (streamed) reported meanwhile."""
+    server = local_server(monkeypatch, tmp_path)
+    server.script(reply)
+    asked, seen = streaming()
+    if not streamed:
+        asked.on_progress = None
+    try:
+        return await make_generator(GPT_OSS).generate(asked), seen
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_harmony_code_in_the_final_channel_and_a_draft_in_analysis(
+        monkeypatch, tmp_path, streamed):
+    final = f"Here is the code:\n```python\n{CODE}```\nThe median fare."
+    reply = as_harmony(chat_text(final, reasoning=DRAFT * 3))
+    content = reply.body["choices"][0]["message"]["content"]
+    assert content.startswith("<|channel|>analysis<|message|>We need")
+    assert "<|start|>assistant<|channel|>final<|message|>Here is" in content
+    answer, seen = await gpt_oss(monkeypatch, tmp_path, reply, streamed)
+    assert (answer.code, answer.explanation) == (CODE, "Here is the code: The median fare.")
+    if streamed:  # the analysis counted as thinking, though its tokens arrived split
+        assert seen[0].startswith("thinking, ~")
+        assert seen[-1].startswith(f"~{len(final) // 4} tokens after ~")
+        assert int(seen[-1].split("after ~")[1].split()[0]) >= len(DRAFT) * 3 // 4
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_harmony_tool_call_in_the_commentary_channel(monkeypatch, tmp_path, streamed):
+    reply = as_harmony(chat_analysis(CODE, "Median.", reasoning=DRAFT))
+    answer, seen = await gpt_oss(monkeypatch, tmp_path, reply, streamed)
+    assert (answer.code, answer.explanation) == (CODE, "Median.")
+    # The arguments count as the answer.
+    assert not streamed or seen[-1].startswith(f"~{len(CALL) // 4} tokens after ~")
+
+
+@pytest.mark.parametrize("content", [
+    # The recipient in the role part of the header, "json" without <|constrain|>.
+    f"<|channel|>analysis<|message|>{DRAFT}<|end|><|start|>assistant to=functions."
+    f"submit_analysis<|channel|>commentary json<|message|>{CALL}<|call|>",
+    # A preamble for the user first, and the stop token left out by the server.
+    f"<|channel|>analysis<|message|>{DRAFT}<|end|><|start|>assistant<|channel|>commentary"
+    f"<|message|>Computing the median.<|end|><|start|>assistant<|channel|>commentary "
+    f"to=functions.submit_analysis <|constrain|>json<|message|>{CALL}",
+    # The call written as text by a model behind a server that parses harmony
+    # (vllm-project/vllm#42031): no analysis, no end.
+    f"<|channel|>commentary to=functions.submit_analysis<|message|>{CALL}",
+])
+async def test_harmony_tool_calls_as_gpt_oss_writes_them(monkeypatch, tmp_path, content):
+    answer, _ = await gpt_oss(monkeypatch, tmp_path, chat_text(content), streamed=True)
+    assert (answer.code, answer.explanation) == (CODE, "Median.")
+
+
+@pytest.mark.parametrize("content", [
+    f"<|channel|>analysis<|message|>{DRAFT}<|end|>",
+    f"<|channel|>analysis<|message|>{DRAFT}",  # stopped while thinking
+    # A call to the built-in python tool, which is part of the chain of thought.
+    f"<|channel|>analysis<|message|>{DRAFT}<|end|><|start|>assistant<|channel|>analysis "
+    f"to=python code<|message|>{CODE}<|call|>",
+])
+async def test_a_harmony_reply_that_is_only_analysis_has_no_code(monkeypatch, tmp_path, content):
+    with pytest.raises(GenerationError) as raised:
+        await gpt_oss(monkeypatch, tmp_path, chat_text(content), streamed=False)
+    assert "all thinking" in raised.value.problem
+
+
+async def test_harmony_insights_leave_the_analysis_out(monkeypatch, tmp_path):
+    server = local_server(monkeypatch, tmp_path)
+    server.script(as_harmony(chat_text("- The median fare is 8.05.",
+                                       reasoning="- The mean fare is 29.7.")),
+                  as_harmony(chat_insights("The median fare is 8.05.")))
+    try:
+        found = [(await make_generator(GPT_OSS).insights(request(), {"m": 8.05}, ""))[0]
+                 for _ in range(2)]
+    finally:
+        server.stop()
+    assert found == [["The median fare is 8.05."]] * 2
 
 
 @pytest.mark.parametrize("reply", [

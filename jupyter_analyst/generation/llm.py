@@ -55,6 +55,26 @@ TOO_LONG = re.compile(r"too long|too large|context (length|window|size)|maximum 
 # Reasoning models that think aloud in their text (qwen3, deepseek-r1, QwQ through Ollama
 # or a server without a reasoning parser) put the thinking before the answer.
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+# gpt-oss writes OpenAI's "harmony" format, which a server without its parser (an older
+# vLLM, llama.cpp without --jinja, some LM Studio versions, a raw completion proxy) passes
+# on as text: messages ``<|start|>{header}<|message|>{content}<|end|>``, the reply starting
+# at the first header (``<|start|>assistant`` was the prompt's) and ending at ``<|return|>``
+# or, for a tool call, ``<|call|>``. The header names the channel: ``analysis`` is the chain
+# of thought, ``final`` the answer, ``commentary`` a tool call or a preamble for the user.
+# A call names its recipient, ``to=functions.<name>``, in the channel or the role part of
+# the header, with an optional ``<|constrain|>json`` or bare ``json``; a final channel may
+# carry one too (``final json``). Calls to the built-in ``python`` and ``browser`` tools
+# are part of the thinking. Sources: openai/harmony docs/format.md ("Message format",
+# "Receiving tool calls", "Preambles"), llama.cpp's common_chat_parse_gpt_oss (both
+# header orders), openai/harmony#56 (``final json``), vllm-project/vllm#42031 (a call
+# written as text in the content of a server that parses harmony).
+HARMONY = "<|channel|>"
+HARMONY_MESSAGE = re.compile(r"(?:<\|start\|>)?([^<]*(?:<\|(?:channel|constrain)\|>[^<]*)*)"
+                             r"<\|message\|>(.*?)(?=<\|(?:end|return|call|start|channel)\|>|\Z)",
+                             re.DOTALL)
+HARMONY_CHANNEL = re.compile(r"<\|channel\|>\s*(\w+)")
+HARMONY_RECIPIENT = re.compile(r"\bto=([^\s<]+)")
+HARMONY_ANSWER = ("final", "commentary")
 # Local models whose server does not parse their tool calls write them as JSON text: in
 # Qwen's <tool_call> tag, after Mistral's [TOOL_CALLS] (a list of calls) or Llama 3.1's
 # <|python_tag|>, in a fence, or bare (older Ollama streamed calls as content).
@@ -82,15 +102,16 @@ class Reply:
 class Progress:
     """Reports tokens received so far and time elapsed while a reply streams in.
 
-    Thinking (a reasoning field, Claude's thinking blocks, or ``<think>`` in the text) is
-    counted apart: a model may think for a minute before it writes the first line of
-    code, and the count of the answer should not jump back when the thinking ends.
+    Thinking (a reasoning field, Claude's thinking blocks, ``<think>`` or harmony's analysis
+    channel in the text) is counted apart: a model may think for a minute before it writes
+    the first line of code, and the count of the answer should not jump back when the
+    thinking ends.
     """
 
     def __init__(self, report: Callable[[str], None]):
         self.report = report
         self.started = time.monotonic()
-        self.text = ""  # the reply's text so far, which may hold <think>...</think>
+        self.text = ""  # the reply's text so far, which may hold thinking
         self.other = 0  # characters of the answer outside the text (tool-call arguments)
         self.thought = 0  # characters of thinking sent apart from the text
 
@@ -104,7 +125,8 @@ class Progress:
             self.text += piece
         else:
             self.other += len(piece)
-        answer_text = len(without_thinking(self.text))
+        prose, calls = answer_and_calls(self.text)
+        answer_text = len(prose) + sum(map(len, calls.values()))
         answer = (answer_text + self.other) // CHARS_PER_TOKEN
         thought = (self.thought + len(self.text) - answer_text) // CHARS_PER_TOKEN
         elapsed = f"{time.monotonic() - self.started:.0f} s"
@@ -199,9 +221,7 @@ class LLMGenerator(CodeGenerator):
         Thinking in the text is never read for code: it holds drafts the model rejected.
         """
         self._check_complete(reply)
-        answer = without_thinking(reply.text)
-        data = reply.tool_input if reply.tool_input is not None else _tool_call_in_text(
-            answer, ANALYSIS.tool["name"])
+        answer, data = _answer(reply, ANALYSIS.tool["name"])
         if data is not None:
             code, explanation = data.get("code"), data.get("explanation", "")
             if not isinstance(code, str) or not isinstance(explanation, str):
@@ -214,6 +234,11 @@ class LLMGenerator(CodeGenerator):
         else:
             code, explanation = _fenced_code(answer) or ("", "")
         code = code.strip("\n")
+        if data is None and not answer.strip() and reply.text.strip():
+            raise GenerationError(
+                f"{self.name}'s reply was all thinking, with no answer and no code.",
+                "Regenerate; if it happens again, rephrase the question or try another model.",
+            )
         if not code.strip():
             raise GenerationError(
                 f"{self.name}'s reply contained no code.",
@@ -224,9 +249,7 @@ class LLMGenerator(CodeGenerator):
 
     def parse_insights(self, reply: Reply) -> list[str]:
         self._check_complete(reply)
-        answer = without_thinking(reply.text)
-        data = reply.tool_input if reply.tool_input is not None else _tool_call_in_text(
-            answer, INSIGHTS.tool["name"])
+        answer, data = _answer(reply, INSIGHTS.tool["name"])
         if data is not None and isinstance(data.get("insights"), list):
             return [str(item) for item in data["insights"]]
         # Plain-text fallback: one finding per bullet or non-empty line.
@@ -255,10 +278,29 @@ def server_message(body: object, fallback: str) -> str:
     return message[:MAX_SERVER_MESSAGE]
 
 
+def answer_and_calls(text: str) -> tuple[str, dict[str, str]]:
+    """A reply's text with its thinking left out: the answer, and the arguments of the tool
+    calls written in harmony's own syntax, by tool name (other tool calls written as text
+    stay in the answer, for ``_tool_call_in_text``)."""
+    text = (text or "").replace("\r\n", "\n")
+    if HARMONY not in text:
+        return without_thinking(text), {}
+    answer, calls = [], {}
+    for match in HARMONY_MESSAGE.finditer(text):
+        header, content = match.groups()
+        channel = HARMONY_CHANNEL.search(header)
+        recipient = HARMONY_RECIPIENT.search(header)
+        if recipient:
+            if recipient.group(1).startswith("functions."):
+                calls.setdefault(recipient.group(1).removeprefix("functions."), content)
+        elif channel and channel.group(1) in HARMONY_ANSWER:
+            answer.append(content)
+    return "\n".join(answer), calls
+
+
 def without_thinking(text: str) -> str:
     """The answer of a reply that may think aloud first: what follows the last
     ``</think>``; nothing when a ``<think>`` is still open (the reply is all thinking)."""
-    text = (text or "").replace("\r\n", "\n")
     end = text.rfind(THINK_CLOSE)
     if end >= 0:
         return text[end + len(THINK_CLOSE):]
@@ -303,6 +345,17 @@ def _escaped_once_more(code: str) -> str:
     return unescaped
 
 
+def _answer(reply: Reply, name: str) -> tuple[str, dict[str, Any] | None]:
+    """The answer of ``reply`` with its thinking left out, and the arguments of its call to
+    the tool ``name``: the API's own, or one the model wrote as text."""
+    answer, calls = answer_and_calls(reply.text)
+    if reply.tool_input is not None:
+        return answer, reply.tool_input
+    if name in calls:  # unreadable arguments count as a call without them, as from the API
+        return answer, decoded_arguments(calls[name]) or {}
+    return answer, _tool_call_in_text(answer, name)
+
+
 def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
     """The arguments of a tool call written as JSON text, e.g. {"name": ..., "arguments": {}}."""
     match = TOOL_CALL_TEXT.match(text or "")
@@ -316,8 +369,13 @@ def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
     call = next((c for c in calls if isinstance(c, dict) and c.get("name") == name), None)
     if call is None:
         return None
-    arguments = call.get("arguments", call.get("parameters"))
-    if isinstance(arguments, str):  # some templates double-encode the arguments
+    # As text, since some templates double-encode the arguments.
+    return decoded_arguments(call.get("arguments", call.get("parameters")))
+
+
+def decoded_arguments(arguments: object) -> dict[str, Any] | None:
+    """A tool call's arguments, sent as JSON text or as an object; None when unreadable."""
+    if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
         except ValueError:

@@ -31,7 +31,6 @@ sends no usage at all gets an estimate from the characters, marked ``estimated``
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -52,6 +51,7 @@ from .llm import (
     Progress,
     PromptTooLong,
     Reply,
+    decoded_arguments,
     server_message,
 )
 from .pricing import usage_dict
@@ -158,8 +158,9 @@ class OpenAIGenerator(LLMGenerator):
         return self._reply(answer, task.tool["name"], prompt)
 
     def _reply(self, answer: Answer, tool: str, prompt_chars: int) -> Reply:
-        tool_input = next((_arguments(call.get("arguments")) for call in answer.calls
-                           if call.get("name") == tool), None)
+        # Unreadable arguments count as a call without them.
+        tool_input = next((decoded_arguments(call.get("arguments")) or {}
+                           for call in answer.calls if call.get("name") == tool), None)
         stop = "refused" if answer.refusal else STOPS.get(answer.finish, "done")
         usage = answer.usage
         if usage is not None:
@@ -326,17 +327,6 @@ class Answer:
         if call_id:
             call.setdefault("id", call_id)
         return call
-
-
-def _arguments(given: str | dict | None) -> dict[str, Any]:
-    """A function call's arguments; unreadable JSON counts as a call without them."""
-    if isinstance(given, dict):
-        return given
-    try:
-        data = json.loads(given or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _tokens(usage: Any, name: str) -> int:
