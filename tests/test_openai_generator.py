@@ -631,6 +631,11 @@ async def test_only_blocks_in_other_languages_are_no_code(ollama_server):
     json.dumps({"code": CODE.replace("\n", "\\n"), "explanation": "Median."}),
     # The code in a fence inside the argument.
     json.dumps({"code": f"```python\n{CODE}```", "explanation": "Median."}),
+    # The arguments encoded twice: a JSON string that holds the JSON text (ollama#12413).
+    json.dumps(CALL),
+    # Text after the arguments: a stray brace, a sentence.
+    CALL + "}",
+    CALL + "\nThis computes the median fare.",
 ])
 async def test_tool_call_arguments_with_escaped_or_fenced_code(ollama_server, arguments):
     ollama_server.script(chat_tool("submit_analysis", arguments))
@@ -706,6 +711,15 @@ async def test_arguments_sent_as_an_object_are_read(ollama_server):
                                    "arguments": {"code": CODE, "explanation": "M."}}]),
     "<|python_tag|>" + json.dumps({"name": "submit_analysis",
                                    "parameters": {"code": CODE, "explanation": "M."}}),
+    # Qwen's tag with the arguments as a JSON string (ollama#12413).
+    "<tool_call>\n" + json.dumps({"name": "submit_analysis", "arguments": json.dumps(
+        {"code": CODE, "explanation": "M."})}) + "\n</tool_call>",
+    # DeepSeek V3's tokens after R1-style thinking (google/adk-python#5654), and V3.1's.
+    f"<think>{THOUGHT}</think>\n\n<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"
+    "submit_analysis\n```json\n" + json.dumps({"code": CODE, "explanation": "M."})
+    + "\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>submit_analysis<｜tool▁sep｜>"
+    + json.dumps({"code": CODE, "explanation": "M."}) + "<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
 ])
 async def test_tool_calls_written_as_text_by_servers_that_do_not_parse_them(
         ollama_server, content):

@@ -75,12 +75,23 @@ HARMONY_MESSAGE = re.compile(r"(?:<\|start\|>)?([^<]*(?:<\|(?:channel|constrain)
 HARMONY_CHANNEL = re.compile(r"<\|channel\|>\s*(\w+)")
 HARMONY_RECIPIENT = re.compile(r"\bto=([^\s<]+)")
 HARMONY_ANSWER = ("final", "commentary")
+# DeepSeek's own tool-call tokens, which a server without its tool parser passes on, all
+# after ``<｜tool▁calls▁begin｜>``: V3 writes ``<｜tool▁call▁begin｜>function<｜tool▁sep｜>{name}
+# \n```json\n{arguments}\n```<｜tool▁call▁end｜>``, V3.1 ``<｜tool▁call▁begin｜>{name}
+# <｜tool▁sep｜>{arguments}<｜tool▁call▁end｜>`` (vLLM's DeepSeekV3ToolParser and
+# DeepSeekV31ToolParser; google/adk-python#5654 shows V3's in the content).
+DEEPSEEK_CALLS = "<｜tool▁calls▁begin｜>"
+DEEPSEEK_CALL = re.compile(r"<｜tool▁call▁begin｜>(?:function<｜tool▁sep｜>)?([^\s<]+)\s*"
+                           r"(?:<｜tool▁sep｜>)?\s*(?:```(?:json)?)?(.*?)\s*(?:```)?\s*"
+                           r"<｜tool▁call▁end｜>", re.DOTALL)
 # Local models whose server does not parse their tool calls write them as JSON text: in
 # Qwen's <tool_call> tag, after Mistral's [TOOL_CALLS] (a list of calls) or Llama 3.1's
 # <|python_tag|>, in a fence, or bare (older Ollama streamed calls as content).
 TOOL_CALL_TEXT = re.compile(r"^\s*(?:<tool_call>|\[TOOL_CALLS\]|<\|python_tag\|>|```(?:json)?)?"
                             r"\s*([\[{].*[\]}])\s*(?:</tool_call>|```)?\s*$", re.DOTALL)
 
+
+JSON = json.JSONDecoder()
 
 SMALLER_PROMPT = "Analyse fewer columns (e.g. %%analyze df[[...]]) or use privacy mode 'schema'."
 
@@ -126,7 +137,7 @@ class Progress:
         else:
             self.other += len(piece)
         prose, calls = answer_and_calls(self.text)
-        answer_text = len(prose) + sum(map(len, calls.values()))
+        answer_text = len(prose) + sum(len(arguments) for _, arguments in calls)
         answer = (answer_text + self.other) // CHARS_PER_TOKEN
         thought = (self.thought + len(self.text) - answer_text) // CHARS_PER_TOKEN
         elapsed = f"{time.monotonic() - self.started:.0f} s"
@@ -278,21 +289,22 @@ def server_message(body: object, fallback: str) -> str:
     return message[:MAX_SERVER_MESSAGE]
 
 
-def answer_and_calls(text: str) -> tuple[str, dict[str, str]]:
-    """A reply's text with its thinking left out: the answer, and the arguments of the tool
-    calls written in harmony's own syntax, by tool name (other tool calls written as text
-    stay in the answer, for ``_tool_call_in_text``)."""
+def answer_and_calls(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """A reply's text with its thinking left out: the answer, and the tool calls written in
+    a model's own tokens (harmony's, DeepSeek's) as ``(name, arguments)``. Other tool calls
+    written as text stay in the answer, for ``_tool_call_in_text``."""
     text = (text or "").replace("\r\n", "\n")
     if HARMONY not in text:
-        return without_thinking(text), {}
-    answer, calls = [], {}
+        answer, _, calls = without_thinking(text).partition(DEEPSEEK_CALLS)
+        return answer, DEEPSEEK_CALL.findall(calls)
+    answer, calls = [], []
     for match in HARMONY_MESSAGE.finditer(text):
         header, content = match.groups()
         channel = HARMONY_CHANNEL.search(header)
         recipient = HARMONY_RECIPIENT.search(header)
         if recipient:
             if recipient.group(1).startswith("functions."):
-                calls.setdefault(recipient.group(1).removeprefix("functions."), content)
+                calls.append((recipient.group(1).removeprefix("functions."), content))
         elif channel and channel.group(1) in HARMONY_ANSWER:
             answer.append(content)
     return "\n".join(answer), calls
@@ -351,8 +363,9 @@ def _answer(reply: Reply, name: str) -> tuple[str, dict[str, Any] | None]:
     answer, calls = answer_and_calls(reply.text)
     if reply.tool_input is not None:
         return answer, reply.tool_input
-    if name in calls:  # unreadable arguments count as a call without them, as from the API
-        return answer, decoded_arguments(calls[name]) or {}
+    written = next((arguments for called, arguments in calls if called == name), None)
+    if written is not None:  # unreadable arguments count as a call without them, as from the API
+        return answer, decoded_arguments(written) or {}
     return answer, _tool_call_in_text(answer, name)
 
 
@@ -374,10 +387,17 @@ def _tool_call_in_text(text: str, name: str) -> dict[str, Any] | None:
 
 
 def decoded_arguments(arguments: object) -> dict[str, Any] | None:
-    """A tool call's arguments, sent as JSON text or as an object; None when unreadable."""
-    if isinstance(arguments, str):
+    """A tool call's arguments, sent as JSON text or as an object; None when unreadable.
+
+    Some models encode the JSON text twice (a string that holds it: ollama#12413,
+    quarkus-langchain4j#2642) or write on after it (a stray brace, a sentence:
+    SuggestArr#266), so a string is read once more and what follows the value is left.
+    """
+    for _ in range(2):
+        if not isinstance(arguments, str):
+            break
         try:
-            arguments = json.loads(arguments)
+            arguments = JSON.raw_decode(arguments.strip())[0]
         except ValueError:
             return None
     return arguments if isinstance(arguments, dict) else None
