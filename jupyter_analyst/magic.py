@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import difflib
+import inspect
 import logging
 import os
 import queue
@@ -41,6 +42,7 @@ POLL = 0.25  # seconds between status updates while waiting
 STATUS_CLOCK = " … "  # between what is happening and for how long
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+HELP = ("help", "--help", "-h")  # what asks either magic for its usage
 log = logging.getLogger("jupyter_analyst")
 
 
@@ -101,6 +103,7 @@ class Analyze(Magics):
         self._idle_sigint: Any = None
         self.approvals = ApprovalStore()
         self.thread = Thread()  # consecutive %%analyze cells are one conversation
+        self.data = ""  # its data expression, which a cell that names none continues with
         self._set_log_level(self.log_level)
         if shell is not None:
             shell.observe(self._on_exit, names="exit_now")
@@ -185,8 +188,10 @@ class Analyze(Magics):
             %%analyze tips
             Show the distribution of total_bill
 
-        The result is bound to ``_analysis`` (or ``--out NAME``) as an AnalysisResult.
-        Defaults are set with %config, e.g. ``%config Analyze.auto_approve = True``.
+        A cell that names no data continues with the previous cell's (a follow-up);
+        ``--new`` starts a new conversation. The result is bound to ``_analysis`` (or
+        ``--out NAME``) as an AnalysisResult. Defaults are set with %config, e.g.
+        ``%config Analyze.auto_approve = True``.
         """
         try:
             self._analyze(line, cell)
@@ -205,6 +210,9 @@ class Analyze(Magics):
     # -- steps ----------------------------------------------------------------------------
     def _analyze(self, line: str, cell: str) -> None:
         options, expression = split_line(line)
+        if set(options) & set(HELP):
+            print(usage())
+            return
         args = parse_argstring(self.analyze, " ".join(options))  # UsageError names a bad option
         if not args.out.isidentifier():
             raise InputError(f"--out {args.out!r} is not a valid variable name.",
@@ -217,9 +225,13 @@ class Analyze(Magics):
             raise InputError("The cell has no question.",
                              "Write the question below the %%analyze line, e.g. 'Show the "
                              "distribution of price'.")
-        frames = self.resolve_frames(expression)
         if args.new:
-            self.thread = Thread()
+            self.thread, self.data = Thread(), ""
+        if not expression and self.data:  # a follow-up: the conversation's data again
+            expression = self.data
+            print(f"Data: {expression}, as in the previous %%analyze cell.")
+        frames = self.resolve_frames(expression)
+        self.data = expression
         options = self.request_options(args)
         session = self.agent_for(args.backend).session(
             question, frames, thread=self.thread,
@@ -386,8 +398,10 @@ class Analyze(Magics):
         and code runs without asking; the approvals live in
         .jupyter-analyst/approvals.json in the notebook's folder.
         """
-        command, *flags = line.split() or [""]
-        if command == "fix" and set(flags) <= {"--yes", "-y"}:
+        command, *flags = line.split() or [HELP[0]]
+        if command in HELP and not flags:
+            print(usage())
+        elif command == "fix" and set(flags) <= {"--yes", "-y"}:
             try:
                 self._fix(straight=bool(flags))
             except AnalystError as exc:
@@ -437,7 +451,11 @@ class Analyze(Magics):
     def resolve_frames(self, expression: str) -> dict[str, pd.DataFrame]:
         """``{name: frame}`` for the line's data expression, evaluated in the user namespace."""
         if not expression.strip():
-            raise InputError("No DataFrame given.", "Name it on the magic line: %%analyze df")
+            names = self._frame_names()
+            raise InputError("No DataFrame given.", "Name it on the magic line: %%analyze "
+                             + (names[0] if len(names) == 1 else "df")
+                             + (f" (DataFrames defined: {', '.join(names[:10])})." if names
+                                else ", after defining it in a cell above."))
         parts = split_top_level(expression, ",")
         frames: dict[str, pd.DataFrame] = {}
         for part in parts:
@@ -453,8 +471,7 @@ class Analyze(Magics):
         namespace = self.shell.user_ns
         if part.isidentifier():
             if part not in namespace:
-                names = [k for k, v in namespace.items()
-                         if isinstance(v, pd.DataFrame) and not k.startswith("_")]
+                names = self._frame_names()
                 close = difflib.get_close_matches(part, names, n=1)
                 hint = f"Did you mean '{close[0]}'?" if close else (
                     f"DataFrames defined: {', '.join(names[:10])}." if names
@@ -466,6 +483,11 @@ class Analyze(Magics):
         except Exception as exc:  # the user's own expression; report it like Python would
             raise InputError(f"Could not evaluate '{part}': {type(exc).__name__}: {exc}",
                              "Check the expression in a normal cell first.") from None
+
+    def _frame_names(self) -> list[str]:
+        """The user's DataFrames, by name, for hints."""
+        return [name for name, value in self.shell.user_ns.items()
+                if isinstance(value, pd.DataFrame) and not name.startswith("_")]
 
     def agent_for(self, backend: str | None = None) -> PythonAnalysisAgent:
         """The agent (one warm sandbox) of a backend, shared by every question asked here."""
@@ -556,6 +578,15 @@ def has_widget_frontend(shell) -> bool:
     if type(shell).__name__ != "ZMQInteractiveShell":
         return False
     return any(v in os.environ for v in ("JPY_SESSION_NAME", "VSCODE_PID"))
+
+
+def usage() -> str:
+    """Help for both magics: the cell magic's options, then the line magic's commands."""
+    cell = Analyze.analyze.parser.format_help().removeprefix("::\n\n").strip()
+    line = inspect.cleandoc(Analyze.analyze_line.__doc__).replace("\n", "\n  ")
+    text = (f"{cell.replace('%analyze', '%%analyze', 1)}\n\nLine magic:\n  {line}\n\n"
+            "Settings: %config Analyze (every default, with its current value).")
+    return text.replace("``", "")  # the docstrings' reST quoting
 
 
 def split_line(line: str) -> tuple[list[str], str]:

@@ -58,7 +58,7 @@ def test_several_frames(ip):
     ("series", "Show the distribution of tip", "Series"),
     ("empty", "Show a summary", "is empty"),
     ("tips", "   ", "no question"),
-    ("", "Show a summary", "No DataFrame given"),
+    ("--new", "Show a summary", "No DataFrame given"),
     ("tips --out 1abc", "Show a summary", "not a valid variable name"),
     ("tips[", "Show a summary", "Could not evaluate"),
     ("tips --timeout -5", "Show a summary", "not a positive number"),
@@ -94,6 +94,36 @@ def test_help_lists_the_options(ip):
     doc = ip.find_cell_magic("analyze").__doc__
     for option in ("--yes", "--out", "--timeout", "--backend", "--model", "--type", "--privacy"):
         assert option in doc
+
+
+@pytest.mark.parametrize("magic, line", [("line", ""), ("line", "help"), ("line", "--help"),
+                                         ("line", "-h"), ("cell", "tips --help"),
+                                         ("cell", "-h")])
+def test_help_is_printed_when_asked_for(ip, magic, line):
+    ip.user_ns.pop("_analysis", None)
+    with capture_output() as captured:
+        if magic == "line":
+            ip.run_line_magic("analyze", line)
+        else:
+            ip.run_cell_magic("analyze", line, "Show a summary")
+    shown = captured.stdout
+    assert shown.startswith("%%analyze [--yes]") and "--model NAME" in shown
+    assert "%analyze fix [--yes] | models" in shown and "``" not in shown
+    assert "_analysis" not in ip.user_ns  # nothing was analysed
+
+
+def test_a_cell_without_data_continues_with_the_previous_cells(ip, tips):
+    analyze(ip, 'tips[tips.day == "Sun"] --yes --out first', "How many rows are there?")
+    assert ip.user_ns["first"].metrics["rows"] == (tips.day == "Sun").sum()
+    captured = analyze(ip, "--yes", "Show the distribution of tip")
+    assert "Data: tips[tips.day == \"Sun\"], as in the previous %%analyze cell." in captured.stdout
+    assert ip.user_ns["_analysis"].metrics["count"] == (tips.day == "Sun").sum()
+    captured = analyze(ip, "--new --yes", "How many rows are there?")
+    assert "No DataFrame given" in captured.stderr and "DataFrames defined: tips, prices" \
+        in captured.stderr
+    assert "_analysis" not in ip.user_ns
+    captured = analyze(ip, "--yes", "How many rows are there?")  # --new forgot the data too
+    assert "No DataFrame given" in captured.stderr
 
 
 def test_config_traits(ip):
