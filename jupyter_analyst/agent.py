@@ -66,6 +66,13 @@ def frames_from(data: Any) -> dict[str, pd.DataFrame]:
             raise InputError(f"'{name}' is empty ({frame.shape[0]} rows, {frame.shape[1]} "
                              "columns).",
                              "Load or filter the data so that it has rows and columns first.")
+        twice = frame.columns[frame.columns.duplicated()].unique()
+        if len(twice):  # a column name would stand for several columns, in code and Parquet
+            raise InputError(f"'{name}' has more than one column named "
+                             f"{', '.join(repr(c) for c in twice[:5])}.",
+                             f"Give each column its own name first, e.g. {name}.columns = "
+                             f"[...], or keep the first: {name}.loc[:, ~{name}.columns."
+                             "duplicated()].")
     return frames
 
 

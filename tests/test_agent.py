@@ -84,6 +84,7 @@ async def test_dict_of_frames_is_bound_under_its_keys(tips):
     ([1, 2, 3], "not a pandas DataFrame"),
     (pd.DataFrame(), "empty"),
     ({"bad name": pd.DataFrame({"a": [1]})}, "variable name"),
+    (pd.DataFrame([[1, 2, 3]], columns=["a", "a", "b"]), "more than one column named 'a'"),
 ])
 async def test_bad_data_is_a_clear_input_error(agent, data, message):
     with pytest.raises(InputError, match=message):

@@ -165,3 +165,16 @@ def test_summary_handles_cells_holding_lists_and_dicts(kernel):
     out = kernel.run(code, items=frame)
     assert out.error is None, out.error
     assert out.metrics["rows"] == 12 and out.metrics["duplicate_rows"] == 9
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", ["summary", "correlation"])
+def test_durations_are_not_drawn_or_correlated_as_numbers(kernel, name):
+    # pandas counts timedelta64 as "number"; matplotlib cannot draw it, nor corr() use it.
+    frame = pd.DataFrame({"took": pd.to_timedelta(range(20), unit="h"),
+                          "cost": [float(i % 7) for i in range(20)],
+                          "size": [float(i % 5) for i in range(20)]})
+    out = kernel.run(get_template(name, frame="jobs"), jobs=frame)
+    assert out.error is None, out.error
+    compared = out.metrics["numeric_columns" if name == "summary" else "columns_compared"]
+    assert compared == 2  # cost and size

@@ -16,7 +16,7 @@ from jupyter_analyst.runtime import save_metrics, save_table
 $params
 
 if column_holds == "values" and symbol_column is None:
-    numeric = $frame[columns] if columns else $frame.select_dtypes("number")
+    numeric = $frame[columns] if columns else $frame.select_dtypes("number", exclude="timedelta")
 else:
 ''' + indented(ASSET_RETURNS) + '''\
     # Prices are correlated through their returns: price levels that merely trend

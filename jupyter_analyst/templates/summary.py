@@ -18,7 +18,8 @@ selected = $frame[columns] if columns else $frame
 # Cells holding lists or dicts cannot be counted as they are; count their text instead.
 countable = selected.apply(
     lambda column: column.map(str, na_action="ignore") if column.dtype == object else column)
-numeric = selected.select_dtypes("number")
+# Durations are "number" to pandas, but histograms cannot draw them.
+numeric = selected.select_dtypes("number", exclude="timedelta")
 missing = selected.isna().sum()
 
 # One row per column: its type, missing and distinct values, then the usual statistics.
