@@ -57,6 +57,13 @@ def test_rows_are_added_replaced_and_kept():
     assert all(p.bindings["group_column"] == "day" for p in plans)
 
 
+def test_rows_after_a_chart_follow_up():
+    # "... as a box plot for Dinner": the word after "plot" leads a selection, names no column.
+    plans = conversation("exercise", "average pulse by diet", "as a boxplot", "only for running")
+    assert [(p.template, p.reading) for p in plans] == [
+        ("group_statistic", ""), ("box_chart", ""), ("box_chart", "kind is running")]
+
+
 def test_only_for_a_year_replaces_the_year_asked_before():
     plans = conversation("planets", "mean distance by method in 2007", "only for 2008",
                          "the same for orbital_period", "as a bar chart")

@@ -291,7 +291,8 @@ class Question:
                     or j in self.rows_said:
                 continue  # a word right before a column qualifies it: "party size"
             candidate = self.words[j]
-            if candidate.isdigit() or candidate in known or self.stems[j] in known:
+            if candidate.isdigit() or candidate in after or candidate in known \
+                    or self.stems[j] in known:  # "plot for Dinner": "for" leads, names none
                 continue
             unknown.append(candidate)
         return unknown
