@@ -495,6 +495,15 @@ def test_the_chart_kind_asked_for(ask, question, data, title):
     assert out.figures == [title]
 
 
+def test_a_histogram_by_group_is_one_histogram_per_group(ask):
+    out, _, generated = ask("histogram of body mass for each sex", "penguins")
+    assert out.figures == ["Histograms of body_mass_g by sex"]
+    assert out.metrics == {"chart": "histogram", "rows": len(frame("penguins"))}
+    assert "one for each 'sex', overlaid" in generated.explanation
+    out, _, _ = ask("histograms of flipper length by species on Biscoe", "penguins")
+    assert out.metrics["rows"] == int((frame("penguins")["island"] == "Biscoe").sum())
+
+
 def test_scatter_shows_the_pairs_correlation(ask):
     out, _, _ = ask("scatter of tip against total bill", "tips")
     tips = frame("tips")

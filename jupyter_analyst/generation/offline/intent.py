@@ -749,6 +749,8 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
             raise _ambiguous(q.frame, "column to group by",
                              candidates or q.frame.columns_of_kind("categorical", "bool"))
         group = candidates[0]
+    if re.search(r"\bhist", free):  # "histogram of body mass for each sex": one per group
+        return _chart(q, free, found, "histogram")
     if "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows":
         # "how many rows per day": counting the groups themselves
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
@@ -1151,11 +1153,13 @@ def _group_statistic(q: Question, free: str, found: list[str]) -> Plan:
 
 
 CHART_KINDS = {"box": r"box", "violin": r"violin", "pie": r"pie", "scatter": r"scatter",
-               "bar": r"bar", "line": r"line"}
+               "bar": r"bar", "line": r"line", "histogram": r"hist"}
+# Overlaid histograms of more groups than this cannot be told apart.
+MAX_OVERLAID = 6
 
 
-def _chart(q: Question, free: str, found: list[str]) -> Plan:
-    kind = next(k for k, rx in CHART_KINDS.items() if re.search(rf"\b{rx}", free))
+def _chart(q: Question, free: str, found: list[str], kind: str | None = None) -> Plan:
+    kind = kind or next(k for k, rx in CHART_KINDS.items() if re.search(rf"\b{rx}", free))
     named = q.columns()
     numeric = [c for c in named if c.kind == "numeric"]
     other = [c for c in named if c.kind != "numeric"]
@@ -1182,6 +1186,14 @@ def _chart(q: Question, free: str, found: list[str]) -> Plan:
         x = group or (other[0] if other else None)
         y = _one_numeric(q, exclude=tuple(c.name for c in other if c is not x)
                          + ((x.name,) if x else ()))
+    if kind == "histogram":
+        if x.unique > MAX_OVERLAID:
+            raise _not_understood(q.frame, f"{x.name!r} has {x.unique} groups, too many for "
+                                           "overlaid histograms to be told apart; ask for a "
+                                           f"box plot of {y.name} by {x.name}.")
+        return Plan("histogram_chart", q.frame.name, {"kind": kind, "x": x.name, "y": y.name},
+                    f"Histograms of {y.name!r}, one for each {x.name!r}, overlaid on the same "
+                    "bins.", _uses(x, y))
     return Plan(f"{kind}_chart", q.frame.name,
                 {"kind": kind, "x": x.name if x else None, "y": y.name if y else None},
                 f"A {kind} chart of " + " by ".join(c.name for c in (y, x) if c is not None)
