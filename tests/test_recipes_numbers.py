@@ -265,19 +265,42 @@ def test_one_sample_t_test_of_monthly_returns(ask):
     assert any("significant at the 5% level" in line for line in written)
 
 
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Welch's t statistic and two-sided p-value, from the formula."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return t, 2 * stats.t.sf(abs(t), df)
+
+
 def test_welch_t_test_between_two_named_groups(ask):
     out, written, _ = ask("is total bill significantly different between Lunch and Dinner?",
                           "tips")
     tips = frame("tips")
     a = tips["total_bill"][tips["time"] == "Dinner"].to_numpy()
     b = tips["total_bill"][tips["time"] == "Lunch"].to_numpy()
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    t, p = welch(a, b)
     assert out.metrics["test"] == "Welch t-test"
     assert out.metrics["statistic"] == pytest.approx(t, abs=1e-3)
-    assert out.metrics["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), df), abs=1e-4)
+    assert out.metrics["p_value"] == pytest.approx(p, abs=1e-4)
     assert out.metrics["difference"] == pytest.approx(a.mean() - b.mean(), abs=1e-4)
+
+
+@pytest.mark.parametrize("question, column, first, second", [
+    ("Do Lunch and Dinner tips differ?", "time", "Dinner", "Lunch"),
+    ("do smokers and non-smokers tip differently?", "smoker", "No", "Yes"),
+    ("do males and females tip differently?", "sex", "Female", "Male"),
+])
+def test_whether_two_groups_differ_is_a_welch_test(ask, question, column, first, second):
+    out, written, generated = ask(question, "tips")
+    tips = frame("tips")
+    tip, group = tips["tip"].to_numpy(), tips[column].astype(str).to_numpy()
+    t, p = welch(tip[group == first], tip[group == second])
+    assert out.metrics["test"] == "Welch t-test"
+    assert out.metrics["statistic"] == pytest.approx(t, abs=1e-3)
+    assert out.metrics["p_value"] == pytest.approx(p, abs=1e-6)
+    assert out.metrics[f"mean {first}"] == pytest.approx(tip[group == first].mean(), abs=1e-4)
+    assert "Welch's t-test" in generated.explanation
 
 
 def test_anova_across_penguin_species(ask):

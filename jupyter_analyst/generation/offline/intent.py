@@ -42,8 +42,8 @@ plot give draw make create calculate compute display visualize visualise generat
 report get find see look looks view check analyze analyse analysis perform run conduct do
 and or of for by in on at
 to from with as than then also into about what whats which who how there any some way ways
-vary varies differ differs difference differences up out so s t new bar line graph figure
-chart visual visually quick quickly simple basic full detailed underneath alongside together
+vary varies differ differs differently difference differences up out so s t new bar line graph
+figure chart visual visually quick quickly simple basic full detailed underneath alongside together
 against across between among versus vs per each every
 strongly closely highly much really ideally overall whole sample
 """.split())
@@ -98,6 +98,7 @@ STATISTICS = {
     "max": ("max", "maximum", "highest", "largest", "biggest"),
     "min": ("min", "minimum", "lowest", "smallest"),
 }
+DIFFER = ("differ", "differs", "different", "differently", "difference", "differences")
 GROUPING_WORDS = ("by", "per", "across", "each", "every", "among", "between", "vs", "versus",
                   "for", "which")
 PERIODS = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly",
@@ -248,6 +249,14 @@ def _detect(q: Question, free: str) -> list[Recipe]:
     if group is not None and not names & {"group_comparison", "group_statistic"}:
         found.append(RECIPE["group_comparison" if names & {"value_counts", "distribution"}
                             or not _statistic(q) else "group_statistic"])
+    if "t_test" not in names and _asks_whether_different(q):
+        # "Do Lunch and Dinner tips differ?", "is the mean tip different from 3?": a test
+        if group is None and not re.search(r"\bdifferent from \d", free):
+            # "is the average tip different for smokers?": than for whom?
+            raise _not_understood(q.frame, "The question asks whether something differs but "
+                                           "names no two groups of rows to compare (e.g. "
+                                           "\"between Lunch and Dinner\", \"by sex\").")
+        found.append(RECIPE["t_test"])
     if _period(q) and "time_series" not in names and not any(r.financial for r in found):
         found.append(RECIPE["time_series"])  # "weekly returns" only says what the data is
     if not found and (_statistic(q) or q.selects or q.filtered_rows) and (
@@ -491,9 +500,26 @@ def _group_column(q: Question) -> ColumnInfo | None:
         by_column.setdefault(value.column.name, []).append(value.value)
     compared = [name for name, values in by_column.items() if len(set(values)) >= 2]
     if len(compared) == 1 and q.positions("compare", "comparing", "between", "vs", "versus",
-                                          "differ", "different", "difference"):
+                                          *DIFFER):
         return q.frame.column(compared[0])
+    # "do smokers and non smokers tip differently": both groups of a yes/no column.
+    for first, second in zip(q.mentions, q.mentions[1:]):
+        if first.column == second.column and first.column.kind != "numeric" \
+                and q.words[first.end:second.start] in (["and", "non"], ["and", "not"]):
+            return first.column
+    named = q.columns()
+    few = [c for c in named if c.kind != "numeric" or c.unique <= MAX_GROUPS]
+    if len(named) == 2 and len(few) == 1 and _asks_whether_different(q):
+        return few[0]  # "do the islands differ in body mass?": the one column of groups
     return None
+
+
+def _asks_whether_different(q: Question) -> bool:
+    """A yes-or-no question whether things differ ("Do Lunch and Dinner tips differ?", "is
+    there a difference in tip between smokers and non smokers?"): a test's question. "Compare",
+    "how does ... vary" and "what is the difference" ask for the groups' statistics instead."""
+    return q.words[:1] in (["do"], ["does"], ["did"], ["is"], ["are"], ["was"], ["were"]) \
+        and bool(q.positions(*DIFFER))
 
 
 def _period(q: Question) -> str | None:
@@ -1016,6 +1042,10 @@ def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _t_test(q: Question, free: str, found: list[str]) -> Plan:
+    statistic = _statistic(q)
+    if statistic not in (None, "mean"):
+        raise _not_understood(q.frame, f"The tests here compare means; a test of the "
+                                       f"{statistic} is not one of the offline analyses.")
     group = _group_column(q)
     # The groups a test compares are named values, whether or not a filter also took them
     # ("between Lunch and Dinner" keeps those rows, and compares them).
