@@ -473,6 +473,32 @@ def test_named_groups_are_the_only_groups_shown(ask):
     assert "Thur" not in " ".join(written) and "Fri" not in " ".join(written)
 
 
+def test_a_statistic_by_two_columns_is_a_table_of_each_pair(ask):
+    tips = frame("tips")
+    day, sex = tips["day"].astype(str).to_numpy(), tips["sex"].astype(str).to_numpy()
+    tip = tips["tip"].to_numpy()
+    out, written, generated = ask("average tip by day and sex", "tips")
+    expected = {f"mean {d} / {s}": tip[(day == d) & (sex == s)].mean()
+                for d in set(day) for s in set(sex)}
+    assert out.metrics == pytest.approx(expected, abs=1e-4)
+    assert out.figures == ["mean of tip by day and sex"]
+    assert "'day' (the table's rows) and 'sex' (its columns)" in generated.explanation
+    best = max(expected, key=expected.get).removeprefix("mean ")
+    assert f"highest for {best}" in written[0] and "(day / sex)" in written[0]
+
+
+def test_rows_counted_by_two_columns(ask):
+    penguins = frame("penguins")
+    species, island = penguins["species"].to_numpy(), penguins["island"].to_numpy()
+    out, written, _ = ask("count of rows by species and island", "penguins")
+    expected = {f"count {a} / {b}": int(((species == a) & (island == b)).sum())
+                for a in set(species) for b in set(island)}
+    assert out.metrics == {key: n for key, n in expected.items() if n}  # pairs with rows
+    assert sum(out.metrics.values()) == len(penguins)
+    assert out.figures == ["count of rows by species and island"]
+    assert written[0].startswith("The number of rows is highest for Gentoo / Biscoe (124)")
+
+
 def test_the_variance_by_group_ranks_the_groups_by_their_variance(ask):
     penguins = frame("penguins")
     out, written, _ = ask("variance of bill depth by island", "penguins")

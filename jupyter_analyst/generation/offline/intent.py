@@ -98,6 +98,8 @@ STATISTICS = {
     "max": ("max", "maximum", "highest", "largest", "biggest"),
     "min": ("min", "minimum", "lowest", "smallest"),
 }
+# Words for groups in general: "by category" names no groups on a frame without such a column.
+GROUP_NOUNS = ("category", "group", "type", "class")
 DIFFER = ("differ", "differs", "different", "differently", "difference", "differences")
 GROUPING_WORDS = ("by", "per", "across", "each", "every", "among", "between", "vs", "versus",
                   "for", "which")
@@ -309,7 +311,7 @@ def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) ->
     # "by category" on a frame without such a column names no groups at all.
     unknown += [q.words[i + 1] for i in q.positions(*grouping)
                 if i + 1 < len(q.words) and i + 1 not in q.inside
-                and stem(q.words[i + 1]) in ("category", "group", "type", "class")]
+                and stem(q.words[i + 1]) in GROUP_NOUNS]
     if unknown:
         columns = ", ".join(c.name for c in q.frame.columns)
         raise InputError(
@@ -777,7 +779,11 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
         group = candidates[0]
     if re.search(r"\bhist", free):  # "histogram of body mass for each sex": one per group
         return _chart(q, free, found, "histogram")
-    if "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows":
+    counting = "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows"
+    by = _second_group(q, group)
+    if by is not None:  # "compare tip by day and sex": a table of the pairs of groups
+        return _statistic_table(q, group, by, counting)
+    if counting:
         # "how many rows per day": counting the groups themselves
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
                     f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
@@ -1161,6 +1167,9 @@ def _clustering(q: Question, free: str, found: list[str]) -> Plan:
 
 def _counts(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
+    by = _second_group(q, group)
+    if by is not None:  # "how many rows by species and island": a table of the pairs
+        return _statistic_table(q, group, by, counting=True)
     if group is not None:  # "how many rows per day": the rows in each group
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
                     f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
@@ -1173,13 +1182,56 @@ def _group_statistic(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
     if group is None or _counted(q) == "rows":
         return _group_comparison(q, free, found)
-    value = _one_numeric(q, exclude=(group.name,))
-    statistic = _statistic(q) or "mean"
-    return Plan("group_statistic", q.frame.name,
-                {"value_column": value.name, "group_column": group.name,
-                 "statistic": statistic},
-                f"The {statistic} of {value.name!r} for each {group.name!r}.",
-                _uses(value, group))
+    return _statistic_table(q, group, _second_group(q, group))
+
+
+def _statistic_table(q: Question, group: ColumnInfo, by: ColumnInfo | None = None,
+                     counting: bool = False) -> Plan:
+    """The statistic asked of the numeric column named (or the rows counted) per group, or
+    per pair of groups of ``group`` (the table's rows) and ``by`` (its columns)."""
+    value = None if counting else _one_numeric(q, exclude=tuple(c.name for c in (group, by)
+                                                                if c))
+    statistic = "count" if counting else _statistic(q) or "mean"
+    what = f"The {statistic} of {value.name!r} for" if value else "How many rows fall in"
+    bindings = {"value_column": value.name if value else None, "group_column": group.name,
+                "statistic": statistic}
+    if by is None:
+        return Plan("group_statistic", q.frame.name, bindings,
+                    f"{what} each {group.name!r}.", _uses(value, group))
+    return Plan("group_statistic", q.frame.name, {**bindings, "by_column": by.name},
+                f"{what} each pair of {group.name!r} (the table's rows) and {by.name!r} "
+                "(its columns), with grouped bars.", _uses(value, group, by))
+
+
+def _second_group(q: Question, group: ColumnInfo | None) -> ColumnInfo | None:
+    """A second column of groups right after the first: "by day and sex", "per species and
+    by island". A period of the dates there ("by symbol and year") is refused: no template
+    groups by one."""
+    for mention in q.mentions:
+        i = mention.end + 1
+        if mention.column != group or q.words[mention.end:i] != ["and"]:
+            continue
+        i += q.words[i:i + 1] in (["by"], ["per"], ["the"], ["each"], ["every"])
+        second = next((m.column for m in q.mentions if m.start == i), None)
+        if second is None and i < len(q.words) and q.stems[i] in PERIODS:
+            raise _not_understood(q.frame, f"Grouping by {group.name!r} and by the "
+                                           f"{q.words[i]} of the dates is not one of the "
+                                           "offline analyses.")
+        if second is None and i < len(q.words) and q.stems[i] in GROUP_NOUNS:
+            raise InputError(f"The question groups by {q.words[i]!r}, which is not a column "
+                             f"of {q.frame.name} (columns: "
+                             f"{', '.join(c.name for c in q.frame.columns)}).",
+                             "Name the column as it is spelled.")
+        if second in (None, group, _identifier(q.frame)) or second.kind == "datetime" \
+                or second.unique > MAX_GROUPS:
+            continue
+        if group.unique * second.unique > MAX_GROUPS:
+            raise _not_understood(q.frame, f"{group.name!r} and {second.name!r} make up to "
+                                           f"{group.unique * second.unique} pairs of groups, "
+                                           f"too many for one table and chart (at most "
+                                           f"{MAX_GROUPS}); group by one of them.")
+        return second
+    return None
 
 
 CHART_KINDS = {"box": r"box", "violin": r"violin", "pie": r"pie", "scatter": r"scatter",
@@ -1199,6 +1251,10 @@ def _chart(q: Question, free: str, found: list[str], kind: str | None = None) ->
         x, y = numeric[1], numeric[0]  # "tip against total bill": total bill across
     elif kind == "bar" and numeric and _statistic(q) not in (None, "mean"):
         return _group_statistic(q, free, found)  # "bar chart of total units by region"
+    elif kind == "bar" and _second_group(q, _group_column(q)):
+        # "bar chart of tip by day and sex", "... of rows by species and island": grouped bars
+        group = _group_column(q)
+        return _statistic_table(q, group, _second_group(q, group), counting=not numeric)
     elif kind == "pie" and numeric:
         raise _not_understood(q.frame, "A pie chart here shows how many rows fall in each "
                                        "category; it cannot show a share of "
