@@ -499,6 +499,48 @@ def test_rows_counted_by_two_columns(ask):
     assert written[0].startswith("The number of rows is highest for Gentoo / Biscoe (124)")
 
 
+def test_a_share_of_the_rows_per_group_in_percent(ask):
+    island = frame("penguins")["island"].to_numpy()
+    out, written, generated = ask("percentage of rows by island", "penguins")
+    assert out.metrics == pytest.approx(
+        {f"share {name}": 100 * (island == name).sum() / len(island) for name in set(island)},
+        abs=1e-4)
+    assert out.figures == ["share of rows by island"]
+    assert written[0].startswith("The share of rows is highest for Biscoe (48.84%)")
+    tips = frame("tips")
+    out, _, generated = ask("what share of the tips are from smokers", "tips")
+    smokers = (tips["smoker"] == "Yes").to_numpy()
+    assert out.metrics["share Yes"] == pytest.approx(100 * smokers.mean(), abs=1e-4)
+    assert "each one of the tips" in generated.explanation
+
+
+def test_a_share_of_a_columns_total_per_group_in_percent(ask):
+    rng = np.random.default_rng(5)
+    region = rng.choice(["North", "South", "East"], 300)
+    channel = rng.choice(["Online", "Store"], 300)
+    amount = rng.gamma(2.0, 50.0, 300)
+    sales = pd.DataFrame({"region": region, "channel": channel, "sales": amount})
+    out, written, _ = ask("share of total sales by region", "sales", sales)
+    expected = {f"share {r}": 100 * amount[region == r].sum() / amount.sum()
+                for r in ("North", "South", "East")}
+    assert out.metrics == pytest.approx(expected, abs=1e-4)
+    assert sum(out.metrics.values()) == pytest.approx(100)
+    out, _, _ = ask("share of sales by region and channel", "sales", sales)
+    assert out.metrics["share North / Online"] == pytest.approx(
+        100 * amount[(region == "North") & (channel == "Online")].sum() / amount.sum(), abs=1e-4)
+    assert len(out.metrics) == 6
+
+
+def test_a_share_over_one_year(ask):
+    stocks = frame("stocks")
+    year = stocks["date"].dt.year.to_numpy()
+    symbol = stocks["symbol"].to_numpy()[year == 2008]
+    out, _, generated = ask("share of rows by symbol in 2008", "stocks")
+    assert out.metrics == pytest.approx(
+        {f"share {s}": 100 * (symbol == s).mean() for s in set(symbol)}, abs=1e-4)
+    assert "in 2008" in generated.explanation
+
+
 def test_the_variance_by_group_ranks_the_groups_by_their_variance(ask):
     penguins = frame("penguins")
     out, written, _ = ask("variance of bill depth by island", "penguins")

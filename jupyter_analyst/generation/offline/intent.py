@@ -101,6 +101,10 @@ STATISTICS = {
 # Words for groups in general: "by category" names no groups on a frame without such a column.
 GROUP_NOUNS = ("category", "group", "type", "class")
 DIFFER = ("differ", "differs", "different", "differently", "difference", "differences")
+# A share of a total ("percentage of rows by island", "share of total sales by region"); a
+# number before "percent" is a level ("95 percent VaR"), not a share.
+SHARE_WORDS = {"share", "shares", "percentage", "percentages", "percent", "proportion",
+               "proportions", "fraction"}
 GROUPING_WORDS = ("by", "per", "across", "each", "every", "among", "between", "vs", "versus",
                   "for", "which")
 PERIODS = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly",
@@ -193,6 +197,8 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
                                        "time, and this analysis reads the rows as one series: "
                                        "the step between them would count as one period. Ask "
                                        "for each year on its own, or for a range of years.")
+    if _asks_share(q):
+        _refuse_other_shares(q, result, selection)
     _refuse_unused(q, result)
     _refuse_filters(q, result, selection)
     _refuse_unread_numbers(q, result)
@@ -251,6 +257,10 @@ def _detect(q: Question, free: str) -> list[Recipe]:
     if group is not None and not names & {"group_comparison", "group_statistic"}:
         found.append(RECIPE["group_comparison" if names & {"value_counts", "distribution"}
                             or not _statistic(q) else "group_statistic"])
+    if group is None and _asks_share(q):  # "what percentage of penguins are Adelie?"
+        raise _not_understood(q.frame, "The question asks for a share but names no column of "
+                                       "groups it is a share of: ask e.g. \"percentage of rows "
+                                       "by island\" or \"share of total sales by region\".")
     if "t_test" not in names and _asks_whether_different(q):
         # "Do Lunch and Dinner tips differ?", "is the mean tip different from 3?": a test
         if group is None and not re.search(r"\bdifferent from \d", free):
@@ -302,7 +312,7 @@ def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) ->
     free = q.free_text
     said = {w for r in RECIPES for m in r.pattern.finditer(free) for w in m.group(0).split()}
     frame_words = ({w for f in context.frames for w in words(f.name)} | known | said | METHOD
-                   | QUANTITY | _name_words(q))
+                   | QUANTITY | SHARE_WORDS | _name_words(q))
     grouping = ("by", "across", "per")  # "by customer": a column, never the rows' noun
     after = ("of", "for", "between", "among", "versus", "vs", "against", "with", "on", "in",
              "and", "compare", "plot", "correlate", "describe", "summarise", "summarize")
@@ -351,6 +361,30 @@ def _refuse_unread_numbers(q: Question, result: Plan) -> None:
             i += size
         else:
             i += 1
+
+
+def _refuse_other_shares(q: Question, result: Plan, selection: Selection) -> None:
+    """A share is each group's part of a total: of the rows, or of one column's sum. An analysis
+    that computes no share, or rows selected by the groups themselves (every group's share
+    of the rows kept would be all of them), would answer another question."""
+    group = result.bindings.get("group_column")
+    if result.bindings.get("statistic") != "share" and result.template not in (
+            "pie_chart", "value_counts"):
+        raise _not_understood(q.frame, f"The question asks for a share, which the "
+                                       f"{result.template.replace('_', ' ')} analysis does not "
+                                       "compute.")
+    if group in selection.columns:
+        raise _not_understood(q.frame, f"The question selects rows by {group!r}, the groups of "
+                                       "the share; a share needs the rows of every group. Ask "
+                                       f"for the share by {group} alone.")
+    # "share of Adelie by island": of all Adelie, per island, or of each island, Adelie? A
+    # period ("in 2008") only says when; any other selection leaves that open.
+    other = [c for c in selection.columns
+             if q.frame.column(c).kind != "datetime" and c.lower() != "year"]
+    if other:
+        raise _not_understood(q.frame, f"With rows selected by {other[0]!r}, a share could be "
+                                       "each group's part of the rows kept, or the kept rows' "
+                                       "part of each group; ask for the share over all rows.")
 
 
 def _refuse_unused(q: Question, result: Plan) -> None:
@@ -418,7 +452,7 @@ def _vocabulary(text: str) -> frozenset[str]:
     plot" is not ``bp``)."""
     said = " ".join(words(text))
     return frozenset(
-        GLUE | METHOD | GENERIC | ROW_NOUNS | QUANTITY
+        GLUE | METHOD | GENERIC | ROW_NOUNS | QUANTITY | SHARE_WORDS
         | {w for spelled in STATISTICS.values() for w in spelled}
         | {w for r in RECIPES for m in r.pattern.finditer(said) for w in m.group(0).split()})
 
@@ -513,6 +547,9 @@ def _group_column(q: Question) -> ColumnInfo | None:
     few = [c for c in named if c.kind != "numeric" or c.unique <= MAX_GROUPS]
     if len(named) == 2 and len(few) == 1 and _asks_whether_different(q):
         return few[0]  # "do the islands differ in body mass?": the one column of groups
+    categories = [c for c in named if c.kind != "numeric"]
+    if len(categories) == 1 and _asks_share(q):
+        return categories[0]  # "what share of the tips are from smokers": of each group
     return None
 
 
@@ -535,7 +572,14 @@ def _period(q: Question) -> str | None:
     return None
 
 
+def _asks_share(q: Question) -> bool:
+    return any(w in SHARE_WORDS and not (i and q.words[i - 1].isdigit())
+               for i, w in enumerate(q.words) if i not in q.inside)
+
+
 def _statistic(q: Question) -> str | None:
+    if _asks_share(q):
+        return "share"  # "share of total sales": of the total, not the total
     if _counted(q) == "sum":
         return "sum"  # "how many units": the units added up
     for name, spelled in STATISTICS.items():
@@ -593,6 +637,8 @@ def _unexplained(q: Question) -> list[str]:
     """Words that are neither columns, nor analysis wording, nor plain English glue."""
     free = q.free_text
     known = GENERIC | GLUE | METHOD | ROW_NOUNS | QUANTITY | _name_words(q)
+    if _asks_share(q):
+        known |= SHARE_WORDS
     for recipe in RECIPES:
         known |= {w for match in recipe.pattern.finditer(free) for w in match.group(0).split()}
     if any(r.financial and r.pattern.search(free) for r in RECIPES):
@@ -781,8 +827,8 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
         return _chart(q, free, found, "histogram")
     counting = "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows"
     by = _second_group(q, group)
-    if by is not None:  # "compare tip by day and sex": a table of the pairs of groups
-        return _statistic_table(q, group, by, counting)
+    if by is not None or _asks_share(q):  # "compare tip by day and sex": a table of the pairs
+        return _statistic_table(q, group, by, counting and not _asks_share(q))
     if counting:
         # "how many rows per day": counting the groups themselves
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
@@ -1189,18 +1235,43 @@ def _statistic_table(q: Question, group: ColumnInfo, by: ColumnInfo | None = Non
                      counting: bool = False) -> Plan:
     """The statistic asked of the numeric column named (or the rows counted) per group, or
     per pair of groups of ``group`` (the table's rows) and ``by`` (its columns)."""
-    value = None if counting else _one_numeric(q, exclude=tuple(c.name for c in (group, by)
-                                                                if c))
     statistic = "count" if counting else _statistic(q) or "mean"
-    what = f"The {statistic} of {value.name!r} for" if value else "How many rows fall in"
+    groups = tuple(c.name for c in (group, by) if c)
+    value = None if counting else _share_of(q, groups) if statistic == "share" else \
+        _one_numeric(q, exclude=groups)
+    weak = q.columns("numeric", weak=True)
+    if value is None and weak and not counting:  # "what share of the tips are from smokers"
+        what = (f"The share of the rows (each one of the {q.frame.name}; \"share of the total "
+                f"{weak[0].name}\" adds up {weak[0].name!r}), in percent, in")
+    elif value is None:
+        what = "How many rows fall in" if counting else "The share of the rows (in percent) in"
+    elif statistic == "share":
+        what = f"The share of the total {value.name!r} (in percent) of"
+    else:
+        what = f"The {statistic} of {value.name!r} for"
     bindings = {"value_column": value.name if value else None, "group_column": group.name,
                 "statistic": statistic}
+    template = "group_share" if statistic == "share" else "group_statistic"
     if by is None:
-        return Plan("group_statistic", q.frame.name, bindings,
-                    f"{what} each {group.name!r}.", _uses(value, group))
-    return Plan("group_statistic", q.frame.name, {**bindings, "by_column": by.name},
+        return Plan(template, q.frame.name, bindings, f"{what} each {group.name!r}.",
+                    _uses(value, group))
+    return Plan(template, q.frame.name, {**bindings, "by_column": by.name},
                 f"{what} each pair of {group.name!r} (the table's rows) and {by.name!r} "
                 "(its columns), with grouped bars.", _uses(value, group, by))
+
+
+def _share_of(q: Question, groups: tuple[str, ...]) -> ColumnInfo | None:
+    """The numeric column whose total a share is of ("share of total sales by region"), or None
+    for a share of the rows ("percentage of rows by island", "share of the tips from smokers"
+    in the tips frame, whose rows are tips; "share of total tips" adds up the tip column)."""
+    named = [c for c in q.columns("numeric") if c.name not in groups]
+    if len(named) > 1:
+        raise _not_understood(q.frame, f"The question names several numeric columns "
+                                       f"({', '.join(c.name for c in named)}); a share is of "
+                                       "the total of one.")
+    totals = [m.column for m in q.mentions if m.weak and m.start
+              and q.words[m.start - 1] in ("total", "sum")]
+    return (named or totals or [None])[0]
 
 
 def _second_group(q: Question, group: ColumnInfo | None) -> ColumnInfo | None:
@@ -1251,6 +1322,8 @@ def _chart(q: Question, free: str, found: list[str], kind: str | None = None) ->
         x, y = numeric[1], numeric[0]  # "tip against total bill": total bill across
     elif kind == "bar" and numeric and _statistic(q) not in (None, "mean"):
         return _group_statistic(q, free, found)  # "bar chart of total units by region"
+    elif kind == "bar" and _asks_share(q):
+        return _group_comparison(q, free, found)  # "bar chart of the share of rows by island"
     elif kind == "bar" and _second_group(q, _group_column(q)):
         # "bar chart of tip by day and sex", "... of rows by species and island": grouped bars
         group = _group_column(q)
@@ -1369,7 +1442,7 @@ RECIPES = [
     Recipe("group_comparison", r"compare|comparison|comparing|versus|vs", _group_comparison,
            ("group_comparison",),
            frozenset({"distribution", "summary", "value_counts", "top_rows", "group_statistic"})),
-    Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic",),
+    Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic", "group_share"),
            frozenset({"summary", "value_counts", "distribution"})),
     Recipe("top_rows", r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
                        r"\d+ rows? (?:with|have|has|had|by) (?:the )?(?:largest|smallest|"
