@@ -265,19 +265,42 @@ def test_one_sample_t_test_of_monthly_returns(ask):
     assert any("significant at the 5% level" in line for line in written)
 
 
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Welch's t statistic and two-sided p-value, from the formula."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return t, 2 * stats.t.sf(abs(t), df)
+
+
 def test_welch_t_test_between_two_named_groups(ask):
     out, written, _ = ask("is total bill significantly different between Lunch and Dinner?",
                           "tips")
     tips = frame("tips")
     a = tips["total_bill"][tips["time"] == "Dinner"].to_numpy()
     b = tips["total_bill"][tips["time"] == "Lunch"].to_numpy()
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    t, p = welch(a, b)
     assert out.metrics["test"] == "Welch t-test"
     assert out.metrics["statistic"] == pytest.approx(t, abs=1e-3)
-    assert out.metrics["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), df), abs=1e-4)
+    assert out.metrics["p_value"] == pytest.approx(p, abs=1e-4)
     assert out.metrics["difference"] == pytest.approx(a.mean() - b.mean(), abs=1e-4)
+
+
+@pytest.mark.parametrize("question, column, first, second", [
+    ("Do Lunch and Dinner tips differ?", "time", "Dinner", "Lunch"),
+    ("do smokers and non-smokers tip differently?", "smoker", "No", "Yes"),
+    ("do males and females tip differently?", "sex", "Female", "Male"),
+])
+def test_whether_two_groups_differ_is_a_welch_test(ask, question, column, first, second):
+    out, written, generated = ask(question, "tips")
+    tips = frame("tips")
+    tip, group = tips["tip"].to_numpy(), tips[column].astype(str).to_numpy()
+    t, p = welch(tip[group == first], tip[group == second])
+    assert out.metrics["test"] == "Welch t-test"
+    assert out.metrics["statistic"] == pytest.approx(t, abs=1e-3)
+    assert out.metrics["p_value"] == pytest.approx(p, abs=1e-6)
+    assert out.metrics[f"mean {first}"] == pytest.approx(tip[group == first].mean(), abs=1e-4)
+    assert "Welch's t-test" in generated.explanation
 
 
 def test_anova_across_penguin_species(ask):
@@ -450,6 +473,74 @@ def test_named_groups_are_the_only_groups_shown(ask):
     assert "Thur" not in " ".join(written) and "Fri" not in " ".join(written)
 
 
+def test_a_statistic_by_two_columns_is_a_table_of_each_pair(ask):
+    tips = frame("tips")
+    day, sex = tips["day"].astype(str).to_numpy(), tips["sex"].astype(str).to_numpy()
+    tip = tips["tip"].to_numpy()
+    out, written, generated = ask("average tip by day and sex", "tips")
+    expected = {f"mean {d} / {s}": tip[(day == d) & (sex == s)].mean()
+                for d in set(day) for s in set(sex)}
+    assert out.metrics == pytest.approx(expected, abs=1e-4)
+    assert out.figures == ["mean of tip by day and sex"]
+    assert "'day' (the table's rows) and 'sex' (its columns)" in generated.explanation
+    best = max(expected, key=expected.get).removeprefix("mean ")
+    assert f"highest for {best}" in written[0] and "(day / sex)" in written[0]
+
+
+def test_rows_counted_by_two_columns(ask):
+    penguins = frame("penguins")
+    species, island = penguins["species"].to_numpy(), penguins["island"].to_numpy()
+    out, written, _ = ask("count of rows by species and island", "penguins")
+    expected = {f"count {a} / {b}": int(((species == a) & (island == b)).sum())
+                for a in set(species) for b in set(island)}
+    assert out.metrics == {key: n for key, n in expected.items() if n}  # pairs with rows
+    assert sum(out.metrics.values()) == len(penguins)
+    assert out.figures == ["count of rows by species and island"]
+    assert written[0].startswith("The number of rows is highest for Gentoo / Biscoe (124)")
+
+
+def test_a_share_of_the_rows_per_group_in_percent(ask):
+    island = frame("penguins")["island"].to_numpy()
+    out, written, generated = ask("percentage of rows by island", "penguins")
+    assert out.metrics == pytest.approx(
+        {f"share {name}": 100 * (island == name).sum() / len(island) for name in set(island)},
+        abs=1e-4)
+    assert out.figures == ["share of rows by island"]
+    assert written[0].startswith("The share of rows is highest for Biscoe (48.84%)")
+    tips = frame("tips")
+    out, _, generated = ask("what share of the tips are from smokers", "tips")
+    smokers = (tips["smoker"] == "Yes").to_numpy()
+    assert out.metrics["share Yes"] == pytest.approx(100 * smokers.mean(), abs=1e-4)
+    assert "each one of the tips" in generated.explanation
+
+
+def test_a_share_of_a_columns_total_per_group_in_percent(ask):
+    rng = np.random.default_rng(5)
+    region = rng.choice(["North", "South", "East"], 300)
+    channel = rng.choice(["Online", "Store"], 300)
+    amount = rng.gamma(2.0, 50.0, 300)
+    sales = pd.DataFrame({"region": region, "channel": channel, "sales": amount})
+    out, written, _ = ask("share of total sales by region", "sales", sales)
+    expected = {f"share {r}": 100 * amount[region == r].sum() / amount.sum()
+                for r in ("North", "South", "East")}
+    assert out.metrics == pytest.approx(expected, abs=1e-4)
+    assert sum(out.metrics.values()) == pytest.approx(100)
+    out, _, _ = ask("share of sales by region and channel", "sales", sales)
+    assert out.metrics["share North / Online"] == pytest.approx(
+        100 * amount[(region == "North") & (channel == "Online")].sum() / amount.sum(), abs=1e-4)
+    assert len(out.metrics) == 6
+
+
+def test_a_share_over_one_year(ask):
+    stocks = frame("stocks")
+    year = stocks["date"].dt.year.to_numpy()
+    symbol = stocks["symbol"].to_numpy()[year == 2008]
+    out, _, generated = ask("share of rows by symbol in 2008", "stocks")
+    assert out.metrics == pytest.approx(
+        {f"share {s}": 100 * (symbol == s).mean() for s in set(symbol)}, abs=1e-4)
+    assert "in 2008" in generated.explanation
+
+
 def test_the_variance_by_group_ranks_the_groups_by_their_variance(ask):
     penguins = frame("penguins")
     out, written, _ = ask("variance of bill depth by island", "penguins")
@@ -493,6 +584,15 @@ def test_a_derived_column_the_question_defines(ask):
 def test_the_chart_kind_asked_for(ask, question, data, title):
     out, _, _ = ask(question, data)
     assert out.figures == [title]
+
+
+def test_a_histogram_by_group_is_one_histogram_per_group(ask):
+    out, _, generated = ask("histogram of body mass for each sex", "penguins")
+    assert out.figures == ["Histograms of body_mass_g by sex"]
+    assert out.metrics == {"chart": "histogram", "rows": len(frame("penguins"))}
+    assert "one for each 'sex', overlaid" in generated.explanation
+    out, _, _ = ask("histograms of flipper length by species on Biscoe", "penguins")
+    assert out.metrics["rows"] == int((frame("penguins")["island"] == "Biscoe").sum())
 
 
 def test_scatter_shows_the_pairs_correlation(ask):

@@ -1,4 +1,4 @@
-"""The chart the question names: box, violin, bar, line, scatter or pie."""
+"""The chart the question names: box, violin, bar, line, scatter, pie or histogram."""
 
 from __future__ import annotations
 
@@ -47,6 +47,16 @@ ax.set_title(f"{y} against {x}: r = {$frame[x].corr($frame[y]):.2f}")''',
     "pie": '''\
 $frame[x].value_counts().plot.pie(ax=ax, autopct="%1.0f%%", title=f"share of rows by {x}")
 ax.set_ylabel("")''',
+    "histogram": '''\
+# One histogram of y per group of x, overlaid on the same bins (matplotlib computes them
+# from all the groups together), so that the groups' shapes can be compared.
+groups = $frame.groupby(x, observed=True)[y] if x is not None else [(y, $frame[y])]
+ax.hist([values.dropna() for _, values in groups], bins="auto", histtype="stepfilled",
+        alpha=0.4, label=[f"{name} (n = {values.count()})" for name, values in groups])
+ax.legend(title=x)
+ax.set_xlabel(str(y))
+ax.set_ylabel("rows")
+ax.set_title(f"Histograms of {y} by {x}" if x is not None else f"Histogram of {y}")''',
 }
 
 
@@ -60,14 +70,15 @@ FIRST_CATEGORY = '$frame.select_dtypes(exclude="number").columns[0]'
 DEFAULTS = {"box": (FIRST_CATEGORY, FIRST_NUMBER), "violin": (FIRST_CATEGORY, FIRST_NUMBER),
             "bar": (FIRST_CATEGORY, FIRST_NUMBER), "line": ("None", FIRST_NUMBER),
             "scatter": (FIRST_NUMBER, '$frame.select_dtypes("number").columns[1]'),
-            "pie": (FIRST_CATEGORY, "None")}
+            "pie": (FIRST_CATEGORY, "None"), "histogram": (FIRST_CATEGORY, FIRST_NUMBER)}
+EXAMPLES = {"scatter": "scatter plot of {numeric} against another column",
+            "histogram": "histogram of {numeric} for each {group}"}
 
 TEMPLATES = [
     Template(
         name=f"{kind}_chart",
         description=f"A {kind} chart of the columns the question names.",
-        example=f"{kind} chart of {{numeric}} by {{group}}" if kind != "scatter"
-        else "scatter plot of {numeric} against another column",
+        example=EXAMPLES.get(kind, f"{kind} chart of {{numeric}} by {{group}}"),
         params=(
             Param("kind", "choice", "the chart", repr(kind), (kind,)),
             Param("x", "optional_column", "category or x-axis column", DEFAULTS[kind][0]),

@@ -1,4 +1,7 @@
-"""One statistic of a column per group ("average tip by day"): a table and a bar chart."""
+"""One statistic of a column per group ("average tip by day"), or each group's share of a total
+("share of total sales by region"); per group, or per pair of groups of two columns ("average
+tip by day and sex", "how many rows by species and island"): a table and a bar chart, grouped
+bars for two columns."""
 
 from __future__ import annotations
 
@@ -6,15 +9,28 @@ from typing import Any
 
 from .base import Param, Template, number
 
-CODE = '''\
+# Both templates group the rows, compute `result` per group (or pair of groups), then report.
+GROUPS = '''\
 from jupyter_analyst.runtime import save_metrics, save_table
 
 $params
-result = $frame.groupby(group_column, observed=True)[value_column].agg(statistic)
-save_table(result.to_frame(), "by_group")
-save_metrics({f"{statistic} {group}": round(float(value), 4) for group, value in result.items()})
-result.plot.bar(title=f"{statistic} of {value_column} by {group_column}", ylabel=value_column)
-print(result.to_string())
+grouped = $frame.groupby([group_column, by_column] if by_column else group_column, observed=True)
+'''
+REPORT = '''\
+save_metrics({f"{statistic} {' / '.join(map(str, k)) if by_column else k}": round(float(v), 4)
+              for k, v in result.items()})
+table = result.unstack(by_column) if by_column else result  # by_column's groups as columns
+save_table(table, "by_group")
+what = f"{statistic} of {value_column or 'rows'}"
+table.plot.bar(title=f"{what} by {' and '.join(result.index.names)}", ylabel=value_column)
+'''
+STATISTIC = '''\
+result = grouped.size() if value_column is None else grouped[value_column].agg(statistic)
+'''
+SHARE = '''\
+# Each group's percent of the total (of value_column, or of the rows), over the groups shown.
+result = grouped.size() if value_column is None else grouped[value_column].sum()
+result = 100 * result / result.sum()
 '''
 
 
@@ -26,22 +42,37 @@ def insights(metrics: dict[str, Any], bindings: dict[str, Any]) -> list[str]:
         return []
     high = max(values, key=values.get)
     low = min(values, key=values.get)
-    return [f"The {statistic} of {bindings.get('value_column')} is highest for {high} "
-            f"({number(values[high])}) and lowest for {low} ({number(values[low])})."]
+    by = bindings.get("by_column")
+    rows = "value_column" in bindings and bindings["value_column"] is None
+    value = "rows" if rows else bindings.get("value_column", "the value")
+    what = "The number of rows" if rows and statistic == "count" else \
+        f"The {statistic} of {value}"
+    unit = "%" if statistic == "share" else ""
+    pairs = f" ({bindings.get('group_column')} / {by})" if by else ""
+    return [f"{what} is highest for {high} ({number(values[high])}{unit}) and lowest for {low} "
+            f"({number(values[low])}{unit}){pairs}."]
 
 
-TEMPLATE = Template(
-    name="group_statistic",
-    description="One statistic (mean, median, sum, count, min, max, std, var) per group.",
-    example="average {numeric} by {group}",
-    params=(
-        Param("value_column", "column", "the column summarised",
-              '$frame.select_dtypes("number").columns[0]'),
-        Param("group_column", "column", "the column that defines the groups",
-              '$frame.select_dtypes(exclude="number").columns[0]'),
-        Param("statistic", "choice", "how each group is summarised", '"mean"',
-              ("mean", "median", "sum", "count", "min", "max", "std", "var")),
-    ),
-    code=CODE,
-    insights=insights,
+VALUE = Param("value_column", "optional_column", "the column summarised (None: rows counted)",
+              '$frame.select_dtypes("number").columns[0]')
+GROUP = Param("group_column", "column", "the column that defines the groups",
+              '$frame.select_dtypes(exclude="number").columns[0]')
+BY = Param("by_column", "optional_column",
+           "a second column of groups, the table's columns (None: one column of groups)", "None")
+# name, description, example, the statistic (or the share) and how `result` is computed
+KINDS = (
+    ("group_statistic", "One statistic (mean, median, sum, count, min, max, std, var) per group, "
+     "or per pair of groups of two columns.", "average {numeric} by {group}",
+     Param("statistic", "choice", "how each group is summarised", '"mean"',
+           ("mean", "median", "sum", "count", "min", "max", "std", "var")), STATISTIC),
+    ("group_share", "Each group's share of the total of a column, or of the rows, in percent; "
+     "per group or per pair of groups of two columns.", "share of total {numeric} by {group}",
+     Param("statistic", "choice", "each group's percent of the total", '"share"', ("share",)),
+     SHARE),
 )
+TEMPLATES = [
+    Template(name=name, description=description, example=example,
+             params=(VALUE, GROUP, statistic, BY), code=GROUPS + result + REPORT,
+             insights=insights)
+    for name, description, example, statistic, result in KINDS
+]

@@ -42,8 +42,8 @@ plot give draw make create calculate compute display visualize visualise generat
 report get find see look looks view check analyze analyse analysis perform run conduct do
 and or of for by in on at
 to from with as than then also into about what whats which who how there any some way ways
-vary varies differ differs difference differences up out so s t new bar line graph figure
-chart visual visually quick quickly simple basic full detailed underneath alongside together
+vary varies differ differs differently difference differences up out so s t new bar line graph
+figure chart visual visually quick quickly simple basic full detailed underneath alongside together
 against across between among versus vs per each every
 strongly closely highly much really ideally overall whole sample
 """.split())
@@ -98,6 +98,13 @@ STATISTICS = {
     "max": ("max", "maximum", "highest", "largest", "biggest"),
     "min": ("min", "minimum", "lowest", "smallest"),
 }
+# Words for groups in general: "by category" names no groups on a frame without such a column.
+GROUP_NOUNS = ("category", "group", "type", "class")
+DIFFER = ("differ", "differs", "different", "differently", "difference", "differences")
+# A share of a total ("percentage of rows by island", "share of total sales by region"); a
+# number before "percent" is a level ("95 percent VaR"), not a share.
+SHARE_WORDS = {"share", "shares", "percentage", "percentages", "percent", "proportion",
+               "proportions", "fraction"}
 GROUPING_WORDS = ("by", "per", "across", "each", "every", "among", "between", "vs", "versus",
                   "for", "which")
 PERIODS = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly",
@@ -190,6 +197,8 @@ def plan(question: str, context: DataContext, analysis_type: str | None = None) 
                                        "time, and this analysis reads the rows as one series: "
                                        "the step between them would count as one period. Ask "
                                        "for each year on its own, or for a range of years.")
+    if _asks_share(q):
+        _refuse_other_shares(q, result, selection)
     _refuse_unused(q, result)
     _refuse_filters(q, result, selection)
     _refuse_unread_numbers(q, result)
@@ -248,6 +257,18 @@ def _detect(q: Question, free: str) -> list[Recipe]:
     if group is not None and not names & {"group_comparison", "group_statistic"}:
         found.append(RECIPE["group_comparison" if names & {"value_counts", "distribution"}
                             or not _statistic(q) else "group_statistic"])
+    if group is None and _asks_share(q):  # "what percentage of penguins are Adelie?"
+        raise _not_understood(q.frame, "The question asks for a share but names no column of "
+                                       "groups it is a share of: ask e.g. \"percentage of rows "
+                                       "by island\" or \"share of total sales by region\".")
+    if "t_test" not in names and _asks_whether_different(q):
+        # "Do Lunch and Dinner tips differ?", "is the mean tip different from 3?": a test
+        if group is None and not re.search(r"\bdifferent from \d", free):
+            # "is the average tip different for smokers?": than for whom?
+            raise _not_understood(q.frame, "The question asks whether something differs but "
+                                           "names no two groups of rows to compare (e.g. "
+                                           "\"between Lunch and Dinner\", \"by sex\").")
+        found.append(RECIPE["t_test"])
     if _period(q) and "time_series" not in names and not any(r.financial for r in found):
         found.append(RECIPE["time_series"])  # "weekly returns" only says what the data is
     if not found and (_statistic(q) or q.selects or q.filtered_rows) and (
@@ -291,7 +312,7 @@ def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) ->
     free = q.free_text
     said = {w for r in RECIPES for m in r.pattern.finditer(free) for w in m.group(0).split()}
     frame_words = ({w for f in context.frames for w in words(f.name)} | known | said | METHOD
-                   | QUANTITY | _name_words(q))
+                   | QUANTITY | SHARE_WORDS | _name_words(q))
     grouping = ("by", "across", "per")  # "by customer": a column, never the rows' noun
     after = ("of", "for", "between", "among", "versus", "vs", "against", "with", "on", "in",
              "and", "compare", "plot", "correlate", "describe", "summarise", "summarize")
@@ -300,7 +321,7 @@ def _refuse_unknown_names(q: Question, context: DataContext, known: set[str]) ->
     # "by category" on a frame without such a column names no groups at all.
     unknown += [q.words[i + 1] for i in q.positions(*grouping)
                 if i + 1 < len(q.words) and i + 1 not in q.inside
-                and stem(q.words[i + 1]) in ("category", "group", "type", "class")]
+                and stem(q.words[i + 1]) in GROUP_NOUNS]
     if unknown:
         columns = ", ".join(c.name for c in q.frame.columns)
         raise InputError(
@@ -340,6 +361,30 @@ def _refuse_unread_numbers(q: Question, result: Plan) -> None:
             i += size
         else:
             i += 1
+
+
+def _refuse_other_shares(q: Question, result: Plan, selection: Selection) -> None:
+    """A share is each group's part of a total: of the rows, or of one column's sum. An analysis
+    that computes no share, or rows selected by the groups themselves (every group's share
+    of the rows kept would be all of them), would answer another question."""
+    group = result.bindings.get("group_column")
+    if result.bindings.get("statistic") != "share" and result.template not in (
+            "pie_chart", "value_counts"):
+        raise _not_understood(q.frame, f"The question asks for a share, which the "
+                                       f"{result.template.replace('_', ' ')} analysis does not "
+                                       "compute.")
+    if group in selection.columns:
+        raise _not_understood(q.frame, f"The question selects rows by {group!r}, the groups of "
+                                       "the share; a share needs the rows of every group. Ask "
+                                       f"for the share by {group} alone.")
+    # "share of Adelie by island": of all Adelie, per island, or of each island, Adelie? A
+    # period ("in 2008") only says when; any other selection leaves that open.
+    other = [c for c in selection.columns
+             if q.frame.column(c).kind != "datetime" and c.lower() != "year"]
+    if other:
+        raise _not_understood(q.frame, f"With rows selected by {other[0]!r}, a share could be "
+                                       "each group's part of the rows kept, or the kept rows' "
+                                       "part of each group; ask for the share over all rows.")
 
 
 def _refuse_unused(q: Question, result: Plan) -> None:
@@ -407,7 +452,7 @@ def _vocabulary(text: str) -> frozenset[str]:
     plot" is not ``bp``)."""
     said = " ".join(words(text))
     return frozenset(
-        GLUE | METHOD | GENERIC | ROW_NOUNS | QUANTITY
+        GLUE | METHOD | GENERIC | ROW_NOUNS | QUANTITY | SHARE_WORDS
         | {w for spelled in STATISTICS.values() for w in spelled}
         | {w for r in RECIPES for m in r.pattern.finditer(said) for w in m.group(0).split()})
 
@@ -491,9 +536,29 @@ def _group_column(q: Question) -> ColumnInfo | None:
         by_column.setdefault(value.column.name, []).append(value.value)
     compared = [name for name, values in by_column.items() if len(set(values)) >= 2]
     if len(compared) == 1 and q.positions("compare", "comparing", "between", "vs", "versus",
-                                          "differ", "different", "difference"):
+                                          *DIFFER):
         return q.frame.column(compared[0])
+    # "do smokers and non smokers tip differently": both groups of a yes/no column.
+    for first, second in zip(q.mentions, q.mentions[1:]):
+        if first.column == second.column and first.column.kind != "numeric" \
+                and q.words[first.end:second.start] in (["and", "non"], ["and", "not"]):
+            return first.column
+    named = q.columns()
+    few = [c for c in named if c.kind != "numeric" or c.unique <= MAX_GROUPS]
+    if len(named) == 2 and len(few) == 1 and _asks_whether_different(q):
+        return few[0]  # "do the islands differ in body mass?": the one column of groups
+    categories = [c for c in named if c.kind != "numeric"]
+    if len(categories) == 1 and _asks_share(q):
+        return categories[0]  # "what share of the tips are from smokers": of each group
     return None
+
+
+def _asks_whether_different(q: Question) -> bool:
+    """A yes-or-no question whether things differ ("Do Lunch and Dinner tips differ?", "is
+    there a difference in tip between smokers and non smokers?"): a test's question. "Compare",
+    "how does ... vary" and "what is the difference" ask for the groups' statistics instead."""
+    return q.words[:1] in (["do"], ["does"], ["did"], ["is"], ["are"], ["was"], ["were"]) \
+        and bool(q.positions(*DIFFER))
 
 
 def _period(q: Question) -> str | None:
@@ -507,7 +572,14 @@ def _period(q: Question) -> str | None:
     return None
 
 
+def _asks_share(q: Question) -> bool:
+    return any(w in SHARE_WORDS and not (i and q.words[i - 1].isdigit())
+               for i, w in enumerate(q.words) if i not in q.inside)
+
+
 def _statistic(q: Question) -> str | None:
+    if _asks_share(q):
+        return "share"  # "share of total sales": of the total, not the total
     if _counted(q) == "sum":
         return "sum"  # "how many units": the units added up
     for name, spelled in STATISTICS.items():
@@ -565,6 +637,8 @@ def _unexplained(q: Question) -> list[str]:
     """Words that are neither columns, nor analysis wording, nor plain English glue."""
     free = q.free_text
     known = GENERIC | GLUE | METHOD | ROW_NOUNS | QUANTITY | _name_words(q)
+    if _asks_share(q):
+        known |= SHARE_WORDS
     for recipe in RECIPES:
         known |= {w for match in recipe.pattern.finditer(free) for w in match.group(0).split()}
     if any(r.financial and r.pattern.search(free) for r in RECIPES):
@@ -749,7 +823,13 @@ def _group_comparison(q: Question, free: str, found: list[str]) -> Plan:
             raise _ambiguous(q.frame, "column to group by",
                              candidates or q.frame.columns_of_kind("categorical", "bool"))
         group = candidates[0]
-    if "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows":
+    if re.search(r"\bhist", free):  # "histogram of body mass for each sex": one per group
+        return _chart(q, free, found, "histogram")
+    counting = "value_counts" in found and not q.columns("numeric") or _counted(q) == "rows"
+    by = _second_group(q, group)
+    if by is not None or _asks_share(q):  # "compare tip by day and sex": a table of the pairs
+        return _statistic_table(q, group, by, counting and not _asks_share(q))
+    if counting:
         # "how many rows per day": counting the groups themselves
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
                     f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
@@ -1014,6 +1094,10 @@ def _decomposition(q: Question, free: str, found: list[str]) -> Plan:
 
 
 def _t_test(q: Question, free: str, found: list[str]) -> Plan:
+    statistic = _statistic(q)
+    if statistic not in (None, "mean"):
+        raise _not_understood(q.frame, f"The tests here compare means; a test of the "
+                                       f"{statistic} is not one of the offline analyses.")
     group = _group_column(q)
     # The groups a test compares are named values, whether or not a filter also took them
     # ("between Lunch and Dinner" keeps those rows, and compares them).
@@ -1129,6 +1213,9 @@ def _clustering(q: Question, free: str, found: list[str]) -> Plan:
 
 def _counts(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
+    by = _second_group(q, group)
+    if by is not None:  # "how many rows by species and island": a table of the pairs
+        return _statistic_table(q, group, by, counting=True)
     if group is not None:  # "how many rows per day": the rows in each group
         return Plan("value_counts", q.frame.name, {"column": group.name, "top_n": MAX_GROUPS},
                     f"How many rows fall in each group of {group.name!r} in {q.frame.name}.",
@@ -1141,21 +1228,91 @@ def _group_statistic(q: Question, free: str, found: list[str]) -> Plan:
     group = _group_column(q)
     if group is None or _counted(q) == "rows":
         return _group_comparison(q, free, found)
-    value = _one_numeric(q, exclude=(group.name,))
-    statistic = _statistic(q) or "mean"
-    return Plan("group_statistic", q.frame.name,
-                {"value_column": value.name, "group_column": group.name,
-                 "statistic": statistic},
-                f"The {statistic} of {value.name!r} for each {group.name!r}.",
-                _uses(value, group))
+    return _statistic_table(q, group, _second_group(q, group))
+
+
+def _statistic_table(q: Question, group: ColumnInfo, by: ColumnInfo | None = None,
+                     counting: bool = False) -> Plan:
+    """The statistic asked of the numeric column named (or the rows counted) per group, or
+    per pair of groups of ``group`` (the table's rows) and ``by`` (its columns)."""
+    statistic = "count" if counting else _statistic(q) or "mean"
+    groups = tuple(c.name for c in (group, by) if c)
+    value = None if counting else _share_of(q, groups) if statistic == "share" else \
+        _one_numeric(q, exclude=groups)
+    weak = q.columns("numeric", weak=True)
+    if value is None and weak and not counting:  # "what share of the tips are from smokers"
+        what = (f"The share of the rows (each one of the {q.frame.name}; \"share of the total "
+                f"{weak[0].name}\" adds up {weak[0].name!r}), in percent, in")
+    elif value is None:
+        what = "How many rows fall in" if counting else "The share of the rows (in percent) in"
+    elif statistic == "share":
+        what = f"The share of the total {value.name!r} (in percent) of"
+    else:
+        what = f"The {statistic} of {value.name!r} for"
+    bindings = {"value_column": value.name if value else None, "group_column": group.name,
+                "statistic": statistic}
+    template = "group_share" if statistic == "share" else "group_statistic"
+    if by is None:
+        return Plan(template, q.frame.name, bindings, f"{what} each {group.name!r}.",
+                    _uses(value, group))
+    return Plan(template, q.frame.name, {**bindings, "by_column": by.name},
+                f"{what} each pair of {group.name!r} (the table's rows) and {by.name!r} "
+                "(its columns), with grouped bars.", _uses(value, group, by))
+
+
+def _share_of(q: Question, groups: tuple[str, ...]) -> ColumnInfo | None:
+    """The numeric column whose total a share is of ("share of total sales by region"), or None
+    for a share of the rows ("percentage of rows by island", "share of the tips from smokers"
+    in the tips frame, whose rows are tips; "share of total tips" adds up the tip column)."""
+    named = [c for c in q.columns("numeric") if c.name not in groups]
+    if len(named) > 1:
+        raise _not_understood(q.frame, f"The question names several numeric columns "
+                                       f"({', '.join(c.name for c in named)}); a share is of "
+                                       "the total of one.")
+    totals = [m.column for m in q.mentions if m.weak and m.start
+              and q.words[m.start - 1] in ("total", "sum")]
+    return (named or totals or [None])[0]
+
+
+def _second_group(q: Question, group: ColumnInfo | None) -> ColumnInfo | None:
+    """A second column of groups right after the first: "by day and sex", "per species and
+    by island". A period of the dates there ("by symbol and year") is refused: no template
+    groups by one."""
+    for mention in q.mentions:
+        i = mention.end + 1
+        if mention.column != group or q.words[mention.end:i] != ["and"]:
+            continue
+        i += q.words[i:i + 1] in (["by"], ["per"], ["the"], ["each"], ["every"])
+        second = next((m.column for m in q.mentions if m.start == i), None)
+        if second is None and i < len(q.words) and q.stems[i] in PERIODS:
+            raise _not_understood(q.frame, f"Grouping by {group.name!r} and by the "
+                                           f"{q.words[i]} of the dates is not one of the "
+                                           "offline analyses.")
+        if second is None and i < len(q.words) and q.stems[i] in GROUP_NOUNS:
+            raise InputError(f"The question groups by {q.words[i]!r}, which is not a column "
+                             f"of {q.frame.name} (columns: "
+                             f"{', '.join(c.name for c in q.frame.columns)}).",
+                             "Name the column as it is spelled.")
+        if second in (None, group, _identifier(q.frame)) or second.kind == "datetime" \
+                or second.unique > MAX_GROUPS:
+            continue
+        if group.unique * second.unique > MAX_GROUPS:
+            raise _not_understood(q.frame, f"{group.name!r} and {second.name!r} make up to "
+                                           f"{group.unique * second.unique} pairs of groups, "
+                                           f"too many for one table and chart (at most "
+                                           f"{MAX_GROUPS}); group by one of them.")
+        return second
+    return None
 
 
 CHART_KINDS = {"box": r"box", "violin": r"violin", "pie": r"pie", "scatter": r"scatter",
-               "bar": r"bar", "line": r"line"}
+               "bar": r"bar", "line": r"line", "histogram": r"hist"}
+# Overlaid histograms of more groups than this cannot be told apart.
+MAX_OVERLAID = 6
 
 
-def _chart(q: Question, free: str, found: list[str]) -> Plan:
-    kind = next(k for k, rx in CHART_KINDS.items() if re.search(rf"\b{rx}", free))
+def _chart(q: Question, free: str, found: list[str], kind: str | None = None) -> Plan:
+    kind = kind or next(k for k, rx in CHART_KINDS.items() if re.search(rf"\b{rx}", free))
     named = q.columns()
     numeric = [c for c in named if c.kind == "numeric"]
     other = [c for c in named if c.kind != "numeric"]
@@ -1165,6 +1322,12 @@ def _chart(q: Question, free: str, found: list[str]) -> Plan:
         x, y = numeric[1], numeric[0]  # "tip against total bill": total bill across
     elif kind == "bar" and numeric and _statistic(q) not in (None, "mean"):
         return _group_statistic(q, free, found)  # "bar chart of total units by region"
+    elif kind == "bar" and _asks_share(q):
+        return _group_comparison(q, free, found)  # "bar chart of the share of rows by island"
+    elif kind == "bar" and _second_group(q, _group_column(q)):
+        # "bar chart of tip by day and sex", "... of rows by species and island": grouped bars
+        group = _group_column(q)
+        return _statistic_table(q, group, _second_group(q, group), counting=not numeric)
     elif kind == "pie" and numeric:
         raise _not_understood(q.frame, "A pie chart here shows how many rows fall in each "
                                        "category; it cannot show a share of "
@@ -1182,6 +1345,14 @@ def _chart(q: Question, free: str, found: list[str]) -> Plan:
         x = group or (other[0] if other else None)
         y = _one_numeric(q, exclude=tuple(c.name for c in other if c is not x)
                          + ((x.name,) if x else ()))
+    if kind == "histogram":
+        if x.unique > MAX_OVERLAID:
+            raise _not_understood(q.frame, f"{x.name!r} has {x.unique} groups, too many for "
+                                           "overlaid histograms to be told apart; ask for a "
+                                           f"box plot of {y.name} by {x.name}.")
+        return Plan("histogram_chart", q.frame.name, {"kind": kind, "x": x.name, "y": y.name},
+                    f"Histograms of {y.name!r}, one for each {x.name!r}, overlaid on the same "
+                    "bins.", _uses(x, y))
     return Plan(f"{kind}_chart", q.frame.name,
                 {"kind": kind, "x": x.name if x else None, "y": y.name if y else None},
                 f"A {kind} chart of " + " by ".join(c.name for c in (y, x) if c is not None)
@@ -1271,7 +1442,7 @@ RECIPES = [
     Recipe("group_comparison", r"compare|comparison|comparing|versus|vs", _group_comparison,
            ("group_comparison",),
            frozenset({"distribution", "summary", "value_counts", "top_rows", "group_statistic"})),
-    Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic",),
+    Recipe("group_statistic", r"(?!x)x", _group_statistic, ("group_statistic", "group_share"),
            frozenset({"summary", "value_counts", "distribution"})),
     Recipe("top_rows", r"(?:top|bottom|largest|smallest|highest|lowest|biggest) \d+|"
                        r"\d+ rows? (?:with|have|has|had|by) (?:the )?(?:largest|smallest|"
