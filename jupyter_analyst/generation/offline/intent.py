@@ -32,7 +32,7 @@ from .filters import (
     row_filters,
     with_derived,
 )
-from .matching import GENERIC, LABEL_NAMES, Question, stem, words
+from .matching import GENERIC, LABEL_NAMES, MODIFIERS, Question, stem, words
 
 # Everyday words of a question that say nothing about which column or analysis is meant.
 GLUE = set("""
@@ -100,6 +100,8 @@ STATISTICS = {
 }
 # Words for groups in general: "by category" names no groups on a frame without such a column.
 GROUP_NOUNS = ("category", "group", "type", "class")
+# The words for the assets of a price table, whose long form has a column of their codes.
+ASSET_NOUNS = ("stock", "ticker", "asset", "symbol", "security", "instrument", "fund", "holding")
 DIFFER = ("differ", "differs", "different", "differently", "difference", "differences")
 # A share of a total ("percentage of rows by island", "share of total sales by region"); a
 # number before "percent" is a level ("95 percent VaR"), not a share.
@@ -516,7 +518,7 @@ def _group_column(q: Question) -> ColumnInfo | None:
     """
     identifier = _identifier(q.frame)
     for i in q.positions(*GROUPING_WORDS):
-        column = q.column_after(i)
+        column = q.column_after(i) or _assets_after(q, i)
         if column is None or column == identifier or (
                 q.words[i] == "for" and q.words[i + 1] not in ("each", "every")):
             continue  # "across the states": every row, not groups of one
@@ -985,6 +987,14 @@ def _is_price_table(q: Question, free: str) -> bool:
     return bool(chosen) and all(
         PRICE_NAME.search(c.name) or (finance and isinstance(c.stats.get("min"), (int, float))
                                       and c.stats["min"] > 0) for c in chosen)
+
+
+def _assets_after(q: Question, position: int) -> ColumnInfo | None:
+    """The asset column that "by stock" or "for each ticker" names on a long price table."""
+    following = [w for w in q.words[position + 1:position + 3] if w not in MODIFIERS]
+    if following and stem(following[0]) in ASSET_NOUNS:
+        return _symbol_column(q)
+    return None
 
 
 def _symbol_column(q: Question) -> ColumnInfo | None:
